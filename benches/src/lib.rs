@@ -1,0 +1,2 @@
+//! Shared set-up for the criterion benchmarks.
+#![forbid(unsafe_code)]

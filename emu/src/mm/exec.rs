@@ -1,0 +1,179 @@
+//! The deterministic executor: one task (an operation's future) per CPU, polled one
+//! micro-step at a time. No threads: which CPU moves next is the caller's or the chooser's
+//! choice, so a run is a pure function of its choices.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use arrayvec::ArrayVec;
+
+use crate::addr::CpuId;
+use crate::choice::ChoiceKind;
+use crate::mm::{Action, Kernel, Op, OpResult};
+
+/// Speculative move-ins happen before a micro-step with probability `1 / SPECULATION_ODDS`
+/// when enabled.
+pub const SPECULATION_ODDS: u32 = 8;
+
+/// Why the executor could not go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// Every busy CPU waits for a lock: a deadlock (a bug of the core).
+    #[error("deadlock: every busy CPU is blocked on a lock")]
+    Deadlock,
+    /// The CPU asked to run is blocked on a lock another CPU holds.
+    #[error("{0:?} is blocked on a lock")]
+    Blocked(CpuId),
+    /// The CPU asked to run has no operation.
+    #[error("{0:?} is idle")]
+    Idle(CpuId),
+    /// The step budget ran out.
+    #[error("step limit reached")]
+    StepLimit,
+}
+
+type Task<'k> = Pin<Box<dyn Future<Output = OpResult> + 'k>>;
+
+/// Runs operations on the CPUs of a [`Kernel`].
+pub struct Executor<'k> {
+    k: &'k Kernel,
+    tasks: Vec<Option<Task<'k>>>,
+    /// Offer speculative move-ins in [`Executor::schedule_step`].
+    pub speculation: bool,
+    /// Micro-steps executed so far.
+    pub steps: u64,
+}
+
+impl std::fmt::Debug for Executor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'k> Executor<'k> {
+    /// An executor with every CPU idle and speculation off.
+    pub fn new(k: &'k Kernel) -> Self {
+        Executor {
+            k,
+            tasks: (0..k.ncpus()).map(|_| None).collect(),
+            speculation: false,
+            steps: 0,
+        }
+    }
+
+    /// Starts `op` on `cpu`, which must be idle. Nothing runs until the CPU is stepped.
+    pub fn spawn(&mut self, cpu: CpuId, op: Op) {
+        assert!(self.tasks[cpu.index()].is_none(), "{cpu:?} is busy");
+        let k = self.k;
+        self.tasks[cpu.index()] = Some(Box::pin(k.run_op(cpu, op)));
+        k.slots[cpu.index()].pending.set(Action::Begin(op.name()));
+    }
+
+    /// Is `cpu` without an operation?
+    pub fn is_idle(&self, cpu: CpuId) -> bool {
+        self.tasks[cpu.index()].is_none()
+    }
+
+    /// Are all CPUs idle?
+    pub fn all_idle(&self) -> bool {
+        self.tasks.iter().all(Option::is_none)
+    }
+
+    /// Busy CPUs that can make progress now.
+    pub fn runnable(&self) -> ArrayVec<CpuId, 8> {
+        (0..self.tasks.len())
+            .map(|i| CpuId(i as u8))
+            .filter(|&c| self.tasks[c.index()].is_some() && self.k.can_run(c))
+            .collect()
+    }
+
+    /// Performs `cpu`'s pending action and runs it to its next preemption point. Returns the
+    /// operation's result if it completed.
+    pub fn step_cpu(&mut self, cpu: CpuId) -> Result<Option<OpResult>, StepError> {
+        let task = self.tasks[cpu.index()]
+            .as_mut()
+            .ok_or(StepError::Idle(cpu))?;
+        if !self.k.can_run(cpu) {
+            return Err(StepError::Blocked(cpu));
+        }
+        self.steps += 1;
+        self.k.machine().step = self.steps;
+        let mut cx = Context::from_waker(Waker::noop());
+        match task.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => {
+                self.tasks[cpu.index()] = None;
+                self.k.slots[cpu.index()].pending.set(Action::Idle);
+                self.k.machine().chooser().op_finished(cpu);
+                Ok(Some(r))
+            }
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Runs `cpu` alone until its operation completes.
+    pub fn run_to_completion(&mut self, cpu: CpuId) -> Result<OpResult, StepError> {
+        loop {
+            if let Some(r) = self.step_cpu(cpu)? {
+                return Ok(r);
+            }
+        }
+    }
+
+    /// Runs `cpu` alone until its *pending* action satisfies `pred` (the action has not been
+    /// performed yet), or its operation completes (then `Ok(Some(result))`).
+    pub fn run_until(
+        &mut self,
+        cpu: CpuId,
+        pred: impl Fn(&Action) -> bool,
+    ) -> Result<Option<OpResult>, StepError> {
+        loop {
+            if let Some(r) = self.step_cpu(cpu)? {
+                return Ok(Some(r));
+            }
+            if pred(&self.k.pending(cpu)) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One scheduling decision: maybe a speculative move-in, then one micro-step of a
+    /// runnable CPU chosen by the machine's chooser. `Ok(None)` when every CPU is idle.
+    pub fn schedule_step(&mut self) -> Result<Option<(CpuId, Option<OpResult>)>, StepError> {
+        if self.all_idle() {
+            return Ok(None);
+        }
+        let runnable = self.runnable();
+        if runnable.is_empty() {
+            return Err(StepError::Deadlock);
+        }
+        if self.speculation {
+            let mut m = self.k.machine();
+            if m.choose(ChoiceKind::Speculate, SPECULATION_ODDS) == 0 {
+                let n = m.ncpus() as u32;
+                let c = CpuId(m.choose(ChoiceKind::SpeculateWhere, n) as u8);
+                m.speculate(c);
+            }
+        }
+        let cpu = if runnable.len() == 1 {
+            runnable[0]
+        } else {
+            self.k.machine().chooser().next_cpu(&runnable)
+        };
+        let r = self.step_cpu(cpu)?;
+        Ok(Some((cpu, r)))
+    }
+
+    /// Runs the operations in `ops` one after another, each to completion on its CPU, with no
+    /// interleaving (the sequential driver). Returns each result.
+    pub fn run_sequential(&mut self, ops: &[(CpuId, Op)]) -> Result<Vec<OpResult>, StepError> {
+        ops.iter()
+            .map(|&(cpu, op)| {
+                self.spawn(cpu, op);
+                self.run_to_completion(cpu)
+            })
+            .collect()
+    }
+}

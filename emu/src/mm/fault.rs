@@ -1,0 +1,377 @@
+//! User accesses and the page-fault path: demand faults (anon and file), COW, swap-in and the
+//! dirty-bit trap.
+
+use crate::addr::{CpuId, Pfn, VirtAddr};
+use crate::machine::Trap;
+use crate::mm::types::{AnonVma, Mapping, Vma};
+use crate::mm::{Errno, Kernel, LockId, LockMode, PageFlags, VmaId};
+use crate::pte::{Pte, PteFlags, PteKind};
+
+/// How many times one user access may trap before the core gives up (a livelock is a core
+/// bug; the op then fails with [`Errno::Again`]).
+pub const MAX_ACCESS_RETRIES: usize = 64;
+
+/// PTE flags for a user page.
+pub fn user_flags(vma: &Vma, writable: bool, dirty: bool) -> PteFlags {
+    let mut f = PteFlags::PRESENT | PteFlags::USER | PteFlags::READ | PteFlags::ACCESSED;
+    if writable {
+        f |= PteFlags::WRITE;
+    }
+    if dirty {
+        f |= PteFlags::DIRTY;
+    }
+    if vma.exec {
+        f |= PteFlags::EXEC;
+    }
+    f
+}
+
+impl Kernel {
+    /// A user load (`store == None`) or store at `va` of `mm` on `cpu`, with the trap
+    /// handling of a real CPU: dirty-bit traps and page faults are handled and the access
+    /// retried. Returns the value loaded (or stored).
+    pub async fn user_access(
+        &self,
+        cpu: CpuId,
+        mm: crate::mm::MmId,
+        va: VirtAddr,
+        store: Option<u64>,
+    ) -> Result<u64, Errno> {
+        let space = self.mm_space(mm);
+        for _ in 0..MAX_ACCESS_RETRIES {
+            match self.user_access_raw(cpu, space, va, store).await {
+                Ok(v) => return Ok(v),
+                Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
+                Err(Trap::PageFault { write }) => {
+                    self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared)
+                        .await;
+                    let r = self.handle_mm_fault(cpu, mm, va, write).await;
+                    self.unlock(cpu, LockId::MmapSem(mm));
+                    r?;
+                }
+            }
+        }
+        Err(Errno::Again)
+    }
+
+    /// The dirty-bit trap handler: under `pa_dbit_lock`, sets `_PAGE_DIRTY` in a present,
+    /// writable PTE and drops the local TLB entry so the retried store reloads it with D set.
+    pub async fn dbit_trap(&self, cpu: CpuId, mm: crate::mm::MmId, va: VirtAddr) {
+        let space = self.mm_space(mm);
+        self.lock(cpu, LockId::PaDbit).await;
+        let pte = self.read_pte(cpu, mm, va).await;
+        let layout = self.layout();
+        if layout.pte_present(pte) && pte.has(PteFlags::WRITE) {
+            self.write_pte(
+                cpu,
+                mm,
+                va,
+                pte.with_flags(PteFlags::DIRTY | PteFlags::ACCESSED),
+            )
+            .await;
+        }
+        self.purge_tlb_local(cpu, space, va).await;
+        self.unlock(cpu, LockId::PaDbit);
+    }
+
+    /// `handle_mm_fault`, with `mmap_sem` held (shared or exclusive) by the caller.
+    pub async fn handle_mm_fault(
+        &self,
+        cpu: CpuId,
+        mm: crate::mm::MmId,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno> {
+        self.machine().counters.page_faults += 1;
+        let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
+        if write && !vma.writable {
+            return Err(Errno::Segv);
+        }
+        let pte = self.read_pte(cpu, mm, va).await;
+        let layout = self.layout();
+        if layout.pte_none(pte) {
+            return match vma.file {
+                Some(_) => self.do_file_fault(cpu, vma, va, write).await,
+                None => self.do_anonymous_page(cpu, vma, va, write).await,
+            };
+        }
+        match layout.decode(pte) {
+            PteKind::Swap { offset, .. } => {
+                self.do_swap_page(cpu, vma, va, pte, offset, write).await
+            }
+            PteKind::Present { flags, .. } => {
+                if write && !flags.contains(PteFlags::WRITE) {
+                    self.do_wp_page(cpu, vma, va, pte).await
+                } else {
+                    // Spurious: another CPU fixed the PTE, or this CPU's TLB entry is stale.
+                    self.purge_tlb_local(cpu, vma.space, va).await;
+                    Ok(())
+                }
+            }
+            // Nonlinear file PTEs are not created by this core.
+            _ => Err(Errno::Segv),
+        }
+    }
+
+    /// Makes sure the PTE page for `va` exists (`pte_alloc`).
+    pub async fn pte_alloc(
+        &self,
+        cpu: CpuId,
+        mm: crate::mm::MmId,
+        va: VirtAddr,
+    ) -> Result<(), Errno> {
+        if self.pte_slot(mm, va).is_some() {
+            return Ok(());
+        }
+        let new = self.alloc_table_page().ok_or(Errno::NoMem)?;
+        self.lock(cpu, LockId::Ptl(mm)).await;
+        if self.pte_slot(mm, va).is_none() {
+            let pgd = self.state().mms[mm.index()].pgd;
+            self.machine().pt.set_pmd(pgd, va, Some(new));
+        } else {
+            self.free_table_page(new);
+        }
+        self.unlock(cpu, LockId::Ptl(mm));
+        Ok(())
+    }
+
+    /// `anon_vma_prepare`: gives `vma` an anon object if it has none; returns the fresh snapshot.
+    pub fn anon_vma_prepare(&self, vma: VmaId) -> Vma {
+        let mut s = self.state();
+        let mut v = s.vma(vma);
+        if v.anon.is_none() {
+            s.anons.push(AnonVma { vmas: vec![vma] });
+            let id = crate::mm::AnonId(s.anons.len() as u32 - 1);
+            v.anon = Some(id);
+            s.vmas[vma.index()] = Some(v);
+        }
+        v
+    }
+
+    fn set_anon(&self, page: Pfn, vma: &Vma, va: VirtAddr) {
+        let mut s = self.state();
+        let d = &mut s.pages[page.index()];
+        d.mapping = Mapping::Anon(vma.anon.expect("anon_vma prepared"));
+        d.index = va.vpn().0;
+    }
+
+    /// Installs `pte` for a page the caller holds a reference to, if the slot still holds
+    /// `expect`. The reference becomes the mapping's. Returns false (and drops nothing) on a race.
+    async fn install_pte(
+        &self,
+        cpu: CpuId,
+        vma: &Vma,
+        va: VirtAddr,
+        expect: Pte,
+        page: Pfn,
+        pte: Pte,
+    ) -> bool {
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        let now = self.read_pte(cpu, vma.mm, va).await;
+        let same = now == expect || (self.layout().pte_none(now) && self.layout().pte_none(expect));
+        if same {
+            self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
+            self.state().pages[page.index()].mapcount += 1;
+        }
+        self.unlock(cpu, LockId::Ptl(vma.mm));
+        if same {
+            self.arch().update_mmu_cache(self, cpu, *vma, va, pte).await;
+        }
+        same
+    }
+
+    /// `do_anonymous_page`: a zeroed private page.
+    async fn do_anonymous_page(
+        &self,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno> {
+        self.pte_alloc(cpu, vma.mm, va).await?;
+        let vma = self.anon_vma_prepare(vma.id);
+        let page = self.alloc_page().ok_or(Errno::NoMem)?;
+        self.arch()
+            .clear_user_highpage(self, cpu, page, va.page_base())
+            .await;
+        self.set_anon(page, &vma, va);
+        self.set_page_flags(page, PageFlags::UPTODATE);
+        let pte = self
+            .layout()
+            .mk_pte(page, user_flags(&vma, vma.writable, write));
+        if !self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await {
+            self.state().pages[page.index()].mapping = Mapping::None;
+            self.put_page(page);
+        }
+        Ok(())
+    }
+
+    /// A file page: read it in if needed, then map it (shared, or private read) or copy it
+    /// (private write).
+    async fn do_file_fault(
+        &self,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno> {
+        let file = vma.file.expect("file vma");
+        let pgoff = vma.pgoff_of(va);
+        self.pte_alloc(cpu, vma.mm, va).await?;
+        let page = self.find_lock_page(cpu, file, pgoff).await?;
+        let orig = self.peek_pte(vma.mm, va);
+        if !self.layout().pte_none(orig) {
+            self.unlock(cpu, LockId::Page(page));
+            self.put_page(page);
+            return Ok(());
+        }
+        if write && vma.is_cow() {
+            let new = match self.alloc_page() {
+                Some(n) => n,
+                None => {
+                    self.unlock(cpu, LockId::Page(page));
+                    self.put_page(page);
+                    return Err(Errno::NoMem);
+                }
+            };
+            self.arch()
+                .copy_user_highpage(self, cpu, new, page, va.page_base(), vma)
+                .await;
+            self.unlock(cpu, LockId::Page(page));
+            self.put_page(page);
+            let vma = self.anon_vma_prepare(vma.id);
+            self.set_anon(new, &vma, va);
+            self.set_page_flags(new, PageFlags::UPTODATE);
+            let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
+            if !self.install_pte(cpu, &vma, va, orig, new, pte).await {
+                self.state().pages[new.index()].mapping = Mapping::None;
+                self.put_page(new);
+            }
+            return Ok(());
+        }
+        let writable = vma.shared && vma.writable;
+        let pte = self
+            .layout()
+            .mk_pte(page, user_flags(&vma, writable, writable && write));
+        let ok = self.install_pte(cpu, &vma, va, orig, page, pte).await;
+        if ok && writable && write {
+            self.set_page_flags(page, PageFlags::DIRTY);
+        }
+        self.unlock(cpu, LockId::Page(page));
+        if !ok {
+            self.put_page(page);
+        }
+        Ok(())
+    }
+
+    /// `do_swap_page`: brings the page of swap slot `slot` back and maps it.
+    async fn do_swap_page(
+        &self,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        orig: Pte,
+        slot: u32,
+        write: bool,
+    ) -> Result<(), Errno> {
+        let page = self.swapin_lock_page(cpu, &vma, va, slot).await?;
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        let now = self.read_pte(cpu, vma.mm, va).await;
+        if now != orig {
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+            self.unlock(cpu, LockId::Page(page));
+            self.put_page(page);
+            return Ok(());
+        }
+        let exclusive = {
+            let s = self.state();
+            s.swap[slot as usize].count == 1 && s.pages[page.index()].mapcount == 0
+        };
+        let writable = exclusive && vma.writable;
+        let pte = self
+            .layout()
+            .mk_pte(page, user_flags(&vma, writable, writable && write));
+        self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
+        self.state().pages[page.index()].mapcount += 1;
+        self.swap_free(slot);
+        self.unlock(cpu, LockId::Ptl(vma.mm));
+        self.unlock(cpu, LockId::Page(page));
+        self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+        Ok(())
+    }
+
+    /// `do_wp_page`: a write to a present read-only PTE: make it writable (shared mapping, or
+    /// the only mapping of an anon page) or copy the page (COW).
+    async fn do_wp_page(&self, cpu: CpuId, vma: Vma, va: VirtAddr, orig: Pte) -> Result<(), Errno> {
+        let old = orig.raw_pfn();
+        let reuse = {
+            let s = self.state();
+            let d = s.pages[old.index()];
+            vma.shared
+                || (matches!(d.mapping, Mapping::Anon(_))
+                    && d.mapcount == 1
+                    && !d.flags.contains(PageFlags::SWAPCACHE))
+        };
+        if reuse {
+            self.lock(cpu, LockId::Ptl(vma.mm)).await;
+            let now = self.read_pte(cpu, vma.mm, va).await;
+            if now == orig {
+                let pte = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
+                self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
+                self.arch().flush_tlb_page(self, cpu, vma, va).await;
+                if vma.shared {
+                    self.set_page_flags(old, PageFlags::DIRTY);
+                }
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+                self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+            } else {
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+            }
+            return Ok(());
+        }
+        self.get_page(old);
+        let Some(new) = self.alloc_page() else {
+            self.put_page(old);
+            return Err(Errno::NoMem);
+        };
+        self.arch()
+            .copy_user_highpage(self, cpu, new, old, va.page_base(), vma)
+            .await;
+        let vma = self.anon_vma_prepare(vma.id);
+        self.set_anon(new, &vma, va);
+        self.set_page_flags(new, PageFlags::UPTODATE);
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        let now = self.read_pte(cpu, vma.mm, va).await;
+        if now == orig {
+            self.arch()
+                .flush_cache_page(self, cpu, vma, va.page_base(), old)
+                .await;
+            self.arch()
+                .ptep_clear_flush(self, cpu, vma, va.page_base())
+                .await;
+            let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
+            self.arch()
+                .set_pte_at(self, cpu, vma.mm, va.page_base(), pte)
+                .await;
+            self.state().pages[new.index()].mapcount += 1;
+            self.page_remove_rmap(old);
+            self.put_page(old);
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+            self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+        } else {
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+            self.state().pages[new.index()].mapping = Mapping::None;
+            self.put_page(new);
+        }
+        self.put_page(old);
+        Ok(())
+    }
+
+    /// `page_remove_rmap`: one fewer PTE maps `page`.
+    pub fn page_remove_rmap(&self, page: Pfn) {
+        let mut s = self.state();
+        let d = &mut s.pages[page.index()];
+        assert!(d.mapcount > 0, "mapcount underflow on {page:?}");
+        d.mapcount -= 1;
+    }
+}

@@ -1,0 +1,84 @@
+//! `get_user_pages` and `access_process_vm`: the kernel reaching into another process's
+//! memory through its own alias, with `flush_anon_page` and `flush_dcache_page`.
+
+use crate::addr::{CpuId, VirtAddr};
+use crate::mm::types::{Mapping, Vma};
+use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, PageFlags};
+use crate::pte::{PteFlags, PteKind};
+
+/// Retries of the follow-page / fault loop before giving up.
+const MAX_GUP_RETRIES: usize = 16;
+
+impl Kernel {
+    /// `get_user_pages` of one page (caller holds `mmap_sem`): faults it in as needed, takes a
+    /// reference, and calls `flush_anon_page` and `flush_dcache_page`.
+    pub async fn get_user_page(
+        &self,
+        cpu: CpuId,
+        mm: MmId,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<(Vma, crate::addr::Pfn), Errno> {
+        for _ in 0..MAX_GUP_RETRIES {
+            let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
+            if write && !vma.writable {
+                return Err(Errno::Segv);
+            }
+            let pte = self.read_pte(cpu, mm, va).await;
+            if let PteKind::Present { pfn, flags } = self.layout().decode(pte)
+                && self.machine().mem.pfn_valid(pfn)
+                && (!write || flags.contains(PteFlags::WRITE))
+            {
+                self.get_page(pfn);
+                if matches!(self.page(pfn).mapping, Mapping::Anon(_)) {
+                    self.arch()
+                        .flush_anon_page(self, cpu, vma, pfn, va.page_base())
+                        .await;
+                }
+                self.arch().flush_dcache_page(self, cpu, pfn).await;
+                return Ok((vma, pfn));
+            }
+            self.handle_mm_fault(cpu, mm, va, write).await?;
+        }
+        Err(Errno::Again)
+    }
+
+    /// `access_process_vm` of one word of `mm` at `va`: reads it, or writes `store`.
+    pub async fn access_process_vm(
+        &self,
+        cpu: CpuId,
+        mm: MmId,
+        va: VirtAddr,
+        store: Option<u64>,
+    ) -> Result<u64, Errno> {
+        if self.state().mms[mm.index()].dead {
+            return Err(Errno::Inval);
+        }
+        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared)
+            .await;
+        let r = async {
+            let (vma, page) = self.get_user_page(cpu, mm, va, store.is_some()).await?;
+            self.arch().kmap(self, cpu, page).await;
+            let v = match store {
+                Some(v) => {
+                    self.arch()
+                        .copy_to_user_page(self, cpu, vma, page, va, v)
+                        .await;
+                    self.set_page_flags(page, PageFlags::DIRTY);
+                    v
+                }
+                None => {
+                    self.arch()
+                        .copy_from_user_page(self, cpu, vma, page, va)
+                        .await
+                }
+            };
+            self.arch().kunmap(self, cpu, page).await;
+            self.put_page(page);
+            Ok(v)
+        }
+        .await;
+        self.unlock(cpu, LockId::MmapSem(mm));
+        r
+    }
+}

@@ -1,0 +1,87 @@
+//! Kernel locks. Acquiring one is a micro-step; a CPU that finds it held blocks (the executor
+//! does not run it) until it is released.
+
+use crate::addr::{CpuId, Pfn};
+use crate::mm::types::{AnonId, FileId, MmId};
+
+/// A lock of the memory manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LockId {
+    /// `mmap_sem` of an mm (a read-write semaphore).
+    MmapSem(MmId),
+    /// The page-table lock of an mm.
+    Ptl(MmId),
+    /// `i_mmap_lock` of a file: guards its `i_mmap` list for rmap walks and VMA changes.
+    IMmap(FileId),
+    /// `flush_dcache_mmap_lock` of a file (`tree_lock`): guards `i_mmap` for
+    /// `flush_dcache_page`, which takes only this one.
+    FlushDcacheMmap(FileId),
+    /// The lock of an `anon_vma`.
+    AnonVma(AnonId),
+    /// `PG_locked` of a page.
+    Page(Pfn),
+    /// `pa_dbit_lock`: serialises the dirty-bit trap handler with PTE updates.
+    PaDbit,
+}
+
+/// Shared or exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockMode {
+    /// Readers (only `MmapSem` is ever taken shared).
+    Shared,
+    /// One holder.
+    Exclusive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    id: LockId,
+    cpu: CpuId,
+    mode: LockMode,
+}
+
+/// The locks currently held. Few at a time, so a vector.
+#[derive(Clone, Debug, Default)]
+pub struct LockTable {
+    held: Vec<Held>,
+}
+
+impl LockTable {
+    /// Could `mode` be granted on `id` now?
+    pub fn available(&self, id: LockId, mode: LockMode) -> bool {
+        self.held
+            .iter()
+            .filter(|h| h.id == id)
+            .all(|h| mode == LockMode::Shared && h.mode == LockMode::Shared)
+    }
+
+    /// Takes `id` for `cpu` if available.
+    pub fn try_acquire(&mut self, id: LockId, cpu: CpuId, mode: LockMode) -> bool {
+        if self.available(id, mode) {
+            self.held.push(Held { id, cpu, mode });
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Releases one hold of `id` by `cpu`. Panics if `cpu` does not hold it (a core bug).
+    pub fn release(&mut self, id: LockId, cpu: CpuId) {
+        let i = self
+            .held
+            .iter()
+            .rposition(|h| h.id == id && h.cpu == cpu)
+            .unwrap_or_else(|| panic!("{cpu:?} releases {id:?} it does not hold"));
+        self.held.remove(i);
+    }
+
+    /// Does `cpu` hold `id`?
+    pub fn holds(&self, id: LockId, cpu: CpuId) -> bool {
+        self.held.iter().any(|h| h.id == id && h.cpu == cpu)
+    }
+
+    /// Is anything held by `cpu`?
+    pub fn any_held_by(&self, cpu: CpuId) -> bool {
+        self.held.iter().any(|h| h.cpu == cpu)
+    }
+}

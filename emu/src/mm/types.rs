@@ -1,0 +1,226 @@
+//! The memory manager's objects: page descriptors, VMAs, files, anon objects, swap, mms.
+//!
+//! All of them live in arenas inside [`MmState`] and are named by small copyable ids, so a
+//! kernel routine can hold a name across a preemption point without holding a borrow.
+
+use std::fmt;
+
+use crate::addr::{PAGE_SIZE, Pfn, SpaceId, VirtAddr, WORDS_PER_PAGE};
+
+macro_rules! id {
+    ($(#[$m:meta])* $name:ident, $p:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u32);
+        impl $name {
+            /// Index into the arena.
+            pub fn index(self) -> usize { self.0 as usize }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, concat!($p, "{}"), self.0) }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { fmt::Debug::fmt(self, f) }
+        }
+    };
+}
+id!(
+    /// An address space (a process's `mm_struct`).
+    MmId, "mm"
+);
+id!(
+    /// A VMA.
+    VmaId, "vma"
+);
+id!(
+    /// A file (its inode and `address_space`).
+    FileId, "file"
+);
+id!(
+    /// An `anon_vma`: the reverse-map root shared by a VMA and its fork descendants.
+    AnonId, "anon"
+);
+
+bitflags::bitflags! {
+    /// Page-descriptor flags (the kernel's `PG_*`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct PageFlags: u16 {
+        /// `PG_locked`: held by [`crate::mm::LockId::Page`] (mirrored here for inspection).
+        const LOCKED = 1 << 0;
+        /// `PG_dirty`: memory is newer than the backing store.
+        const DIRTY = 1 << 1;
+        /// `PG_uptodate`: contents are valid.
+        const UPTODATE = 1 << 2;
+        /// `PG_swapcache`: the page is in the swap cache (`private` is its slot).
+        const SWAPCACHE = 1 << 3;
+        /// `PG_dcache_dirty` (`PG_arch_1`): the kernel alias was written while the file had no
+        /// user mapping; flush deferred to `update_mmu_cache`.
+        const DCACHE_DIRTY = 1 << 4;
+        /// The frame is a page-table page.
+        const PAGETABLE = 1 << 5;
+    }
+}
+
+/// What a page belongs to (`page->mapping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Mapping {
+    /// Free, a page table, or a page in flight.
+    #[default]
+    None,
+    /// A page-cache page of a file; `index` is its page offset.
+    File(FileId),
+    /// An anonymous page; `index` is the virtual page number it was first mapped at.
+    Anon(AnonId),
+}
+
+/// A page descriptor (`struct page`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageDesc {
+    /// References (page cache, swap cache, each mapping PTE, temporary gets).
+    /// Invariant: 0 exactly when the frame is on the free list.
+    pub refcount: u32,
+    /// PTEs that map the page. Invariant: `mapcount <= refcount`.
+    pub mapcount: u32,
+    /// Flags.
+    pub flags: PageFlags,
+    /// Owner.
+    pub mapping: Mapping,
+    /// File page offset or anon virtual page number.
+    pub index: u64,
+    /// Swap slot while in the swap cache.
+    pub private: u32,
+}
+
+/// A virtual memory area. Copyable: routines take a snapshot under the lock that keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    /// Its id.
+    pub id: VmaId,
+    /// Owning mm.
+    pub mm: MmId,
+    /// Space of the owning mm.
+    pub space: SpaceId,
+    /// First byte (page aligned).
+    pub start: VirtAddr,
+    /// One past the last byte (page aligned).
+    pub end: VirtAddr,
+    /// File page offset of `start` (for anon VMAs: `start`'s virtual page number).
+    pub pgoff: u64,
+    /// Backing file, or anonymous.
+    pub file: Option<FileId>,
+    /// `VM_SHARED`.
+    pub shared: bool,
+    /// `VM_WRITE`.
+    pub writable: bool,
+    /// `VM_EXEC`.
+    pub exec: bool,
+    /// Reverse-map root for its anonymous pages (created on first need).
+    pub anon: Option<AnonId>,
+}
+
+impl Vma {
+    /// Does the VMA contain `va`?
+    pub fn contains(&self, va: VirtAddr) -> bool {
+        self.start <= va && va < self.end
+    }
+    /// File page offset of `va` (linear index for anon).
+    pub fn pgoff_of(&self, va: VirtAddr) -> u64 {
+        self.pgoff + self.start.pages_to(va.page_base())
+    }
+    /// User address of page offset `pgoff`, if inside the VMA.
+    pub fn addr_of(&self, pgoff: u64) -> Option<VirtAddr> {
+        let first = self.pgoff;
+        let n = self.start.pages_to(self.end);
+        (pgoff >= first && pgoff < first + n).then(|| self.start.add_pages(pgoff - first))
+    }
+    /// Number of pages.
+    pub fn pages(&self) -> u64 {
+        self.start.pages_to(self.end)
+    }
+    /// Private (copy-on-write) mapping?
+    pub fn is_cow(&self) -> bool {
+        !self.shared
+    }
+}
+
+/// A file: page cache, backing store and the VMAs that map it.
+#[derive(Clone, Debug, Default)]
+pub struct FileObj {
+    /// Size in pages (`i_size`).
+    pub size: u64,
+    /// Page cache: `pages[pgoff]`.
+    pub pages: Vec<Option<Pfn>>,
+    /// Backing store, one page of words per page offset below `size`.
+    pub disk: Vec<Box<[u64]>>,
+    /// `i_mmap`: VMAs mapping the file, in the (seeded) order rmap and `flush_dcache_page`
+    /// walk them.
+    pub i_mmap: Vec<VmaId>,
+    /// Colour offset of the file in pages (`get_offset` of its `address_space` pointer).
+    pub colour: u64,
+}
+
+impl FileObj {
+    /// A file of `pages` zero pages with colour offset `colour`.
+    pub fn new(pages: u64, colour: u64) -> Self {
+        FileObj {
+            size: pages,
+            pages: vec![None; pages as usize],
+            disk: (0..pages)
+                .map(|_| vec![0u64; WORDS_PER_PAGE].into_boxed_slice())
+                .collect(),
+            i_mmap: Vec::new(),
+            colour,
+        }
+    }
+    /// The page-cache page at `pgoff`.
+    pub fn cached(&self, pgoff: u64) -> Option<Pfn> {
+        self.pages.get(pgoff as usize).copied().flatten()
+    }
+    /// Is any VMA mapping the file (`mapping_mapped`)?
+    pub fn mapped(&self) -> bool {
+        !self.i_mmap.is_empty()
+    }
+}
+
+/// An `anon_vma`: the VMAs whose anonymous pages it can find.
+#[derive(Clone, Debug, Default)]
+pub struct AnonVma {
+    /// VMAs linked to it.
+    pub vmas: Vec<VmaId>,
+}
+
+/// One swap slot.
+#[derive(Clone, Debug, Default)]
+pub struct SwapSlot {
+    /// Swap PTEs referring to it. The slot is free when this is 0 and `cache` is `None`.
+    pub count: u32,
+    /// Contents written by `pageout` (None until written).
+    pub data: Option<Box<[u64]>>,
+    /// The swap-cache page for it.
+    pub cache: Option<Pfn>,
+}
+
+impl SwapSlot {
+    /// Is the slot free?
+    pub fn is_free(&self) -> bool {
+        self.count == 0 && self.cache.is_none()
+    }
+}
+
+/// An address space.
+#[derive(Clone, Debug)]
+pub struct MmStruct {
+    /// Its space id.
+    pub space: SpaceId,
+    /// Page-table root.
+    pub pgd: Pfn,
+    /// VMAs sorted by start address.
+    pub vmas: Vec<VmaId>,
+    /// Torn down by exit.
+    pub dead: bool,
+}
+
+/// Page offset within 4 MiB colour space of a file page under the kernel's colouring.
+pub fn file_colour(file_colour: u64, pgoff: u64) -> u64 {
+    ((file_colour + pgoff) * PAGE_SIZE) % crate::addr::SHM_COLOUR
+}

@@ -1,0 +1,204 @@
+//! Reclaim of one page (`shrink_page_list` for a list of one): `try_to_unmap` with
+//! `flush_cache_page` and `ptep_clear_flush` per mapping, `pageout` by DMA, then free.
+
+use crate::addr::{CpuId, Pfn, VirtAddr};
+use crate::choice::ChoiceKind;
+use crate::mm::types::Mapping;
+use crate::mm::{Errno, FileId, Kernel, LockId, MmId, PageFlags};
+use crate::pte::{PteFlags, PteKind};
+
+/// Which page the reclaim actor goes after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReclaimTarget {
+    /// A frame number.
+    Pfn(Pfn),
+    /// The page-cache page of a file page.
+    FilePage {
+        /// File.
+        file: FileId,
+        /// Page offset.
+        pgoff: u64,
+    },
+    /// Whatever page a user address maps now.
+    User {
+        /// Mm.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+    },
+}
+
+impl Kernel {
+    fn resolve_target(&self, t: ReclaimTarget) -> Option<Pfn> {
+        match t {
+            ReclaimTarget::Pfn(p) => Some(p),
+            ReclaimTarget::FilePage { file, pgoff } => {
+                self.state().files.get(file.index())?.cached(pgoff)
+            }
+            ReclaimTarget::User { mm, va } => {
+                if self.state().mms.get(mm.index())?.dead {
+                    return None;
+                }
+                self.follow_pfn(mm, va)
+            }
+        }
+    }
+
+    /// Reclaims one page. `Busy` when it is locked, not a reclaimable page, or still mapped
+    /// after the unmap attempt; `NoMem` when no swap slot is left.
+    pub async fn reclaim(&self, cpu: CpuId, target: ReclaimTarget) -> Result<(), Errno> {
+        let page = self.resolve_target(target).ok_or(Errno::Busy)?;
+        {
+            let s = self.state();
+            let d = s.pages.get(page.index()).ok_or(Errno::Busy)?;
+            if d.refcount == 0
+                || d.mapping == Mapping::None
+                || d.flags.contains(PageFlags::PAGETABLE)
+            {
+                return Err(Errno::Busy);
+            }
+        }
+        self.get_page(page); // isolate_lru_page
+        if !self.trylock(cpu, LockId::Page(page)).await {
+            self.put_page(page);
+            return Err(Errno::Busy);
+        }
+        let r = self.shrink_locked_page(cpu, page).await;
+        self.unlock(cpu, LockId::Page(page));
+        self.put_page(page);
+        r
+    }
+
+    async fn shrink_locked_page(&self, cpu: CpuId, page: Pfn) -> Result<(), Errno> {
+        let d = self.page(page);
+        let anon = match d.mapping {
+            Mapping::Anon(a) => Some(a),
+            Mapping::File(_) => None,
+            Mapping::None => return Err(Errno::Busy),
+        };
+        if anon.is_some() && !d.flags.contains(PageFlags::SWAPCACHE) {
+            self.add_to_swap(page)?;
+        }
+        self.try_to_unmap(cpu, page).await;
+        if self.page(page).mapcount > 0 {
+            return Err(Errno::Busy);
+        }
+        let d = self.page(page);
+        if d.flags.contains(PageFlags::DIRTY) {
+            // pageout
+            self.clear_page_flags(page, PageFlags::DIRTY);
+            match d.mapping {
+                Mapping::Anon(_) => {
+                    let data = self.dma_page_out(cpu, page).await;
+                    let slot = self.page(page).private as usize;
+                    self.state().swap[slot].data = Some(data);
+                }
+                Mapping::File(f) => {
+                    self.page_mkclean(cpu, page).await;
+                    let data = self.dma_page_out(cpu, page).await;
+                    if let Some(dst) = self.state().files[f.index()].disk.get_mut(d.index as usize)
+                    {
+                        *dst = data;
+                    }
+                }
+                Mapping::None => {}
+            }
+        }
+        // Remove from the page cache or swap cache; the frame is freed with the last reference.
+        let mut s = self.state();
+        let d = s.pages[page.index()];
+        if d.mapcount > 0 {
+            return Err(Errno::Busy);
+        }
+        match d.mapping {
+            Mapping::File(f) => {
+                if s.files[f.index()].cached(d.index) == Some(page) {
+                    s.files[f.index()].pages[d.index as usize] = None;
+                }
+            }
+            Mapping::Anon(_) => {
+                let slot = d.private as usize;
+                s.swap[slot].cache = None;
+                if s.swap[slot].count == 0 {
+                    s.swap[slot].data = None;
+                }
+            }
+            Mapping::None => return Ok(()),
+        }
+        let dm = &mut s.pages[page.index()];
+        dm.mapping = Mapping::None;
+        dm.flags.remove(PageFlags::SWAPCACHE);
+        dm.private = 0;
+        drop(s);
+        self.put_page(page); // the page cache's or swap cache's reference
+        Ok(())
+    }
+
+    /// `add_to_swap`: a seeded free slot; the page enters the swap cache, dirty.
+    fn add_to_swap(&self, page: Pfn) -> Result<(), Errno> {
+        let free: u32 = self
+            .state()
+            .swap
+            .iter()
+            .skip(1)
+            .filter(|s| s.is_free())
+            .count() as u32;
+        if free == 0 {
+            return Err(Errno::NoMem);
+        }
+        let k = self.choose(ChoiceKind::SwapSlot, free) as usize;
+        let mut s = self.state();
+        let slot = (1..s.swap.len())
+            .filter(|&i| s.swap[i].is_free())
+            .nth(k)
+            .expect("k < free");
+        s.swap[slot].cache = Some(page);
+        let d = &mut s.pages[page.index()];
+        d.flags.insert(PageFlags::SWAPCACHE | PageFlags::DIRTY);
+        d.private = slot as u32;
+        d.refcount += 1;
+        Ok(())
+    }
+
+    /// `try_to_unmap`: every PTE mapping `page` is flushed and cleared (`flush_cache_page`,
+    /// then `ptep_clear_flush`); anon PTEs become swap entries.
+    pub async fn try_to_unmap(&self, cpu: CpuId, page: Pfn) {
+        let d = self.page(page);
+        let lock = match d.mapping {
+            Mapping::File(f) => LockId::IMmap(f),
+            Mapping::Anon(a) => LockId::AnonVma(a),
+            Mapping::None => return,
+        };
+        self.lock(cpu, lock).await;
+        let maps = match d.mapping {
+            Mapping::File(_) => self.file_mappings(page),
+            _ => self.anon_mappings(page),
+        };
+        for (vma, va) in maps {
+            if self.pte_slot(vma.mm, va).is_none() {
+                continue;
+            }
+            self.lock(cpu, LockId::Ptl(vma.mm)).await;
+            let pte = self.read_pte(cpu, vma.mm, va).await;
+            if let PteKind::Present { pfn, .. } = self.layout().decode(pte)
+                && pfn == page
+            {
+                self.arch().flush_cache_page(self, cpu, vma, va, page).await;
+                let old = self.arch().ptep_clear_flush(self, cpu, vma, va).await;
+                if old.has(PteFlags::DIRTY) {
+                    self.set_page_flags(page, PageFlags::DIRTY);
+                }
+                if matches!(d.mapping, Mapping::Anon(_)) {
+                    let slot = self.page(page).private;
+                    self.state().swap[slot as usize].count += 1;
+                    let swp = self.layout().swp_entry(0, slot);
+                    self.arch().set_pte_at(self, cpu, vma.mm, va, swp).await;
+                }
+                self.page_remove_rmap(page);
+                self.put_page(page);
+            }
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+        }
+        self.unlock(cpu, lock);
+    }
+}

@@ -1,0 +1,2 @@
+//! The seeded harness.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Per-CPU tmpalias windows and the parisc kernel lineages.
+#![forbid(unsafe_code)]
