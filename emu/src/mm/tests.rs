@@ -61,3 +61,641 @@ fn anon_store_then_load_round_trips() {
         OpResult::Value(0)
     );
 }
+
+// ----- shadow-model property tests ------------------------------------------------------
+
+use crate::mm::vmscan::ReclaimTarget;
+use quickcheck::{QuickCheck, TestResult};
+
+/// Words of each page the property tests touch: two in the first line, one in the second,
+/// and the last word of the page.
+const WORDS: [usize; 4] = [0, 1, 16, 511];
+
+/// Flushes every CPU's whole cache at every cache hook: slow and always correct. The core
+/// must call the hooks at the right places for this to stay clean on a VIPT machine.
+struct WholeCache;
+
+impl ArchHooks for WholeCache {
+    fn name(&self) -> &str {
+        "test-whole-cache"
+    }
+    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn flush_cache_range<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _v: Vma,
+        _s: VirtAddr,
+        _e: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn flush_cache_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _v: Vma,
+        _va: VirtAddr,
+        _p: Pfn,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _p: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn flush_anon_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _v: Vma,
+        _p: Pfn,
+        _va: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn copy_user_highpage<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        to: Pfn,
+        from: Pfn,
+        _va: VirtAddr,
+        _v: Vma,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            k.flush_cache_all(cpu).await;
+            k.copy_page_kernel(cpu, to, from).await;
+            k.flush_cache_all(cpu).await;
+        })
+    }
+    fn clear_user_highpage<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        page: Pfn,
+        _va: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            k.clear_page_kernel(cpu, page).await;
+            k.flush_cache_all(cpu).await;
+        })
+    }
+    fn copy_to_user_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _v: Vma,
+        page: Pfn,
+        va: VirtAddr,
+        value: u64,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
+                .await;
+            k.flush_cache_all(cpu).await;
+        })
+    }
+    fn copy_from_user_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _v: Vma,
+        page: Pfn,
+        va: VirtAddr,
+    ) -> HookFuture<'a, u64> {
+        Box::pin(async move {
+            k.flush_cache_all(cpu).await;
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
+                .await
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ShadowKind {
+    Anon,
+    File {
+        file: usize,
+        pgoff: u64,
+        shared: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct ShadowMap {
+    va: VirtAddr,
+    pages: u64,
+    kind: ShadowKind,
+    /// Private copy of each page (anon pages always have one; private file pages after COW).
+    private: Vec<Option<[u64; 4]>>,
+}
+
+#[derive(Clone, Debug)]
+struct ShadowProc {
+    mm: MmId,
+    maps: Vec<ShadowMap>,
+}
+
+/// What a program can observe, modelled at the system-call level.
+#[derive(Clone, Debug)]
+struct Shadow {
+    files: Vec<Vec<[u64; 4]>>,
+    procs: Vec<ShadowProc>,
+}
+
+impl Shadow {
+    /// Value a load would see, or the error it would get.
+    fn load(&self, p: usize, m: usize, page: u64, w: usize) -> Result<u64, Errno> {
+        let map = &self.procs[p].maps[m];
+        if let Some(copy) = map.private[page as usize] {
+            return Ok(copy[w]);
+        }
+        match map.kind {
+            ShadowKind::Anon => unreachable!("anon pages always have a private copy"),
+            ShadowKind::File { file, pgoff, .. } => self.files[file]
+                .get((pgoff + page) as usize)
+                .map(|pg| pg[w])
+                .ok_or(Errno::Bus),
+        }
+    }
+
+    fn store(&mut self, p: usize, m: usize, page: u64, w: usize, v: u64) -> Result<(), Errno> {
+        let map = &self.procs[p].maps[m];
+        if map.private[page as usize].is_some() {
+            self.procs[p].maps[m].private[page as usize]
+                .as_mut()
+                .unwrap()[w] = v;
+            return Ok(());
+        }
+        let ShadowKind::File {
+            file,
+            pgoff,
+            shared,
+        } = map.kind
+        else {
+            unreachable!()
+        };
+        let idx = (pgoff + page) as usize;
+        let Some(pg) = self.files[file].get(idx).copied() else {
+            return Err(Errno::Bus);
+        };
+        if shared {
+            self.files[file][idx][w] = v;
+        } else {
+            let mut copy = pg;
+            copy[w] = v;
+            self.procs[p].maps[m].private[page as usize] = Some(copy);
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, file: usize, pages: u64) {
+        let f = &mut self.files[file];
+        let old = f.len() as u64;
+        f.resize(pages as usize, [0; 4]);
+        if pages < old {
+            for proc in &mut self.procs {
+                for map in &mut proc.maps {
+                    if let ShadowKind::File {
+                        file: mf, pgoff, ..
+                    } = map.kind
+                        && mf == file
+                    {
+                        for (i, slot) in map.private.iter_mut().enumerate() {
+                            if pgoff + i as u64 >= pages {
+                                *slot = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn expect_value(got: OpResult, want: Result<u64, Errno>) -> bool {
+    match (got, want) {
+        (OpResult::Value(g), Ok(w)) => g == w,
+        (OpResult::Err(g), Err(w)) => g == w,
+        _ => false,
+    }
+}
+
+/// Runs a random op list sequentially and checks every observation against the shadow, then
+/// reads everything back, tears everything down and checks no frame or swap slot leaked.
+/// `Err` carries a description of the first mismatch.
+fn run_against_shadow(
+    preset: Preset,
+    hooks: Box<dyn ArchHooks>,
+    raw: &[(u8, u8, u8, u8, u16)],
+) -> Result<(), String> {
+    let k = kernel(preset, hooks);
+    let mut ex = Executor::new(&k);
+    let frames = k.machine().config().frames;
+    let files = [k.create_file(3, 0), k.create_file(2, 5)];
+    let mut sh = Shadow {
+        files: vec![vec![[0; 4]; 3], vec![[0; 4]; 2]],
+        procs: Vec::new(),
+    };
+    for _ in 0..2 {
+        let mm = k.create_mm().unwrap();
+        sh.procs.push(ShadowProc {
+            mm,
+            maps: Vec::new(),
+        });
+    }
+    let mut exec = |cpu: CpuId, op: Op| -> OpResult {
+        ex.spawn(cpu, op);
+        ex.run_to_completion(cpu).unwrap()
+    };
+    for (i, &(kind, a, b, c, v)) in raw.iter().enumerate() {
+        let cpu = CpuId(c % 4);
+        let value = ((i as u64) << 16) | v as u64 | 1;
+        let np = sh.procs.len();
+        if np == 0 {
+            break;
+        }
+        let p = a as usize % np;
+        let mm = sh.procs[p].mm;
+        let nm = sh.procs[p].maps.len();
+        let pick = |b: u8| -> Option<(usize, u64, usize)> {
+            (nm > 0).then(|| {
+                let m = b as usize % nm;
+                let pages = sh.procs[p].maps[m].pages;
+                (m, (b as u64 / 4) % pages, (b as usize / 2) % 4)
+            })
+        };
+        let ctx = format!("op {i} {:?}", (kind, a, b, c, v));
+        match kind % 14 {
+            0 | 1 => {
+                // mmap: anon, shared file, private file
+                let choice = b % 3;
+                let (args, skind) = match choice {
+                    0 => (
+                        MmapArgs {
+                            pages: 2,
+                            file: None,
+                            shared: false,
+                            writable: true,
+                            fixed: None,
+                        },
+                        ShadowKind::Anon,
+                    ),
+                    _ => {
+                        let f = (b as usize / 3) % 2;
+                        let pgoff = (b as u64 / 6) % 2;
+                        let shared = choice == 1;
+                        (
+                            MmapArgs {
+                                pages: 2,
+                                file: Some((files[f], pgoff)),
+                                shared,
+                                writable: true,
+                                fixed: None,
+                            },
+                            ShadowKind::File {
+                                file: f,
+                                pgoff,
+                                shared,
+                            },
+                        )
+                    }
+                };
+                match exec(cpu, Op::Mmap { mm, args }) {
+                    OpResult::Mapped(va) => {
+                        let private = match skind {
+                            ShadowKind::Anon => vec![Some([0; 4]); 2],
+                            _ => vec![None; 2],
+                        };
+                        sh.procs[p].maps.push(ShadowMap {
+                            va,
+                            pages: 2,
+                            kind: skind,
+                            private,
+                        });
+                    }
+                    OpResult::Err(Errno::NoMem) => return Ok(()),
+                    r => return Err(format!("{ctx}: mmap gave {r:?}")),
+                }
+            }
+            2..=4 => {
+                let Some((m, page, w)) = pick(b) else {
+                    continue;
+                };
+                let va = sh.procs[p].maps[m].va.add_pages(page).with_word(WORDS[w]);
+                let got = exec(cpu, Op::Load { mm, va });
+                if got == OpResult::Err(Errno::NoMem) {
+                    return Ok(());
+                }
+                let want = sh.load(p, m, page, w);
+                if !expect_value(got, want) {
+                    return Err(format!("{ctx}: load {va} gave {got:?}, shadow {want:?}"));
+                }
+            }
+            5..=7 => {
+                let Some((m, page, w)) = pick(b) else {
+                    continue;
+                };
+                let va = sh.procs[p].maps[m].va.add_pages(page).with_word(WORDS[w]);
+                let got = exec(cpu, Op::Store { mm, va, value });
+                if got == OpResult::Err(Errno::NoMem) {
+                    return Ok(());
+                }
+                let want = sh.store(p, m, page, w, value).map(|()| value);
+                if !expect_value(got, want) {
+                    return Err(format!("{ctx}: store {va} gave {got:?}, shadow {want:?}"));
+                }
+            }
+            8 => {
+                let f = b as usize % 2;
+                let pgoff = (b as u64 / 2) % 4;
+                let w = WORDS[c as usize / 4 % 4];
+                let wi = c as usize / 4 % 4;
+                if b & 0x80 != 0 {
+                    match exec(
+                        cpu,
+                        Op::Write {
+                            file: files[f],
+                            pgoff,
+                            word: w,
+                            value,
+                        },
+                    ) {
+                        OpResult::Done => {
+                            if sh.files[f].len() as u64 <= pgoff {
+                                sh.files[f].resize(pgoff as usize + 1, [0; 4]);
+                            }
+                            sh.files[f][pgoff as usize][wi] = value;
+                        }
+                        OpResult::Err(Errno::NoMem) => return Ok(()),
+                        r => return Err(format!("{ctx}: write gave {r:?}")),
+                    }
+                } else {
+                    let got = exec(
+                        cpu,
+                        Op::Read {
+                            file: files[f],
+                            pgoff,
+                            word: w,
+                        },
+                    );
+                    let want = sh.files[f].get(pgoff as usize).map(|pg| pg[wi]);
+                    let ok = match (got, want) {
+                        (OpResult::Value(g), Some(w)) => g == w,
+                        (OpResult::Eof, None) => true,
+                        (OpResult::Err(Errno::NoMem), _) => return Ok(()),
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(format!(
+                            "{ctx}: read {f}:{pgoff}:{w} gave {got:?}, shadow {want:?}"
+                        ));
+                    }
+                }
+            }
+            9 => {
+                // reclaim a user page or a file page
+                let target = match pick(b) {
+                    Some((m, page, _)) if b & 1 == 0 => ReclaimTarget::User {
+                        mm,
+                        va: sh.procs[p].maps[m].va.add_pages(page),
+                    },
+                    _ => ReclaimTarget::FilePage {
+                        file: files[b as usize % 2],
+                        pgoff: (b as u64 / 2) % 3,
+                    },
+                };
+                match exec(cpu, Op::Reclaim { target }) {
+                    OpResult::Done | OpResult::Err(Errno::Busy) => {}
+                    OpResult::Err(Errno::NoMem) => return Ok(()),
+                    r => return Err(format!("{ctx}: reclaim gave {r:?}")),
+                }
+            }
+            10 => {
+                if np >= 4 {
+                    continue;
+                }
+                match exec(cpu, Op::Fork { mm }) {
+                    OpResult::Forked(child) => {
+                        let mut cp = sh.procs[p].clone();
+                        cp.mm = child;
+                        sh.procs.push(cp);
+                    }
+                    OpResult::Err(Errno::NoMem) => return Ok(()),
+                    r => return Err(format!("{ctx}: fork gave {r:?}")),
+                }
+            }
+            11 => {
+                if b % 3 == 0 && np > 1 {
+                    if exec(cpu, Op::Exit { mm }) != OpResult::Done {
+                        return Err(format!("{ctx}: exit failed"));
+                    }
+                    sh.procs.remove(p);
+                } else if let Some((m, _, _)) = pick(b) {
+                    let map = sh.procs[p].maps[m].clone();
+                    let r = exec(
+                        cpu,
+                        Op::Munmap {
+                            mm,
+                            va: map.va,
+                            pages: map.pages,
+                        },
+                    );
+                    if r != OpResult::Done {
+                        return Err(format!("{ctx}: munmap gave {r:?}"));
+                    }
+                    sh.procs[p].maps.remove(m);
+                }
+            }
+            12 => {
+                let r = if b & 1 == 0 {
+                    let Some((m, _, _)) = pick(b) else { continue };
+                    let map = &sh.procs[p].maps[m];
+                    exec(
+                        cpu,
+                        Op::Msync {
+                            mm,
+                            va: map.va,
+                            pages: map.pages,
+                        },
+                    )
+                } else if b & 2 == 0 {
+                    exec(
+                        cpu,
+                        Op::Fsync {
+                            file: files[b as usize / 4 % 2],
+                        },
+                    )
+                } else {
+                    let f = b as usize / 4 % 2;
+                    let pages = (b as u64 / 8) % 4;
+                    let r = exec(
+                        cpu,
+                        Op::Truncate {
+                            file: files[f],
+                            pages,
+                        },
+                    );
+                    if r == OpResult::Done {
+                        sh.truncate(f, pages);
+                    }
+                    r
+                };
+                match r {
+                    OpResult::Done => {}
+                    OpResult::Err(Errno::NoMem) => return Ok(()),
+                    r => return Err(format!("{ctx}: sync/truncate gave {r:?}")),
+                }
+            }
+            _ => {
+                // access_process_vm peek or poke
+                let Some((m, page, w)) = pick(b) else {
+                    continue;
+                };
+                let va = sh.procs[p].maps[m].va.add_pages(page).with_word(WORDS[w]);
+                let poke = c & 0x80 != 0;
+                let got = exec(
+                    cpu,
+                    Op::AccessVm {
+                        mm,
+                        va,
+                        store: poke.then_some(value),
+                    },
+                );
+                if got == OpResult::Err(Errno::NoMem) {
+                    return Ok(());
+                }
+                let want = if poke {
+                    sh.store(p, m, page, w, value).map(|()| value)
+                } else {
+                    sh.load(p, m, page, w)
+                };
+                let want = want.map_err(|e| if e == Errno::Bus { Errno::Bus } else { e });
+                if !expect_value(got, want) {
+                    return Err(format!(
+                        "{ctx}: access_process_vm {va} gave {got:?}, shadow {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    // Final read-back of every word of every mapping and every file, through the kernel.
+    for (p, proc) in sh.procs.iter().enumerate() {
+        for (m, map) in proc.maps.iter().enumerate() {
+            for page in 0..map.pages {
+                for (wi, &w) in WORDS.iter().enumerate() {
+                    let va = map.va.add_pages(page).with_word(w);
+                    let got = exec(CpuId(wi as u8 % 4), Op::Load { mm: proc.mm, va });
+                    if got == OpResult::Err(Errno::NoMem) {
+                        return Ok(());
+                    }
+                    let want = sh.load(p, m, page, wi);
+                    if !expect_value(got, want) {
+                        return Err(format!(
+                            "final: load {va} of {:?} gave {got:?}, shadow {want:?}",
+                            proc.mm
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (f, pages) in sh.files.iter().enumerate() {
+        for (pgoff, words) in pages.iter().enumerate() {
+            for (wi, &w) in WORDS.iter().enumerate() {
+                let got = exec(
+                    CpuId(3),
+                    Op::Read {
+                        file: files[f],
+                        pgoff: pgoff as u64,
+                        word: w,
+                    },
+                );
+                if got == OpResult::Err(Errno::NoMem) {
+                    return Ok(());
+                }
+                if got != OpResult::Value(words[wi]) {
+                    return Err(format!(
+                        "final: read {f}:{pgoff}:{w} gave {got:?}, shadow {}",
+                        words[wi]
+                    ));
+                }
+            }
+        }
+    }
+    // Tear down: nothing may leak.
+    for proc in &sh.procs {
+        assert_eq!(exec(CpuId(0), Op::Exit { mm: proc.mm }), OpResult::Done);
+    }
+    for &f in &files {
+        assert_eq!(
+            exec(CpuId(1), Op::Truncate { file: f, pages: 0 }),
+            OpResult::Done
+        );
+    }
+    let s = k.state();
+    let mms_alive = s.mms.iter().filter(|m| !m.dead).count();
+    if s.free.len() != frames - mms_alive {
+        return Err(format!(
+            "leak: {} of {frames} frames free with {mms_alive} live (empty) mms",
+            s.free.len()
+        ));
+    }
+    if let Some(i) = s.swap.iter().position(|sl| !sl.is_free()) {
+        return Err(format!("leak: swap slot {i} still in use: {:?}", s.swap[i]));
+    }
+    Ok(())
+}
+
+fn verdict(r: Result<(), String>) -> TestResult {
+    match r {
+        Ok(()) => TestResult::passed(),
+        Err(e) => TestResult::error(e),
+    }
+}
+
+fn prop_pipt(raw: Vec<(u8, u8, u8, u8, u16)>) -> TestResult {
+    verdict(run_against_shadow(
+        Preset::Pipt,
+        Box::new(GenericHooks),
+        &raw,
+    ))
+}
+
+fn prop_whole_cache(raw: Vec<(u8, u8, u8, u8, u16)>) -> TestResult {
+    verdict(run_against_shadow(Preset::Tiny, Box::new(WholeCache), &raw))
+}
+
+#[test]
+fn pipt_sequential_ops_match_the_shadow_model() {
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(prop_pipt as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
+}
+
+#[test]
+fn whole_cache_hooks_on_vipt_match_the_shadow_model() {
+    QuickCheck::new()
+        .tests(60)
+        .quickcheck(prop_whole_cache as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
+}
+
+#[test]
+fn generic_hooks_on_vipt_lose_data() {
+    // The PIPT no-op hooks are wrong on an aliasing cache: some op list must show it.
+    let bad = (0..200u16).any(|seed| {
+        let raw: Vec<_> = (0..60u16)
+            .map(|i| {
+                let x = (seed as u32)
+                    .wrapping_mul(7919)
+                    .wrapping_add((i as u32).wrapping_mul(104_729));
+                let h = x.wrapping_mul(2_654_435_761);
+                ((h >> 24) as u8, (h >> 16) as u8, (h >> 8) as u8, h as u8, i)
+            })
+            .collect();
+        run_against_shadow(Preset::Tiny, Box::new(GenericHooks), &raw).is_err()
+    });
+    assert!(bad, "no op list exposed the missing flushes");
+}
