@@ -1,6 +1,6 @@
 //! The memory manager's objects: page descriptors, VMAs, files, anon objects, swap, mms.
 //!
-//! All of them live in arenas inside [`MmState`] and are named by small copyable ids, so a
+//! All of them live in arenas inside [`MmState`](crate::mm::MmState) and are named by small copyable ids, so a
 //! kernel routine can hold a name across a preemption point without holding a borrow.
 
 use std::fmt;
