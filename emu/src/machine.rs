@@ -354,9 +354,10 @@ impl Machine {
                 if hit.is_some() {
                     tlb.purge(space, vpn);
                 }
-                let e = self
-                    .access_miss(cpu, space, va, write)
-                    .ok_or(Trap::PageFault { write })?;
+                let Some(e) = self.access_miss(cpu, space, va, write) else {
+                    self.counters.page_faults += 1;
+                    return Err(Trap::PageFault { write });
+                };
                 self.tlb_insert(cpu, e);
                 e
             }

@@ -1,2 +1,28 @@
-//! Per-CPU tmpalias windows and the parisc kernel lineages.
+//! `vipt-tmpalias`: the per-CPU tmpalias window and the parisc kernel lineages.
+//!
+//! A *lineage* is a set of [`vipt_emu::mm::ArchHooks`] standing for what one era of parisc
+//! Linux did in `flush_dcache_page` and its relatives. Each is documented with its kernel
+//! version, what it does step by step and its sources; [`registry::Registry::builtin`] lists
+//! them by name. The historic bugs of `parisc-facts.md` §8 are each reachable in one of them:
+//!
+//! | bug | lineage |
+//! |---|---|
+//! | B1 (flush after clear, no `_PAGE_FLUSH`) | `linux-2.4` |
+//! | B2 (`translation_exists` accepts swap/file PTEs) | `linux-2.6.14` |
+//! | B3 (PTE changes between check and flush) | `linux-2.6.14`, `linux-2.6.15`, `recheck` |
+//! | B7 (COW copy misses lines written through a stale TLB entry) | `linux-2.6.x`, `tmpalias`, `tmpalias+purge`, `tmpalias+precopy` |
+//! | B13 (range flush by user address nullified on a hole) | `tmpalias` |
+//! | B17 (racy PTE checks; `ptep_clear_flush` without flush) | `linux-6.0` |
+//! | B21 (non-congruent `MAP_FIXED`; one flush only) | `linux-2.4`, `linux-2.6.x` |
+//!
+//! A downstream crate adds its own lineage by implementing `ArchHooks` (often wrapping a
+//! built-in one) and [`registry::Registry::register`]ing it; see `examples/custom_lineage.rs`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod lineage;
+pub mod parisc;
+pub mod registry;
+pub mod window;
+
+pub use registry::{Lineage, Registry};

@@ -82,7 +82,6 @@ impl Kernel {
         va: VirtAddr,
         write: bool,
     ) -> Result<(), Errno> {
-        self.machine().counters.page_faults += 1;
         let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
         if write && !vma.writable {
             return Err(Errno::Segv);

@@ -78,6 +78,14 @@ pub trait ArchHooks {
         true
     }
 
+    /// The order in which `try_to_unmap` flushes and clears a PTE. Post-condition of
+    /// [`UnmapOrder::FlushThenClear`] (every Linux since 2.6): the cache is flushed while the
+    /// translation exists (rule 1). [`UnmapOrder::ClearThenFlush`] models the 2.4.20-era
+    /// rmap that cleared first, which `_PAGE_FLUSH` PTEs were invented to survive (B1).
+    fn unmap_order(&self) -> UnmapOrder {
+        UnmapOrder::FlushThenClear
+    }
+
     // ----- PTE updates ------------------------------------------------------------------
 
     /// `set_pte_at`: writes `pte` at `va` of `mm`. Post-condition: the PTE holds `pte`. The
@@ -117,6 +125,29 @@ pub trait ArchHooks {
         Box::pin(async move {
             k.update_pte(cpu, mm, va, |p| p.without_flags(PteFlags::WRITE))
                 .await;
+        })
+    }
+
+    /// `ptep_clear_flush_young`: clears `_PAGE_ACCESSED` (page aging), returning whether it
+    /// was set. Post-condition: the PTE is old. The generic version also flushes the TLB entry
+    /// when the PTE was young, so the next access sets the bit again; without that flush a CPU
+    /// keeps using its TLB entry and the PTE stays old.
+    fn ptep_clear_flush_young<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+    ) -> HookFuture<'a, bool> {
+        Box::pin(async move {
+            let old = k
+                .update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED))
+                .await;
+            let young = old.has(PteFlags::ACCESSED);
+            if young {
+                k.arch().flush_tlb_page(k, cpu, vma, va).await;
+            }
+            young
         })
     }
 
@@ -369,6 +400,15 @@ pub trait ArchHooks {
             }
         })
     }
+}
+
+/// How `try_to_unmap` orders the cache flush and the PTE clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnmapOrder {
+    /// `flush_cache_page`, then `ptep_clear_flush` (Linux 2.6 and later).
+    FlushThenClear,
+    /// `ptep_clear_flush`, then `flush_cache_page` (2.4.20-era rmap; B1).
+    ClearThenFlush,
 }
 
 /// The generic hooks: correct on a PIPT machine (the `pipt` lineage).

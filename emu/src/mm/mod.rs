@@ -38,7 +38,7 @@ use crate::pte::{Pte, PteLayout};
 
 pub use exec::{Executor, StepError};
 pub use gather::MmuGather;
-pub use hooks::{ArchHooks, GenericHooks, HookFuture};
+pub use hooks::{ArchHooks, GenericHooks, HookFuture, UnmapOrder};
 pub use lock::{LockId, LockMode};
 pub use ops::{Errno, Op, OpResult};
 pub use types::{AnonId, FileId, Mapping, MmId, PageDesc, PageFlags, Vma, VmaId};
@@ -126,6 +126,8 @@ struct CpuSlot {
     pending: Cell<Action>,
     /// The lock the CPU waits for, if blocked.
     blocked: Cell<Option<(LockId, LockMode)>>,
+    /// The mm of the process the CPU runs (`current->mm`), if any.
+    current: Cell<Option<MmId>>,
 }
 
 /// The kernel's objects (everything but the machine).
@@ -219,6 +221,7 @@ impl Kernel {
                 .map(|_| CpuSlot {
                     pending: Cell::new(Action::Idle),
                     blocked: Cell::new(None),
+                    current: Cell::new(None),
                 })
                 .collect(),
             layout,
@@ -258,6 +261,17 @@ impl Kernel {
     /// The action `cpu` performs when next run.
     pub fn pending(&self, cpu: CpuId) -> Action {
         self.slots[cpu.index()].pending.get()
+    }
+
+    /// The mm of the process `cpu` runs (`current->mm`): the mm the current operation acts
+    /// for, `None` for kernel threads (reclaim, `write(2)` on a file).
+    pub fn current_mm(&self, cpu: CpuId) -> Option<MmId> {
+        self.slots[cpu.index()].current.get()
+    }
+
+    /// Sets `current->mm` of `cpu`.
+    pub fn set_current_mm(&self, cpu: CpuId, mm: Option<MmId>) {
+        self.slots[cpu.index()].current.set(mm);
     }
 
     /// Can `cpu` make progress (not blocked on a held lock)?

@@ -213,6 +213,7 @@ impl Kernel {
             | Op::AccessVm { mm, .. } => Some(mm),
             _ => None,
         };
+        self.set_current_mm(cpu, mm_of);
         if mm_of.is_some_and(|mm| !self.mm_ok(mm)) {
             return OpResult::Err(Errno::Inval);
         }

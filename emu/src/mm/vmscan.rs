@@ -3,6 +3,7 @@
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::choice::ChoiceKind;
+use crate::mm::hooks::UnmapOrder;
 use crate::mm::types::Mapping;
 use crate::mm::{Errno, FileId, Kernel, LockId, MmId, PageFlags};
 use crate::pte::{PteFlags, PteKind};
@@ -79,6 +80,7 @@ impl Kernel {
         if anon.is_some() && !d.flags.contains(PageFlags::SWAPCACHE) {
             self.add_to_swap(page)?;
         }
+        self.page_referenced(cpu, page).await;
         self.try_to_unmap(cpu, page).await;
         if self.page(page).mapcount > 0 {
             return Err(Errno::Busy);
@@ -160,6 +162,40 @@ impl Kernel {
         Ok(())
     }
 
+    /// `page_referenced`: ages every PTE mapping `page` (`ptep_clear_flush_young`); returns
+    /// how many were young. Reclaim here goes on regardless, as for a page found old on a
+    /// second pass, so aging and unmapping are two separate windows other CPUs can race with.
+    pub async fn page_referenced(&self, cpu: CpuId, page: Pfn) -> usize {
+        let d = self.page(page);
+        let lock = match d.mapping {
+            Mapping::File(f) => LockId::IMmap(f),
+            Mapping::Anon(a) => LockId::AnonVma(a),
+            Mapping::None => return 0,
+        };
+        self.lock(cpu, lock).await;
+        let maps = match d.mapping {
+            Mapping::File(_) => self.file_mappings(page),
+            _ => self.anon_mappings(page),
+        };
+        let mut young = 0;
+        for (vma, va) in maps {
+            if self.pte_slot(vma.mm, va).is_none() {
+                continue;
+            }
+            self.lock(cpu, LockId::Ptl(vma.mm)).await;
+            let pte = self.read_pte(cpu, vma.mm, va).await;
+            if let PteKind::Present { pfn, .. } = self.layout().decode(pte)
+                && pfn == page
+                && self.arch().ptep_clear_flush_young(self, cpu, vma, va).await
+            {
+                young += 1;
+            }
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+        }
+        self.unlock(cpu, lock);
+        young
+    }
+
     /// `try_to_unmap`: every PTE mapping `page` is flushed and cleared (`flush_cache_page`,
     /// then `ptep_clear_flush`); anon PTEs become swap entries.
     pub async fn try_to_unmap(&self, cpu: CpuId, page: Pfn) {
@@ -183,8 +219,17 @@ impl Kernel {
             if let PteKind::Present { pfn, .. } = self.layout().decode(pte)
                 && pfn == page
             {
-                self.arch().flush_cache_page(self, cpu, vma, va, page).await;
-                let old = self.arch().ptep_clear_flush(self, cpu, vma, va).await;
+                let old = match self.arch().unmap_order() {
+                    UnmapOrder::FlushThenClear => {
+                        self.arch().flush_cache_page(self, cpu, vma, va, page).await;
+                        self.arch().ptep_clear_flush(self, cpu, vma, va).await
+                    }
+                    UnmapOrder::ClearThenFlush => {
+                        let old = self.arch().ptep_clear_flush(self, cpu, vma, va).await;
+                        self.arch().flush_cache_page(self, cpu, vma, va, page).await;
+                        old
+                    }
+                };
                 if old.has(PteFlags::DIRTY) {
                     self.set_page_flags(page, PageFlags::DIRTY);
                 }

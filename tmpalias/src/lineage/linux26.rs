@@ -1,0 +1,279 @@
+//! `linux-2.6.14`, `linux-2.6.15` and `recheck`: the 2.6 parisc cache code with `_PAGE_FLUSH`
+//! PTEs and `translation_exists()`.
+
+use vipt_emu::addr::{CpuId, Pfn, SpaceId, VirtAddr};
+use vipt_emu::machine::MissPolicy;
+use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, Vma};
+use vipt_emu::pte::Pte;
+
+use crate::parisc;
+use crate::window;
+
+/// `FLUSH_THRESHOLD` of 2.6.12–2.6.14 `cache.c`: range flushes of 512 KiB or more flush the
+/// whole cache.
+pub const FLUSH_THRESHOLD: u64 = 0x80000;
+
+/// Which `translation_exists()` filter the lineage uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// 2.6.14: `pte_none(*pte) && !(pte & _PAGE_FLUSH)` means "no translation"; every other
+    /// non-zero PTE, swap and file entries included, passes. `flush_dcache_page` then reads
+    /// the PTE a second time for `pte_pfn(*pte) != pfn`.
+    Loose2614,
+    /// 2.6.15 (Hugh Dickins): read the PTE once; it must have `_PAGE_FLUSH` or
+    /// `_PAGE_PRESENT` and the right pfn.
+    Hugh2615,
+}
+
+/// Kernel 2.6.14 / 2.6.15 parisc, and the `recheck` proposal.
+///
+/// Step by step, `flush_dcache_page(page)`:
+/// 1. a page-cache page of an unmapped file only gets `PG_dcache_dirty`;
+/// 2. `flush_kernel_dcache_page`: `fdc` over the kernel alias;
+/// 3. anonymous pages stop here;
+/// 4. under `flush_dcache_mmap_lock`, walk `i_mmap` for VMAs covering the page: skip one
+///    whose PTE fails `translation_exists()` (see [`Filter`]) or maps another pfn; otherwise
+///    `fdc` the page through that VMA's user address and **stop** — the comment claims all
+///    mappings are congruent, so one flush serves all. `recheck` instead re-reads the PTE
+///    after the flush and goes on to the next VMA if it changed (Hugh's suggestion).
+///
+/// Also: `ptep_get_and_clear` leaves a `_PAGE_FLUSH` PTE (pfn kept, present cleared) that the
+/// non-access miss handler turns into a flush-only translation; `set_pte_at` and
+/// `ptep_set_wrprotect` purge no TLB entry; `copy_user_page` copies through the kernel alias
+/// with no flush of the source's user alias; `MAP_FIXED` is not colour-checked;
+/// `flush_cache_range` flushes by user address only for the current mm.
+///
+/// Historic bugs reachable: B2 (swap/file PTE passes the loose filter, nullified flush,
+/// `break`), B3 (PTE changes between the check and the flush), B7 (copy without source flush,
+/// no purge on write-protect), B21 (non-congruent `MAP_FIXED` alias, one flush only).
+///
+/// Sources: `torvalds/linux` @ `1da177e4` `arch/parisc/kernel/cache.c`,
+/// `include/asm-parisc/cacheflush.h`, `pgtable.h`; Hugh Dickins, "[PATCH 3/9] mm: parisc pte
+/// atomicity", `Pine.LNX.4.61.0510221722260.18047@goblin.wat.veritas.com`.
+#[derive(Clone, Copy, Debug)]
+pub struct Linux26 {
+    /// Lineage name.
+    pub name: &'static str,
+    /// `translation_exists()` filter.
+    pub filter: Filter,
+    /// Re-check the PTE after flushing and go on if it changed.
+    pub recheck: bool,
+}
+
+impl Linux26 {
+    /// 2.6.14.
+    pub const LINUX_2614: Linux26 = Linux26 {
+        name: "linux-2.6.14",
+        filter: Filter::Loose2614,
+        recheck: false,
+    };
+    /// 2.6.15.
+    pub const LINUX_2615: Linux26 = Linux26 {
+        name: "linux-2.6.15",
+        filter: Filter::Hugh2615,
+        recheck: false,
+    };
+    /// 2.6.15 plus re-checking the PTE after the flush.
+    pub const RECHECK: Linux26 = Linux26 {
+        name: "recheck",
+        filter: Filter::Hugh2615,
+        recheck: true,
+    };
+
+    /// `translation_exists(vma, addr[, pfn])` followed by the pfn comparison: does the PTE of
+    /// `va` (looked at without any lock) say `pfn` is mapped there?
+    pub async fn translation_exists(
+        &self,
+        k: &Kernel,
+        cpu: CpuId,
+        vma: &Vma,
+        va: VirtAddr,
+        pfn: Pfn,
+    ) -> bool {
+        let layout = k.layout();
+        let pte = k.read_pte(cpu, vma.mm, va).await;
+        match self.filter {
+            Filter::Loose2614 => {
+                if !layout.translation_filter_2614(pte) {
+                    return false;
+                }
+                // The caller dereferences the PTE pointer again for the pfn.
+                let again = k.read_pte(cpu, vma.mm, va).await;
+                again.raw_pfn() == pfn
+            }
+            Filter::Hugh2615 => layout.translation_matches_2615(pte, pfn),
+        }
+    }
+
+    fn still_maps(&self, k: &Kernel, vma: &Vma, va: VirtAddr, pfn: Pfn) -> bool {
+        k.layout()
+            .translation_matches_2615(k.peek_pte(vma.mm, va), pfn)
+    }
+}
+
+impl ArchHooks for Linux26 {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn miss_policy(&self) -> MissPolicy {
+        MissPolicy::LINUX_2614
+    }
+    fn map_fixed_checks_colour(&self) -> bool {
+        false
+    }
+    fn ptep_get_and_clear<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        mm: MmId,
+        va: VirtAddr,
+    ) -> HookFuture<'a, Pte> {
+        Box::pin(async move {
+            k.lock(cpu, LockId::PaDbit).await;
+            let layout = k.layout();
+            let old = k
+                .update_pte(cpu, mm, va, |p| layout.after_get_and_clear(p))
+                .await;
+            k.unlock(cpu, LockId::PaDbit);
+            old
+        })
+    }
+    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(k.flush_cache_all(cpu))
+    }
+    fn flush_cache_range<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        start: VirtAddr,
+        end: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            if k.current_mm(cpu) == Some(vma.mm) {
+                parisc::flush_user_dcache_range(k, cpu, &vma, start, end, FLUSH_THRESHOLD).await;
+            } else {
+                k.flush_cache_all(cpu).await;
+            }
+        })
+    }
+    fn flush_cache_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        pfn: Pfn,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            let exists = match self.filter {
+                // 2.6.14's flush_cache_page ignores its pfn argument.
+                Filter::Loose2614 => k
+                    .layout()
+                    .translation_filter_2614(k.read_pte(cpu, vma.mm, va).await),
+                Filter::Hugh2615 => self.translation_exists(k, cpu, &vma, va, pfn).await,
+            };
+            if exists {
+                parisc::flush_user_page(k, cpu, &vma, va).await;
+            }
+        })
+    }
+    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            if parisc::defer_if_unmapped(k, page) {
+                return;
+            }
+            parisc::flush_kernel_page(k, cpu, page).await;
+            let Some(file) = parisc::page_file(k, page) else {
+                return;
+            };
+            k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
+            for (vma, va) in k.file_mappings(page) {
+                if !self.translation_exists(k, cpu, &vma, va, page).await {
+                    continue;
+                }
+                k.label(cpu, "flush_dcache_page: translation exists").await;
+                parisc::flush_user_page(k, cpu, &vma, va).await;
+                if self.recheck && !self.still_maps(k, &vma, va, page) {
+                    continue;
+                }
+                break;
+            }
+            k.unlock(cpu, LockId::FlushDcacheMmap(file));
+        })
+    }
+    fn flush_kernel_dcache_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        page: Pfn,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(parisc::flush_kernel_page(k, cpu, page))
+    }
+    fn update_mmu_cache<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        _vma: Vma,
+        _va: VirtAddr,
+        pte: Pte,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(parisc::update_cache_deferred(k, cpu, pte, true))
+    }
+    fn copy_user_highpage<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        to: Pfn,
+        from: Pfn,
+        _va: VirtAddr,
+        _vma: Vma,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            k.copy_page_kernel(cpu, to, from).await;
+            parisc::flush_kernel_page(k, cpu, to).await;
+        })
+    }
+    fn clear_user_highpage<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        page: Pfn,
+        va: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            parisc::purge_kernel_page(k, cpu, page).await;
+            window::clear_user_page_asm(k, cpu, page, va).await;
+        })
+    }
+    fn copy_to_user_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        page: Pfn,
+        va: VirtAddr,
+        value: u64,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            self.flush_cache_page(k, cpu, vma, va, page).await;
+            let kva = page.word(va.word_in_page()).kernel_va();
+            k.kernel_store(cpu, kva, value).await;
+            k.fdc(cpu, SpaceId::KERNEL, kva).await;
+        })
+    }
+    fn copy_from_user_page<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        page: Pfn,
+        va: VirtAddr,
+    ) -> HookFuture<'a, u64> {
+        Box::pin(async move {
+            self.flush_cache_page(k, cpu, vma, va, page).await;
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
+                .await
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! The kernel lineages: named implementations of [`vipt_emu::mm::ArchHooks`].
+
+pub mod linux24;
+pub mod linux26;
+pub mod linux3x;
+pub mod linux60;
+pub mod linux6x;
+pub mod whole_cache;
+
+pub use linux3x::Linux3x;
+pub use linux6x::Linux6x;
+pub use linux24::Linux24;
+pub use linux26::{Filter, Linux26};
+pub use linux60::Linux60;
+pub use whole_cache::WholeCache;

@@ -1,0 +1,230 @@
+//! The lineage registry: every lineage by name, with a one-line summary, so the harness and
+//! users can pick one by name and a downstream crate can add its own.
+
+use std::fmt;
+use std::sync::Arc;
+
+use vipt_emu::config::Preset;
+use vipt_emu::mm::{ArchHooks, GenericHooks};
+
+use crate::lineage::{Linux3x, Linux6x, Linux24, Linux26, Linux60, WholeCache};
+
+/// Makes a fresh hook set (one per scenario; called on whichever thread runs it).
+pub type Factory = Arc<dyn Fn() -> Box<dyn ArchHooks> + Send + Sync>;
+
+/// A registered lineage.
+#[derive(Clone)]
+pub struct Lineage {
+    /// Name, as given to `--lineage`.
+    pub name: String,
+    /// One line on what it does.
+    pub summary: String,
+    /// Kernel versions it stands for.
+    pub kernel: String,
+    /// Historic bugs (parisc-facts §8 labels) it can show.
+    pub bugs: Vec<String>,
+    /// The machine it must run on, if it is not the campaign's (the `pipt` lineage needs the
+    /// `pipt` machine).
+    pub preset: Option<Preset>,
+    /// Part of the default campaign.
+    pub default: bool,
+    make: Factory,
+}
+
+impl fmt::Debug for Lineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lineage")
+            .field("name", &self.name)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lineage {
+    /// A lineage named `name` whose hooks `make` builds; in the default campaign.
+    pub fn new(
+        name: impl Into<String>,
+        summary: impl Into<String>,
+        make: impl Fn() -> Box<dyn ArchHooks> + Send + Sync + 'static,
+    ) -> Self {
+        Lineage {
+            name: name.into(),
+            summary: summary.into(),
+            kernel: String::new(),
+            bugs: Vec::new(),
+            preset: None,
+            default: true,
+            make: Arc::new(make),
+        }
+    }
+
+    /// Sets the kernel versions.
+    pub fn kernel(mut self, k: impl Into<String>) -> Self {
+        self.kernel = k.into();
+        self
+    }
+
+    /// Sets the historic bugs it shows.
+    pub fn bugs(mut self, bugs: &[&str]) -> Self {
+        self.bugs = bugs.iter().map(|b| b.to_string()).collect();
+        self
+    }
+
+    /// Pins the machine preset.
+    pub fn preset(mut self, p: Preset) -> Self {
+        self.preset = Some(p);
+        self
+    }
+
+    /// Leaves it out of the default campaign (still selectable by name).
+    pub fn optional(mut self) -> Self {
+        self.default = false;
+        self
+    }
+
+    /// A fresh hook set.
+    pub fn hooks(&self) -> Box<dyn ArchHooks> {
+        (self.make)()
+    }
+}
+
+/// Why a lineage could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is taken.
+    #[error("a lineage named `{0}` is already registered")]
+    Duplicate(String),
+}
+
+/// Lineages by name, in registration order.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    lineages: Vec<Lineage>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The built-in lineages.
+    pub fn builtin() -> Self {
+        let mut r = Registry::new();
+        let all = [
+            Lineage::new("linux-2.4", "first mapping flushed unchecked; rmap clears the PTE before flushing", || Box::new(Linux24))
+                .kernel("2.4.0-2.4.19")
+                .bugs(&["B1", "B21"]),
+            Lineage::new("linux-2.6.14", "translation_exists lets swap/file PTEs through; one flush; no TLB purges", || Box::new(Linux26::LINUX_2614))
+                .kernel("2.6.12-2.6.14")
+                .bugs(&["B2", "B3", "B7", "B21"]),
+            Lineage::new("linux-2.6.15", "Hugh Dickins' present|flush filter + pfn check; still one flush, no purges", || Box::new(Linux26::LINUX_2615))
+                .kernel("2.6.15-2.6.x")
+                .bugs(&["B3", "B7", "B21"]),
+            Lineage::new("recheck", "2.6.15 re-checking the PTE after each flush and moving on if it changed", || Box::new(Linux26::RECHECK))
+                .kernel("proposal (Hugh Dickins, 2005)")
+                .bugs(&["B3", "B7", "B21"]),
+            Lineage::new("tmpalias", "TLB purge + flush by physical address per colour; COW copy without source flush", || Box::new(Linux3x::TMPALIAS))
+                .kernel("3.0-3.9")
+                .bugs(&["B7", "B13"]),
+            Lineage::new("tmpalias+purge", "tmpalias with the 2013 TLB-purge patch only (B7 half-fix i)", || {
+                Box::new(Linux3x { name: "tmpalias+purge", purge_on_pte_change: true, flush_source_before_copy: false })
+            })
+            .kernel("3.x + 7139bc15")
+            .bugs(&["B7", "B13"])
+            .optional(),
+            Lineage::new("tmpalias+precopy", "tmpalias with the pre-copy source flush only (B7 half-fix ii)", || {
+                Box::new(Linux3x { name: "tmpalias+precopy", purge_on_pte_change: false, flush_source_before_copy: true })
+            })
+            .kernel("3.x + 6d2ddc2f")
+            .bugs(&["B7", "B13"])
+            .optional(),
+            Lineage::new("linux-6.0", "PA8800 path: racy PTE checks, flushes by user address, ptep_clear_flush without flush", || Box::new(Linux60))
+                .kernel("5.19-6.9 (PA8800/PA8900)")
+                .bugs(&["B17"]),
+            Lineage::new("linux-6.x", "current: purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes the page", || Box::new(Linux6x))
+                .kernel("6.10+"),
+            Lineage::new("whole-cache", "flush every CPU's whole cache at every hook: always correct, the cost ceiling", || Box::new(WholeCache))
+                .kernel("none (reference)"),
+            Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || Box::new(GenericHooks))
+                .kernel("generic")
+                .preset(Preset::Pipt),
+        ];
+        for l in all {
+            r.register(l).expect("built-in names are distinct");
+        }
+        r
+    }
+
+    /// Adds a lineage.
+    pub fn register(&mut self, l: Lineage) -> Result<(), RegistryError> {
+        if self.get(&l.name).is_some() {
+            return Err(RegistryError::Duplicate(l.name));
+        }
+        self.lineages.push(l);
+        Ok(())
+    }
+
+    /// The lineage named `name`.
+    pub fn get(&self, name: &str) -> Option<&Lineage> {
+        self.lineages.iter().find(|l| l.name == name)
+    }
+
+    /// Every lineage, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Lineage> {
+        self.lineages.iter()
+    }
+
+    /// The lineages of the default campaign.
+    pub fn defaults(&self) -> impl Iterator<Item = &Lineage> {
+        self.lineages.iter().filter(|l| l.default)
+    }
+
+    /// Every name, comma separated (for error messages).
+    pub fn names(&self) -> String {
+        self.lineages
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_match_their_hooks_and_are_unique() {
+        let r = Registry::builtin();
+        for l in r.iter() {
+            assert_eq!(
+                l.hooks().name(),
+                l.name,
+                "factory of {} names itself differently",
+                l.name
+            );
+        }
+        for want in [
+            "linux-2.4",
+            "linux-2.6.14",
+            "linux-2.6.15",
+            "recheck",
+            "tmpalias",
+            "linux-6.x",
+            "whole-cache",
+            "pipt",
+        ] {
+            assert!(
+                r.get(want).is_some_and(|l| l.default),
+                "{want} missing from the default set"
+            );
+        }
+        assert_eq!(r.get("pipt").unwrap().preset, Some(Preset::Pipt));
+        let mut r2 = r.clone();
+        assert_eq!(
+            r2.register(Lineage::new("pipt", "dup", || Box::new(GenericHooks))),
+            Err(RegistryError::Duplicate("pipt".into()))
+        );
+    }
+}
