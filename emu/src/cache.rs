@@ -57,17 +57,13 @@ impl DCache {
     /// The way of `set` holding physical line `tag`, if any.
     pub fn lookup(&self, set: usize, tag: u64) -> Option<usize> {
         let base = set * self.ways;
-        self.meta[base..base + self.ways]
-            .iter()
-            .position(|m| m.valid && m.tag == tag)
+        self.meta[base..base + self.ways].iter().position(|m| m.valid && m.tag == tag)
     }
 
     /// The first invalid way of `set`, if any.
     pub fn free_way(&self, set: usize) -> Option<usize> {
         let base = set * self.ways;
-        self.meta[base..base + self.ways]
-            .iter()
-            .position(|m| !m.valid)
+        self.meta[base..base + self.ways].iter().position(|m| !m.valid)
     }
 
     /// Metadata of a line.

@@ -56,20 +56,14 @@ pub struct SeededChooser {
 impl SeededChooser {
     /// A chooser for `seed`.
     pub fn new(seed: u64) -> Self {
-        SeededChooser {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+        SeededChooser { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 }
 
 impl Chooser for SeededChooser {
     fn choose(&mut self, _kind: ChoiceKind, n: u32) -> u32 {
         debug_assert!(n >= 1);
-        if n <= 1 {
-            0
-        } else {
-            self.rng.random_range(0..n)
-        }
+        if n <= 1 { 0 } else { self.rng.random_range(0..n) }
     }
 }
 
@@ -81,11 +75,7 @@ pub struct FirstChooser;
 impl Chooser for FirstChooser {
     fn choose(&mut self, kind: ChoiceKind, n: u32) -> u32 {
         // "Speculate" is a yes/no whose 0 means "yes"; answer no.
-        if kind == ChoiceKind::Speculate {
-            n.saturating_sub(1)
-        } else {
-            0
-        }
+        if kind == ChoiceKind::Speculate { n.saturating_sub(1) } else { 0 }
     }
 }
 
@@ -103,8 +93,7 @@ mod tests {
             assert_eq!(x, b.choose(ChoiceKind::Other, n));
         }
         let mut c = SeededChooser::new(43);
-        let differs =
-            (0..64).any(|_| a.choose(ChoiceKind::Other, 1000) != c.choose(ChoiceKind::Other, 1000));
+        let differs = (0..64).any(|_| a.choose(ChoiceKind::Other, 1000) != c.choose(ChoiceKind::Other, 1000));
         assert!(differs);
     }
 }

@@ -117,13 +117,7 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset, in display order.
-    pub const ALL: [Preset; 5] = [
-        Preset::Tiny,
-        Preset::Pa8700,
-        Preset::Pa8800,
-        Preset::Pipt,
-        Preset::Rp3440,
-    ];
+    pub const ALL: [Preset; 5] = [Preset::Tiny, Preset::Pa8700, Preset::Pa8800, Preset::Pipt, Preset::Rp3440];
 
     /// The preset's name.
     pub fn name(self) -> &'static str {
@@ -145,20 +139,14 @@ impl Preset {
             line_bytes: 128,
             sets: 128,
             ways: 2,
-            indexing: Indexing::Virtual {
-                alias_boundary: 4 * PAGE_SIZE,
-            },
+            indexing: Indexing::Virtual { alias_boundary: 4 * PAGE_SIZE },
             tlb_entries: 16,
             swap_slots: 1024,
             costs: CostTable::DEFAULT,
         };
         match self {
             Preset::Tiny => tiny,
-            Preset::Pipt => MachineConfig {
-                name: "pipt",
-                indexing: Indexing::Physical,
-                ..tiny
-            },
+            Preset::Pipt => MachineConfig { name: "pipt", indexing: Indexing::Physical, ..tiny },
             Preset::Pa8700 => MachineConfig {
                 name: "pa8700",
                 cpus: 4,
@@ -166,9 +154,7 @@ impl Preset {
                 line_bytes: 64,
                 sets: 6144,
                 ways: 4,
-                indexing: Indexing::Virtual {
-                    alias_boundary: SHM_COLOUR,
-                },
+                indexing: Indexing::Virtual { alias_boundary: SHM_COLOUR },
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::DEFAULT,
@@ -180,9 +166,7 @@ impl Preset {
                 line_bytes: 128,
                 sets: 1536,
                 ways: 4,
-                indexing: Indexing::Virtual {
-                    alias_boundary: 64 << 20,
-                },
+                indexing: Indexing::Virtual { alias_boundary: 64 << 20 },
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::DEFAULT,
@@ -194,9 +178,7 @@ impl Preset {
                 line_bytes: 128,
                 sets: 65536,
                 ways: 4,
-                indexing: Indexing::Virtual {
-                    alias_boundary: 64 << 20,
-                },
+                indexing: Indexing::Virtual { alias_boundary: 64 << 20 },
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::DEFAULT,
@@ -254,13 +236,8 @@ impl MachineConfig {
         if self.frames < 16 || self.frames > 1 << 20 {
             return Err(Invalid("frames must be 16..=2^20"));
         }
-        if !self.line_bytes.is_power_of_two()
-            || self.line_bytes < WORD_BYTES
-            || self.line_bytes > PAGE_SIZE
-        {
-            return Err(Invalid(
-                "line size must be a power of two between a word and a page",
-            ));
+        if !self.line_bytes.is_power_of_two() || self.line_bytes < WORD_BYTES || self.line_bytes > PAGE_SIZE {
+            return Err(Invalid("line size must be a power of two between a word and a page"));
         }
         if self.sets == 0 || self.ways == 0 || self.ways > 16 {
             return Err(Invalid("sets must be > 0 and ways 1..=16"));
@@ -268,9 +245,7 @@ impl MachineConfig {
         if let Indexing::Virtual { alias_boundary } = self.indexing
             && (!alias_boundary.is_power_of_two() || alias_boundary < PAGE_SIZE)
         {
-            return Err(Invalid(
-                "alias boundary must be a power of two of at least a page",
-            ));
+            return Err(Invalid("alias boundary must be a power of two of at least a page"));
         }
         if self.tlb_entries == 0 || self.tlb_entries > 512 {
             return Err(Invalid("tlb entries must be 1..=512"));

@@ -180,11 +180,7 @@ impl Machine {
 
     /// Draws a choice.
     pub fn choose(&mut self, kind: ChoiceKind, n: u32) -> u32 {
-        if n <= 1 {
-            0
-        } else {
-            self.chooser.choose(kind, n)
-        }
+        if n <= 1 { 0 } else { self.chooser.choose(kind, n) }
     }
 
     /// Starts recording trace events.
@@ -194,11 +190,7 @@ impl Machine {
 
     fn ev(&mut self, cpu: CpuId, what: What) {
         if let Some(t) = &mut self.trace {
-            t.events.push(TraceEvent {
-                step: self.step,
-                cpu,
-                what,
-            });
+            t.events.push(TraceEvent { step: self.step, cpu, what });
         }
     }
 
@@ -271,13 +263,7 @@ impl Machine {
     }
 
     /// The data-TLB miss handler: a translation for a load or store, or a page fault.
-    fn access_miss(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        write: bool,
-    ) -> Option<TlbEntry> {
+    fn access_miss(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, write: bool) -> Option<TlbEntry> {
         self.counters.tlb_misses += 1;
         let vpn = va.vpn();
         if space == SpaceId::KERNEL {
@@ -286,11 +272,7 @@ impl Machine {
                     return None;
                 }
                 let regs = self.cpus[cpu.index()].tmpalias;
-                let pfn = if va.0 & SHM_COLOUR == 0 {
-                    regs.to
-                } else {
-                    regs.from
-                }?;
+                let pfn = if va.0 & SHM_COLOUR == 0 { regs.to } else { regs.from }?;
                 return Some(TlbEntry {
                     space,
                     vpn,
@@ -377,12 +359,7 @@ impl Machine {
 
     /// Translation for a non-access instruction (`fdc`, `pdc`, `lpa`): TLB, then the
     /// non-access miss handler. `None` means the handler nullifies the instruction.
-    pub fn translate_nonaccess(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-    ) -> Option<PhysAddr> {
+    pub fn translate_nonaccess(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Option<PhysAddr> {
         let vpn = va.vpn();
         let off = va.page_offset();
         if let Some(i) = self.cpus[cpu.index()].tlb.lookup(space, vpn) {
@@ -396,19 +373,8 @@ impl Machine {
                     return None;
                 }
                 let regs = self.cpus[cpu.index()].tmpalias;
-                let pfn = if va.0 & SHM_COLOUR == 0 {
-                    regs.to
-                } else {
-                    regs.from
-                }?;
-                TlbEntry {
-                    space,
-                    vpn,
-                    pfn,
-                    rights: Rights::empty(),
-                    dirty: false,
-                    flush_only: true,
-                }
+                let pfn = if va.0 & SHM_COLOUR == 0 { regs.to } else { regs.from }?;
+                TlbEntry { space, vpn, pfn, rights: Rights::empty(), dirty: false, flush_only: true }
             } else {
                 let pa = va.linear_map_phys()?;
                 if !self.mem.pfn_valid(pa.pfn()) {
@@ -441,17 +407,8 @@ impl Machine {
                         flush_only: false,
                     }
                 }
-                PteKind::FlushOnly { pfn, .. }
-                    if self.policy.flush_ptes && self.mem.pfn_valid(pfn) =>
-                {
-                    TlbEntry {
-                        space,
-                        vpn,
-                        pfn,
-                        rights: Rights::empty(),
-                        dirty: false,
-                        flush_only: true,
-                    }
+                PteKind::FlushOnly { pfn, .. } if self.policy.flush_ptes && self.mem.pfn_valid(pfn) => {
+                    TlbEntry { space, vpn, pfn, rights: Rights::empty(), dirty: false, flush_only: true }
                 }
                 _ => return None,
             }
@@ -469,18 +426,10 @@ impl Machine {
         let m = c.meta(set, way);
         debug_assert!(m.valid && m.dirty);
         let pa = PhysAddr(m.tag * line);
-        self.mem
-            .slice_mut(pa, wpl)
-            .copy_from_slice(c.data(set, way));
+        self.mem.slice_mut(pa, wpl).copy_from_slice(c.data(set, way));
         c.meta_mut(set, way).dirty = false;
         self.counters.write_backs += 1;
-        self.ev(
-            cpu,
-            What::WriteBack {
-                set: set as u32,
-                tag: m.tag,
-            },
-        );
+        self.ev(cpu, What::WriteBack { set: set as u32, tag: m.tag });
     }
 
     /// Snoop: other CPUs' copies of `(set, tag)` are written back if dirty; and invalidated
@@ -497,14 +446,7 @@ impl Machine {
                 }
                 if invalidate {
                     self.cpus[other].cache.meta_mut(set, way).valid = false;
-                    self.ev(
-                        oc,
-                        What::Invalidate {
-                            set: set as u32,
-                            tag,
-                            by: Insn::Snoop,
-                        },
-                    );
+                    self.ev(oc, What::Invalidate { set: set as u32, tag, by: Insn::Snoop });
                 }
             }
         }
@@ -522,39 +464,21 @@ impl Machine {
                 if m.dirty {
                     self.write_back(cpu, set, w);
                 }
-                self.ev(
-                    cpu,
-                    What::Evict {
-                        set: set as u32,
-                        tag: m.tag,
-                    },
-                );
+                self.ev(cpu, What::Evict { set: set as u32, tag: m.tag });
                 w
             }
         };
         let wpl = self.cfg.words_per_line();
         let pa = PhysAddr(tag * self.cfg.line_bytes);
         let c = &mut self.cpus[cpu.index()].cache;
-        c.data_mut(set, way)
-            .copy_from_slice(self.mem.slice(pa, wpl));
-        *c.meta_mut(set, way) = LineMeta {
-            valid: true,
-            dirty: false,
-            tag,
-        };
+        c.data_mut(set, way).copy_from_slice(self.mem.slice(pa, wpl));
+        *c.meta_mut(set, way) = LineMeta { valid: true, dirty: false, tag };
         if speculative {
             self.counters.speculative_fills += 1;
         } else {
             self.counters.fills += 1;
         }
-        self.ev(
-            cpu,
-            What::Fill {
-                set: set as u32,
-                tag,
-                speculative,
-            },
-        );
+        self.ev(cpu, What::Fill { set: set as u32, tag, speculative });
         way
     }
 
@@ -588,28 +512,14 @@ impl Machine {
     }
 
     /// Stores `value` at `va` in `space`.
-    pub fn store(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        value: u64,
-    ) -> Result<(), Trap> {
+    pub fn store(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, value: u64) -> Result<(), Trap> {
         self.counters.stores += 1;
         let pa = self.translate_access(cpu, space, va, true)?;
         let (set, tag) = (self.set_index(va, pa), self.tag(pa));
         let w = self.line_for_write(cpu, set, tag);
         let i = self.word_in_line(pa);
         self.cpus[cpu.index()].cache.data_mut(set, w)[i] = value;
-        self.ev(
-            cpu,
-            What::Store {
-                set: set as u32,
-                tag,
-                va,
-                value,
-            },
-        );
+        self.ev(cpu, What::Store { set: set as u32, tag, va, value });
         Ok(())
     }
 
@@ -631,42 +541,20 @@ impl Machine {
     }
 
     /// Stores `buf` over the whole line containing `va`.
-    pub fn store_line(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        buf: &[u64],
-    ) -> Result<(), Trap> {
+    pub fn store_line(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, buf: &[u64]) -> Result<(), Trap> {
         self.counters.stores += 1;
         let va = va.align_down(self.cfg.line_bytes);
         let pa = self.translate_access(cpu, space, va, true)?;
         let (set, tag) = (self.set_index(va, pa), self.tag(pa));
         let w = self.line_for_write(cpu, set, tag);
-        self.cpus[cpu.index()]
-            .cache
-            .data_mut(set, w)
-            .copy_from_slice(buf);
-        self.ev(
-            cpu,
-            What::StoreLine {
-                set: set as u32,
-                tag,
-                va,
-            },
-        );
+        self.cpus[cpu.index()].cache.data_mut(set, w).copy_from_slice(buf);
+        self.ev(cpu, What::StoreLine { set: set as u32, tag, va });
         Ok(())
     }
 
     // ----- cache maintenance ------------------------------------------------------------
 
-    fn flush_common(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        insn: Insn,
-    ) -> FlushOutcome {
+    fn flush_common(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, insn: Insn) -> FlushOutcome {
         let Some(pa) = self.translate_nonaccess(cpu, space, va) else {
             self.counters.nullified += 1;
             self.ev(cpu, What::Nullified { insn, space, va });
@@ -679,25 +567,10 @@ impl Machine {
                     self.write_back(CpuId(c as u8), set, way);
                 }
                 *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(
-                    CpuId(c as u8),
-                    What::Invalidate {
-                        set: set as u32,
-                        tag,
-                        by: insn,
-                    },
-                );
+                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, tag, by: insn });
             }
         }
-        self.ev(
-            cpu,
-            What::Flush {
-                insn,
-                space,
-                va,
-                tag,
-            },
-        );
+        self.ev(cpu, What::Flush { insn, space, va, tag });
         FlushOutcome::Done { pa }
     }
 
@@ -714,6 +587,31 @@ impl Machine {
         self.flush_common(cpu, space, va, Insn::Pdc)
     }
 
+    /// `fdc` (or `pdc`) in real mode at physical address `pa`: the cache is indexed with the
+    /// physical address, which is the kernel linear-map colour (`PAGE_OFFSET` is a multiple of
+    /// every alias boundary), and no translation, TLB entry or miss is involved. The DMA API's
+    /// cache maintenance works this way.
+    pub fn flush_phys(&mut self, cpu: CpuId, pa: PhysAddr, purge: bool) {
+        let insn = if purge { Insn::Pdc } else { Insn::Fdc };
+        if purge {
+            self.counters.pdc += 1;
+        } else {
+            self.counters.fdc += 1;
+        }
+        let va = pa.kernel_va();
+        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
+        for c in 0..self.cpus.len() {
+            if let Some(way) = self.cpus[c].cache.lookup(set, tag) {
+                if !purge && self.cpus[c].cache.meta(set, way).dirty {
+                    self.write_back(CpuId(c as u8), set, way);
+                }
+                *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
+                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, tag, by: insn });
+            }
+        }
+        self.ev(cpu, What::Flush { insn, space: SpaceId::KERNEL, va, tag });
+    }
+
     /// `fdce` over one set of `target`'s cache: every way written back if dirty and
     /// invalidated. Local to `target`; executed by `cpu` (itself, or on its behalf by IPI).
     pub fn fdce(&mut self, cpu: CpuId, target: CpuId, set: usize) {
@@ -725,14 +623,7 @@ impl Machine {
                     self.write_back(target, set, way);
                 }
                 *self.cpus[target.index()].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(
-                    target,
-                    What::Invalidate {
-                        set: set as u32,
-                        tag: m.tag,
-                        by: Insn::Fdce,
-                    },
-                );
+                self.ev(target, What::Invalidate { set: set as u32, tag: m.tag, by: Insn::Fdce });
             }
         }
         let _ = cpu;
@@ -750,14 +641,7 @@ impl Machine {
     pub fn purge_tlb_local(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) {
         self.counters.purges_local += 1;
         self.cpus[cpu.index()].tlb.purge(space, va.vpn());
-        self.ev(
-            cpu,
-            What::Purge {
-                space,
-                va,
-                broadcast: false,
-            },
-        );
+        self.ev(cpu, What::Purge { space, va, broadcast: false });
     }
 
     /// `pdtlb` (broadcast): purges `(space, va)` from every CPU's TLB.
@@ -766,14 +650,7 @@ impl Machine {
         for c in &mut self.cpus {
             c.tlb.purge(space, va.vpn());
         }
-        self.ev(
-            cpu,
-            What::Purge {
-                space,
-                va,
-                broadcast: true,
-            },
-        );
+        self.ev(cpu, What::Purge { space, va, broadcast: true });
     }
 
     /// Purges every entry of `space` on every CPU (`flush_tlb_mm`).
@@ -803,12 +680,7 @@ impl Machine {
     /// move-in is filled (clean) unless already present. Returns whether a line was filled.
     pub fn speculate(&mut self, cpu: CpuId) -> bool {
         let lpp = self.cfg.lines_per_page();
-        let n = self.cpus[cpu.index()]
-            .tlb
-            .entries()
-            .iter()
-            .filter(|e| e.allows_move_in())
-            .count();
+        let n = self.cpus[cpu.index()].tlb.entries().iter().filter(|e| e.allows_move_in()).count();
         if n == 0 {
             return false;
         }
@@ -837,37 +709,20 @@ impl Machine {
     pub fn dma_read_page(&mut self, cpu: CpuId, pfn: Pfn, buf: &mut [u64]) {
         buf.copy_from_slice(self.mem.frame(pfn));
         self.counters.dma_words += buf.len() as u64;
-        self.ev(
-            cpu,
-            What::Dma {
-                pfn,
-                to_memory: false,
-            },
-        );
+        self.ev(cpu, What::Dma { pfn, to_memory: false });
     }
 
     /// DMA into memory: overwrites frame `pfn` with `buf` (caches are not consulted).
     pub fn dma_write_page(&mut self, cpu: CpuId, pfn: Pfn, buf: &[u64]) {
         self.mem.frame_mut(pfn).copy_from_slice(buf);
         self.counters.dma_words += buf.len() as u64;
-        self.ev(
-            cpu,
-            What::Dma {
-                pfn,
-                to_memory: true,
-            },
-        );
+        self.ev(cpu, What::Dma { pfn, to_memory: true });
     }
 
     // ----- inspection -------------------------------------------------------------------
 
     /// The line `cpu` holds for physical address `pa` when accessed through `va`.
-    pub fn cached_line(
-        &self,
-        cpu: CpuId,
-        va: VirtAddr,
-        pa: PhysAddr,
-    ) -> Option<(LineMeta, &[u64])> {
+    pub fn cached_line(&self, cpu: CpuId, va: VirtAddr, pa: PhysAddr) -> Option<(LineMeta, &[u64])> {
         let (set, tag) = (self.set_index(va, pa), self.tag(pa));
         let c = &self.cpus[cpu.index()].cache;
         c.lookup(set, tag).map(|w| (c.meta(set, w), c.data(set, w)))
@@ -886,6 +741,12 @@ impl Machine {
             }
         }
         found
+    }
+
+    /// What a load through `va` of physical address `pa` would return right now, without
+    /// performing one: the coherent copy at `va`'s set if any CPU holds one, else memory.
+    pub fn view_word(&self, va: VirtAddr, pa: PhysAddr) -> u64 {
+        self.cached_word(va, pa).map_or_else(|| self.mem.read(pa), |(_, _, v)| v)
     }
 
     /// Number of dirty lines in all caches whose tag lies in frame `pfn`.

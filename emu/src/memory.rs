@@ -11,9 +11,7 @@ pub struct Memory {
 impl Memory {
     /// `frames` zeroed frames.
     pub fn new(frames: usize) -> Self {
-        Memory {
-            words: vec![0; frames * WORDS_PER_PAGE],
-        }
+        Memory { words: vec![0; frames * WORDS_PER_PAGE] }
     }
 
     /// Number of frames.

@@ -44,9 +44,7 @@ pub fn pte_index(va: VirtAddr) -> usize {
 impl PageTables {
     /// Room for `frames` frames, none a page table yet.
     pub fn new(frames: usize) -> Self {
-        PageTables {
-            pages: vec![None; frames],
-        }
+        PageTables { pages: vec![None; frames] }
     }
 
     /// Makes `pfn` a zeroed page-table page.
@@ -66,10 +64,7 @@ impl PageTables {
 
     /// Raw entry `index` of table page `pfn` (0 if `pfn` is not a table).
     pub fn entry(&self, pfn: Pfn, index: usize) -> u64 {
-        self.pages
-            .get(pfn.index())
-            .and_then(|p| p.as_ref())
-            .map_or(0, |p| p[index])
+        self.pages.get(pfn.index()).and_then(|p| p.as_ref()).map_or(0, |p| p[index])
     }
 
     /// Sets entry `index` of table page `pfn`.
@@ -93,10 +88,7 @@ impl PageTables {
 
     /// Where the PTE for `va` lives, if its PTE page exists.
     pub fn slot(&self, pgd: Pfn, va: VirtAddr) -> Option<PteSlot> {
-        self.pmd(pgd, va).map(|page| PteSlot {
-            page,
-            index: pte_index(va),
-        })
+        self.pmd(pgd, va).map(|page| PteSlot { page, index: pte_index(va) })
     }
 
     /// The PTE at `slot`.
@@ -116,9 +108,6 @@ impl PageTables {
 
     /// Does PTE page `pfn` hold only zero entries?
     pub fn is_empty_table(&self, pfn: Pfn) -> bool {
-        self.pages
-            .get(pfn.index())
-            .and_then(|p| p.as_ref())
-            .is_none_or(|p| p.iter().all(|&e| e == 0))
+        self.pages.get(pfn.index()).and_then(|p| p.as_ref()).is_none_or(|p| p.iter().all(|&e| e == 0))
     }
 }

@@ -215,10 +215,7 @@ impl PteLayout {
     ///
     /// If `flags` has bits outside [`PteFlags::MASK`] (possible only via `from_bits_retain`).
     pub fn mk_pte(self, pfn: Pfn, flags: PteFlags) -> Pte {
-        assert!(
-            flags.bits() & !PteFlags::MASK == 0,
-            "pte flags {flags:?} outside the low 12 bits"
-        );
+        assert!(flags.bits() & !PteFlags::MASK == 0, "pte flags {flags:?} outside the low 12 bits");
         Pte((u64::from(pfn.0) << PAGE_SHIFT) | flags.bits())
     }
 
@@ -248,10 +245,7 @@ impl PteLayout {
     ///
     /// If `ty >= 32` or `offset > self.max_swap_offset()`.
     pub fn swp_entry_exclusive(self, ty: u8, offset: u32, exclusive: bool) -> Pte {
-        assert!(
-            u64::from(ty) <= SWP_TYPE_MASK,
-            "swap type {ty} does not fit 5 bits"
-        );
+        assert!(u64::from(ty) <= SWP_TYPE_MASK, "swap type {ty} does not fit 5 bits");
         assert!(
             offset <= self.max_swap_offset(),
             "swap offset {offset:#x} beyond {self:?} maximum {:#x}",
@@ -297,22 +291,14 @@ impl PteLayout {
             return PteKind::None;
         }
         if pte.has(PteFlags::PRESENT) {
-            return PteKind::Present {
-                pfn: pte.raw_pfn(),
-                flags: pte.flags(),
-            };
+            return PteKind::Present { pfn: pte.raw_pfn(), flags: pte.flags() };
         }
         match self {
             PteLayout::Linux2614 => {
                 if pte.has(PteFlags::FLUSH) {
-                    PteKind::FlushOnly {
-                        pfn: pte.raw_pfn(),
-                        flags: pte.flags(),
-                    }
+                    PteKind::FlushOnly { pfn: pte.raw_pfn(), flags: pte.flags() }
                 } else if pte.has(PteFlags::FILE) {
-                    PteKind::File {
-                        pgoff: (v >> FILE_PGOFF_SHIFT) as u32,
-                    }
+                    PteKind::File { pgoff: (v >> FILE_PGOFF_SHIFT) as u32 }
                 } else {
                     PteKind::Swap {
                         ty: (v & SWP_TYPE_MASK) as u8,
@@ -350,11 +336,7 @@ impl PteLayout {
                     && flags.contains(PteFlags::FLUSH)
                     && !flags.contains(PteFlags::PRESENT)
             }
-            PteKind::Swap {
-                ty,
-                offset,
-                exclusive,
-            } => {
+            PteKind::Swap { ty, offset, exclusive } => {
                 u64::from(ty) <= SWP_TYPE_MASK
                     && offset <= self.max_swap_offset()
                     && (self == PteLayout::Current || !exclusive)
@@ -375,17 +357,9 @@ impl PteLayout {
         assert!(self.is_encodable(kind), "{kind:?} has no {self:?} encoding");
         match kind {
             PteKind::None => Pte::NONE,
-            PteKind::Present { pfn, flags } | PteKind::FlushOnly { pfn, flags } => {
-                self.mk_pte(pfn, flags)
-            }
-            PteKind::Swap {
-                ty,
-                offset,
-                exclusive,
-            } => self.swp_entry_exclusive(ty, offset, exclusive),
-            PteKind::File { pgoff } => self
-                .pgoff_to_pte(pgoff)
-                .expect("is_encodable checked the file pgoff"),
+            PteKind::Present { pfn, flags } | PteKind::FlushOnly { pfn, flags } => self.mk_pte(pfn, flags),
+            PteKind::Swap { ty, offset, exclusive } => self.swp_entry_exclusive(ty, offset, exclusive),
+            PteKind::File { pgoff } => self.pgoff_to_pte(pgoff).expect("is_encodable checked the file pgoff"),
         }
     }
 
@@ -418,9 +392,7 @@ impl PteLayout {
     /// entry keeping the pfn and other bits). Current: [`Pte::NONE`].
     pub fn after_get_and_clear(self, old: Pte) -> Pte {
         match self {
-            PteLayout::Linux2614 => old
-                .without_flags(PteFlags::PRESENT)
-                .with_flags(PteFlags::FLUSH),
+            PteLayout::Linux2614 => old.without_flags(PteFlags::PRESENT).with_flags(PteFlags::FLUSH),
             PteLayout::Current => Pte::NONE,
         }
     }
@@ -469,10 +441,7 @@ mod tests {
         };
         match sel % variants {
             0 => PteKind::None,
-            1 => PteKind::Present {
-                pfn: Pfn(a & ((1 << 20) - 1)),
-                flags: flags | PteFlags::PRESENT,
-            },
+            1 => PteKind::Present { pfn: Pfn(a & ((1 << 20) - 1)), flags: flags | PteFlags::PRESENT },
             2 => {
                 let mut ty = (b >> 12) as u8 & 0x1f;
                 let offset = a % (layout.max_swap_offset() + 1);
@@ -480,27 +449,19 @@ mod tests {
                 if ty == 0 && offset == 0 && !exclusive {
                     ty = 1; // the all-zero swap entry is the none pte
                 }
-                PteKind::Swap {
-                    ty,
-                    offset,
-                    exclusive,
-                }
+                PteKind::Swap { ty, offset, exclusive }
             }
             3 => PteKind::FlushOnly {
                 pfn: Pfn(a & ((1 << 20) - 1)),
                 flags: (flags | PteFlags::FLUSH) - PteFlags::PRESENT,
             },
-            _ => PteKind::File {
-                pgoff: a % (layout.max_file_pgoff().unwrap() + 1),
-            },
+            _ => PteKind::File { pgoff: a % (layout.max_file_pgoff().unwrap() + 1) },
         }
     }
 
     fn round_trips(layout: PteLayout, kind: PteKind) -> bool {
         let pte = layout.encode(kind);
-        layout.is_encodable(kind)
-            && layout.decode(pte) == kind
-            && layout.encode(layout.decode(pte)) == pte
+        layout.is_encodable(kind) && layout.decode(pte) == kind && layout.encode(layout.decode(pte)) == pte
     }
 
     quickcheck::quickcheck! {
@@ -551,14 +512,7 @@ mod tests {
                         continue; // value 0: the none pte, not a swap entry
                     }
                     let pte = l.swp_entry(ty, offset);
-                    assert_eq!(
-                        l.decode(pte),
-                        PteKind::Swap {
-                            ty,
-                            offset,
-                            exclusive: false
-                        }
-                    );
+                    assert_eq!(l.decode(pte), PteKind::Swap { ty, offset, exclusive: false });
                     assert_eq!(pte.raw_pfn(), Pfn(n), "{pte:?}");
                     assert!(!l.pte_none(pte) && !l.pte_present(pte) && !l.pte_file(pte));
                     assert!(l.translation_matches_2614(pte, Pfn(n)), "{pte:?}");
@@ -592,14 +546,7 @@ mod tests {
             for (ty, exclusive) in [(0, false), (7, true), (31, false)] {
                 let pte = l.swp_entry_exclusive(ty, offset, exclusive);
                 assert_eq!(pte.raw_pfn(), Pfn(offset >> 5), "{pte:?}");
-                assert_eq!(
-                    l.decode(pte),
-                    PteKind::Swap {
-                        ty,
-                        offset,
-                        exclusive
-                    }
-                );
+                assert_eq!(l.decode(pte), PteKind::Swap { ty, offset, exclusive });
                 assert!(l.translation_matches_2614(pte, Pfn(offset >> 5)));
             }
         }
@@ -616,10 +563,7 @@ mod tests {
             assert!(matches!(l.decode(Pte(v)), PteKind::Swap { .. }));
         }
         assert!(l.pte_none(Pte::NONE));
-        assert_eq!(
-            l.after_get_and_clear(l.mk_pte(Pfn(9), PteFlags::PRESENT)),
-            Pte::NONE
-        );
+        assert_eq!(l.after_get_and_clear(l.mk_pte(Pfn(9), PteFlags::PRESENT)), Pte::NONE);
     }
 
     #[test]
@@ -639,13 +583,7 @@ mod tests {
         let old = l.mk_pte(Pfn(7), rw | PteFlags::PRESENT);
         let cleared = l.after_get_and_clear(old);
         assert_eq!(cleared, Pte((7 << 12) | 0x903 | 0x400));
-        assert_eq!(
-            l.decode(cleared),
-            PteKind::FlushOnly {
-                pfn: Pfn(7),
-                flags: rw | PteFlags::FLUSH
-            }
-        );
+        assert_eq!(l.decode(cleared), PteKind::FlushOnly { pfn: Pfn(7), flags: rw | PteFlags::FLUSH });
         assert!(l.pte_none(cleared));
         assert!(!l.pte_present(cleared) && !l.pte_file(cleared));
         assert!(l.translation_filter_2614(cleared));
@@ -681,18 +619,12 @@ mod tests {
         let (old, cur) = (PteLayout::Linux2614, PteLayout::Current);
         assert_eq!(old.swp_entry(1, 9), Pte(1 | (1 << 6) | (8 << 8)));
         assert_eq!(cur.swp_entry(1, 9), Pte(1 | (1 << 5) | (1 << 10)));
-        assert_eq!(
-            cur.swp_entry_exclusive(1, 9, true),
-            Pte(1 | (1 << 5) | (1 << 8) | (1 << 10))
-        );
+        assert_eq!(cur.swp_entry_exclusive(1, 9, true), Pte(1 | (1 << 5) | (1 << 8) | (1 << 10)));
         assert_eq!(old.swp_entry_exclusive(1, 9, true), old.swp_entry(1, 9));
         assert_eq!(old.swp_entry(31, 7), Pte(0x1f | (7 << 6)));
         assert_eq!(cur.swp_entry(31, 7), Pte(0x1f | (7 << 5)));
         assert_eq!(old.pgoff_to_pte(3), Some(Pte((3 << 11) | 0x20)));
-        assert_eq!(
-            old.mk_pte(Pfn(5), PteFlags::PRESENT | PteFlags::READ),
-            Pte(0x5201)
-        );
+        assert_eq!(old.mk_pte(Pfn(5), PteFlags::PRESENT | PteFlags::READ), Pte(0x5201));
         assert_eq!(old.swp_entry(0, 0), Pte::NONE);
         // 2.6.14 swap entries never touch FILE, PRESENT or FLUSH.
         let max = old.swp_entry(31, old.max_swap_offset());
@@ -734,35 +666,17 @@ mod tests {
     #[test]
     #[should_panic(expected = "has no Current encoding")]
     fn flush_only_has_no_current_encoding() {
-        PteLayout::Current.encode(PteKind::FlushOnly {
-            pfn: Pfn(1),
-            flags: PteFlags::FLUSH,
-        });
+        PteLayout::Current.encode(PteKind::FlushOnly { pfn: Pfn(1), flags: PteFlags::FLUSH });
     }
 
     #[test]
     fn unencodable_kinds_are_reported() {
         let (old, cur) = (PteLayout::Linux2614, PteLayout::Current);
-        let zero_swap = PteKind::Swap {
-            ty: 0,
-            offset: 0,
-            exclusive: false,
-        };
+        let zero_swap = PteKind::Swap { ty: 0, offset: 0, exclusive: false };
         assert!(!old.is_encodable(zero_swap) && !cur.is_encodable(zero_swap));
-        assert!(cur.is_encodable(PteKind::Swap {
-            ty: 0,
-            offset: 0,
-            exclusive: true
-        }));
-        assert!(!old.is_encodable(PteKind::Swap {
-            ty: 1,
-            offset: 0,
-            exclusive: true
-        }));
-        assert!(!old.is_encodable(PteKind::Present {
-            pfn: Pfn(1),
-            flags: PteFlags::READ
-        }));
+        assert!(cur.is_encodable(PteKind::Swap { ty: 0, offset: 0, exclusive: true }));
+        assert!(!old.is_encodable(PteKind::Swap { ty: 1, offset: 0, exclusive: true }));
+        assert!(!old.is_encodable(PteKind::Present { pfn: Pfn(1), flags: PteFlags::READ }));
         assert!(!cur.is_encodable(PteKind::File { pgoff: 0 }));
         assert!(old.is_encodable(PteKind::File { pgoff: 0 }));
     }

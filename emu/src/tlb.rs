@@ -61,11 +61,7 @@ impl Tlb {
     /// An empty TLB with room for `capacity` entries (≤ [`MAX_TLB_ENTRIES`]).
     pub fn new(capacity: usize) -> Self {
         assert!((1..=MAX_TLB_ENTRIES).contains(&capacity));
-        Tlb {
-            capacity,
-            entries: ArrayVec::new(),
-            last: 0,
-        }
+        Tlb { capacity, entries: ArrayVec::new(), last: 0 }
     }
 
     /// Index of the entry for `(space, vpn)`.
@@ -76,10 +72,7 @@ impl Tlb {
         {
             return Some(self.last);
         }
-        let i = self
-            .entries
-            .iter()
-            .position(|e| e.space == space && e.vpn == vpn)?;
+        let i = self.entries.iter().position(|e| e.space == space && e.vpn == vpn)?;
         self.last = i;
         Some(i)
     }

@@ -29,9 +29,7 @@ use vipt_emu::config::{Indexing, Preset};
 use vipt_emu::machine::{FlushOutcome, Machine, MissPolicy, Trap};
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::vmscan::ReclaimTarget;
-use vipt_emu::mm::{
-    ArchHooks, Executor, GenericHooks, HookFuture, Kernel, Mapping, MmId, Op, OpResult, Vma,
-};
+use vipt_emu::mm::{ArchHooks, Executor, GenericHooks, HookFuture, Kernel, Mapping, MmId, Op, OpResult, Vma};
 use vipt_emu::pte::{Pte, PteFlags, PteKind, PteLayout};
 use vipt_emu::tlb::{Rights, TlbEntry};
 
@@ -93,24 +91,14 @@ fn line(m: &Machine, cpu: CpuId, va: VirtAddr, pa: PhysAddr) -> Line {
             assert!(meta.valid, "lookup returned an invalid line");
             assert_eq!(meta.tag, pa.0 / bytes, "lookup returned another line");
             let v = data[((pa.0 % bytes) / 8) as usize];
-            if meta.dirty {
-                Line::Dirty(v)
-            } else {
-                Line::Clean(v)
-            }
+            if meta.dirty { Line::Dirty(v) } else { Line::Clean(v) }
         }
     }
 }
 
 /// `cpu`'s TLB entries for the page of `va` in [`SP`].
 fn tlb_entries(m: &Machine, cpu: CpuId, va: VirtAddr) -> Vec<TlbEntry> {
-    m.cpu(cpu)
-        .tlb
-        .entries()
-        .iter()
-        .filter(|e| e.space == SP && e.vpn == va.vpn())
-        .copied()
-        .collect()
+    m.cpu(cpu).tlb.entries().iter().filter(|e| e.space == SP && e.vpn == va.vpn()).copied().collect()
 }
 
 // ----- machine-level rig ------------------------------------------------------------------
@@ -130,10 +118,7 @@ impl Rig {
         m.attach_space(SP, PGD);
         m.mem.write(P.word(WORD), OLD_P);
         m.mem.write(Q.word(WORD), OLD_Q);
-        Rig {
-            m,
-            layout: policy.layout,
-        }
+        Rig { m, layout: policy.layout }
     }
 
     fn current() -> Self {
@@ -170,12 +155,7 @@ fn tiny_geometry_is_what_these_tests_assume() {
     assert_eq!(cfg.cpus, 4);
     assert_eq!(cfg.line_bytes, 128);
     assert_eq!((cfg.sets, cfg.ways), (128, 2));
-    assert_eq!(
-        cfg.indexing,
-        Indexing::Virtual {
-            alias_boundary: 16 * 1024
-        }
-    );
+    assert_eq!(cfg.indexing, Indexing::Virtual { alias_boundary: 16 * 1024 });
     assert_eq!(cfg.colours(), 4);
     let r = Rig::current();
     let pa = P.word(WORD);
@@ -287,21 +267,12 @@ fn b_fdc_without_translation_is_nullified_and_dirty_line_survives() {
     // A1_EQ indexes the same set as A1 but its PTE is empty; NO_TABLE has no PTE page.
     assert_eq!(r.pte(A1_EQ), Pte::NONE);
     let before = r.m.counters;
-    assert_eq!(
-        r.m.fdc(C0, SP, A1_EQ.with_word(WORD)),
-        FlushOutcome::Nullified
-    );
+    assert_eq!(r.m.fdc(C0, SP, A1_EQ.with_word(WORD)), FlushOutcome::Nullified);
     assert_eq!(r.m.counters.nullified, before.nullified + 1);
     assert_eq!(r.m.counters.nadtlb_misses, before.nadtlb_misses + 1);
-    assert_eq!(
-        r.m.fdc(C1, SP, NO_TABLE.with_word(WORD)),
-        FlushOutcome::Nullified
-    );
+    assert_eq!(r.m.fdc(C1, SP, NO_TABLE.with_word(WORD)), FlushOutcome::Nullified);
     // A pdc without a translation does not discard the dirty data either.
-    assert_eq!(
-        r.m.pdc(C2, SP, A1_EQ.with_word(WORD)),
-        FlushOutcome::Nullified
-    );
+    assert_eq!(r.m.pdc(C2, SP, A1_EQ.with_word(WORD)), FlushOutcome::Nullified);
     assert_eq!(r.m.counters.nullified, before.nullified + 3);
     assert_eq!(r.m.counters.fdc, before.fdc + 2);
     assert_eq!(r.m.counters.write_backs, before.write_backs);
@@ -310,10 +281,7 @@ fn b_fdc_without_translation_is_nullified_and_dirty_line_survives() {
     assert_eq!(r.m.dirty_lines_of(P), 1);
     assert_eq!(r.mem(pa), OLD_P);
     // The nullified flush left no translation behind.
-    assert_eq!(
-        r.m.load(C0, SP, A1_EQ.with_word(WORD)),
-        Err(Trap::PageFault { write: false })
-    );
+    assert_eq!(r.m.load(C0, SP, A1_EQ.with_word(WORD)), Err(Trap::PageFault { write: false }));
 
     // Control: with a translation the same line is flushed.
     assert_eq!(r.m.fdc(C1, SP, a1), FlushOutcome::Done { pa });
@@ -378,10 +346,7 @@ fn d_flush_pte_of_2614_lets_fdc_flush_the_old_page() {
     let cleared = r.layout.after_get_and_clear(old);
     assert_eq!(
         r.layout.decode(cleared),
-        PteKind::FlushOnly {
-            pfn: P,
-            flags: (rw() - PteFlags::PRESENT) | PteFlags::FLUSH
-        }
+        PteKind::FlushOnly { pfn: P, flags: (rw() - PteFlags::PRESENT) | PteFlags::FLUSH }
     );
     assert!(r.layout.pte_none(cleared));
     r.set_pte(A1, cleared);
@@ -490,12 +455,7 @@ fn g_equivalent_aliases_are_coherent_across_cpus_inequivalent_are_not() {
     r.map(A1, P, rw());
     r.map(A1_EQ, P, rw());
     r.map(A2, P, rw());
-    let (x, x_eq, y, pa) = (
-        A1.with_word(WORD),
-        A1_EQ.with_word(WORD),
-        A2.with_word(WORD),
-        P.word(WORD),
-    );
+    let (x, x_eq, y, pa) = (A1.with_word(WORD), A1_EQ.with_word(WORD), A2.with_word(WORD), P.word(WORD));
     const V1: u64 = 0x9001;
     const V2: u64 = 0x9002;
 
@@ -554,21 +514,14 @@ fn h_store_through_tlb_entry_without_d_bit_traps() {
 
     // No WRITE right: a write page fault, not a dirty-bit trap.
     r.map(A2, P, PteFlags::PRESENT | PteFlags::USER | PteFlags::READ);
-    assert_eq!(
-        r.m.store(C0, SP, A2.with_word(WORD), NEW),
-        Err(Trap::PageFault { write: true })
-    );
+    assert_eq!(r.m.store(C0, SP, A2.with_word(WORD), NEW), Err(Trap::PageFault { write: true }));
     assert_eq!(r.m.counters.dbit_traps, 2);
 }
 
 // ----- kernel-level helpers ----------------------------------------------------------------
 
 fn kernel(hooks: Box<dyn ArchHooks>) -> Kernel {
-    let m = Machine::new(
-        Preset::Tiny.config(),
-        hooks.miss_policy(),
-        Box::new(FirstChooser),
-    );
+    let m = Machine::new(Preset::Tiny.config(), hooks.miss_policy(), Box::new(FirstChooser));
     Kernel::new(m, hooks)
 }
 
@@ -584,13 +537,7 @@ fn mapped(r: OpResult) -> VirtAddr {
 }
 
 fn anon(pages: u64) -> MmapArgs {
-    MmapArgs {
-        pages,
-        file: None,
-        shared: false,
-        writable: true,
-        fixed: None,
-    }
+    MmapArgs { pages, file: None, shared: false, writable: true, fixed: None }
 }
 
 /// Test-local lineage: the PIPT defaults, plus the two flushes that reclaim of an anonymous
@@ -681,18 +628,7 @@ fn store_then_reclaim(hooks: Box<dyn ArchHooks>) -> Reclaimed {
     let va = mapped(one(&k, C0, Op::Mmap { mm, args: anon(1) }));
     assert_eq!(va, A1);
     let w = va.with_word(WORD);
-    assert_eq!(
-        one(
-            &k,
-            C0,
-            Op::Store {
-                mm,
-                va: w,
-                value: SECRET
-            }
-        ),
-        OpResult::Value(SECRET)
-    );
+    assert_eq!(one(&k, C0, Op::Store { mm, va: w, value: SECRET }), OpResult::Value(SECRET));
     let pfn = k.follow_pfn(mm, va).expect("mapped after the store");
     assert_eq!(k.page(pfn).refcount, 1);
     assert_eq!(k.page(pfn).mapcount, 1);
@@ -705,23 +641,9 @@ fn store_then_reclaim(hooks: Box<dyn ArchHooks>) -> Reclaimed {
         assert!(!m.equivalent(w, pfn.word(WORD).kernel_va()));
     }
 
-    assert_eq!(
-        one(
-            &k,
-            C1,
-            Op::Reclaim {
-                target: ReclaimTarget::User { mm, va }
-            }
-        ),
-        OpResult::Done
-    );
+    assert_eq!(one(&k, C1, Op::Reclaim { target: ReclaimTarget::User { mm, va } }), OpResult::Done);
     let pte = k.peek_pte(mm, va);
-    let PteKind::Swap {
-        ty: 0,
-        offset,
-        exclusive: false,
-    } = k.layout().decode(pte)
-    else {
+    let PteKind::Swap { ty: 0, offset, exclusive: false } = k.layout().decode(pte) else {
         panic!("expected a swap entry after reclaim, got {pte:?}");
     };
     assert_eq!(offset, 1, "FirstChooser takes the first free slot");
@@ -730,20 +652,11 @@ fn store_then_reclaim(hooks: Box<dyn ArchHooks>) -> Reclaimed {
     assert_eq!((d.refcount, d.mapcount, d.mapping), (0, 0, Mapping::None));
     assert_eq!(k.state().free.last(), Some(&pfn));
     assert_eq!(k.state().swap[offset as usize].count, 1);
-    Reclaimed {
-        k,
-        mm,
-        va,
-        pfn,
-        slot: offset as usize,
-    }
+    Reclaimed { k, mm, va, pfn, slot: offset as usize }
 }
 
 fn swap_word(k: &Kernel, slot: usize) -> u64 {
-    k.state().swap[slot]
-        .data
-        .as_ref()
-        .expect("the page was written to swap")[WORD]
+    k.state().swap[slot].data.as_ref().expect("the page was written to swap")[WORD]
 }
 
 // ----- (f) reclaim of an anonymous page ----------------------------------------------------
@@ -752,16 +665,11 @@ fn swap_word(k: &Kernel, slot: usize) -> u64 {
 /// the stale zero, and the store is left in a dirty line of a frame that is already free.
 #[test]
 fn f_reclaim_without_flush_cache_page_writes_stale_data_to_swap() {
-    let Reclaimed {
-        k, va, pfn, slot, ..
-    } = store_then_reclaim(Box::new(GenericHooks));
+    let Reclaimed { k, va, pfn, slot, .. } = store_then_reclaim(Box::new(GenericHooks));
     assert_eq!(swap_word(&k, slot), 0);
     let m = k.machine();
     assert_eq!(m.mem.read(pfn.word(WORD)), 0);
-    assert_eq!(
-        line(&m, C0, va.with_word(WORD), pfn.word(WORD)),
-        Line::Dirty(SECRET)
-    );
+    assert_eq!(line(&m, C0, va.with_word(WORD), pfn.word(WORD)), Line::Dirty(SECRET));
     assert_eq!(m.dirty_lines_of(pfn), 1);
 }
 
@@ -769,13 +677,7 @@ fn f_reclaim_without_flush_cache_page_writes_stale_data_to_swap() {
 /// reaches memory before `pageout`, so the swap slot holds it and swap-in returns it.
 #[test]
 fn f_reclaim_with_flush_cache_page_writes_user_store_to_swap() {
-    let Reclaimed {
-        k,
-        mm,
-        va,
-        pfn,
-        slot,
-    } = store_then_reclaim(Box::new(Flushing));
+    let Reclaimed { k, mm, va, pfn, slot } = store_then_reclaim(Box::new(Flushing));
     assert_eq!(swap_word(&k, slot), SECRET);
     {
         let m = k.machine();
@@ -785,17 +687,7 @@ fn f_reclaim_with_flush_cache_page_writes_user_store_to_swap() {
     }
 
     // Swap-in on the CPU that stored.
-    assert_eq!(
-        one(
-            &k,
-            C0,
-            Op::Load {
-                mm,
-                va: va.with_word(WORD)
-            }
-        ),
-        OpResult::Value(SECRET)
-    );
+    assert_eq!(one(&k, C0, Op::Load { mm, va: va.with_word(WORD) }), OpResult::Value(SECRET));
     let back = k.follow_pfn(mm, va).expect("swapped in");
     assert_eq!(k.page(back).mapcount, 1);
     assert!(k.state().swap[slot].is_free());
@@ -830,13 +722,7 @@ fn h_user_store_into_shared_file_mapping_sets_page_dirty_via_dbit_trap() {
         C0,
         Op::Mmap {
             mm,
-            args: MmapArgs {
-                pages: 2,
-                file: Some((file, 0)),
-                shared: true,
-                writable: true,
-                fixed: None,
-            },
+            args: MmapArgs { pages: 2, file: Some((file, 0)), shared: true, writable: true, fixed: None },
         },
     ));
     let w = va.with_word(WORD);
@@ -850,42 +736,17 @@ fn h_user_store_into_shared_file_mapping_sets_page_dirty_via_dbit_trap() {
 
     let traps = k.machine().counters.dbit_traps;
     const V: u64 = 0xd1e7;
-    assert_eq!(
-        one(
-            &k,
-            C0,
-            Op::Store {
-                mm,
-                va: w,
-                value: V
-            }
-        ),
-        OpResult::Value(V)
-    );
+    assert_eq!(one(&k, C0, Op::Store { mm, va: w, value: V }), OpResult::Value(V));
     assert_eq!(k.machine().counters.dbit_traps, traps + 1);
     assert_eq!(
         k.layout().decode(k.peek_pte(mm, va)),
-        PteKind::Present {
-            pfn,
-            flags: flags | PteFlags::DIRTY
-        }
+        PteKind::Present { pfn, flags: flags | PteFlags::DIRTY }
     );
     assert_eq!(one(&k, C0, Op::Load { mm, va: w }), OpResult::Value(V));
 
     // Second page: the first touch is a store, so the fault installs a dirty PTE; no trap.
     let w1 = va.add_pages(1).with_word(WORD);
-    assert_eq!(
-        one(
-            &k,
-            C0,
-            Op::Store {
-                mm,
-                va: w1,
-                value: V + 1
-            }
-        ),
-        OpResult::Value(V + 1)
-    );
+    assert_eq!(one(&k, C0, Op::Store { mm, va: w1, value: V + 1 }), OpResult::Value(V + 1));
     assert_eq!(k.machine().counters.dbit_traps, traps + 1);
     let pte1 = k.peek_pte(mm, va.add_pages(1));
     assert!(pte1.has(PteFlags::PRESENT | PteFlags::WRITE | PteFlags::DIRTY));

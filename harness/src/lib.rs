@@ -1,2 +1,10 @@
-//! The seeded harness.
+//! `vipt-harness`: the seeded concurrent harness. It generates workloads from a seed, runs
+//! them on the emulated machine under a scheduler with a chosen kernel lineage, judges every
+//! value programs read with the oracle, and turns violations into reproducer files.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod oracle;
+pub mod scenario;
+pub mod sched;
+pub mod workload;

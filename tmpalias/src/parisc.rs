@@ -43,8 +43,7 @@ pub async fn flush_kernel_page(k: &Kernel, cpu: CpuId, page: Pfn) {
 
 /// `purge_kernel_dcache_page`: `pdc` over the page's kernel address.
 pub async fn purge_kernel_page(k: &Kernel, cpu: CpuId, page: Pfn) {
-    k.purge_page_lines(cpu, SpaceId::KERNEL, page.kernel_va())
-        .await;
+    k.purge_page_lines(cpu, SpaceId::KERNEL, page.kernel_va()).await;
 }
 
 /// Current `flush_kernel_dcache_page_addr`: purge the kernel TLB entry (no move-in), then

@@ -112,43 +112,93 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::new();
         let all = [
-            Lineage::new("linux-2.4", "first mapping flushed unchecked; rmap clears the PTE before flushing", || Box::new(Linux24))
-                .kernel("2.4.0-2.4.19")
-                .bugs(&["B1", "B21"]),
-            Lineage::new("linux-2.6.14", "translation_exists lets swap/file PTEs through; one flush; no TLB purges", || Box::new(Linux26::LINUX_2614))
-                .kernel("2.6.12-2.6.14")
-                .bugs(&["B2", "B3", "B7", "B21"]),
-            Lineage::new("linux-2.6.15", "Hugh Dickins' present|flush filter + pfn check; still one flush, no purges", || Box::new(Linux26::LINUX_2615))
-                .kernel("2.6.15-2.6.x")
-                .bugs(&["B3", "B7", "B21"]),
-            Lineage::new("recheck", "2.6.15 re-checking the PTE after each flush and moving on if it changed", || Box::new(Linux26::RECHECK))
-                .kernel("proposal (Hugh Dickins, 2005)")
-                .bugs(&["B3", "B7", "B21"]),
-            Lineage::new("tmpalias", "TLB purge + flush by physical address per colour; COW copy without source flush", || Box::new(Linux3x::TMPALIAS))
-                .kernel("3.0-3.9")
-                .bugs(&["B7", "B13"]),
-            Lineage::new("tmpalias+purge", "tmpalias with the 2013 TLB-purge patch only (B7 half-fix i)", || {
-                Box::new(Linux3x { name: "tmpalias+purge", purge_on_pte_change: true, flush_source_before_copy: false })
-            })
+            Lineage::new(
+                "linux-2.4",
+                "first mapping flushed unchecked; rmap clears the PTE before flushing",
+                || Box::new(Linux24),
+            )
+            .kernel("2.4.0-2.4.19")
+            .bugs(&["B1", "B21"]),
+            Lineage::new(
+                "linux-2.6.14",
+                "translation_exists lets swap/file PTEs through; one flush; no TLB purges",
+                || Box::new(Linux26::LINUX_2614),
+            )
+            .kernel("2.6.12-2.6.14")
+            .bugs(&["B2", "B3", "B7", "B21"]),
+            Lineage::new(
+                "linux-2.6.15",
+                "Hugh Dickins' present|flush filter + pfn check; still one flush, no purges",
+                || Box::new(Linux26::LINUX_2615),
+            )
+            .kernel("2.6.15-2.6.x")
+            .bugs(&["B3", "B7", "B21"]),
+            Lineage::new(
+                "recheck",
+                "2.6.15 re-checking the PTE after each flush and moving on if it changed",
+                || Box::new(Linux26::RECHECK),
+            )
+            .kernel("proposal (Hugh Dickins, 2005)")
+            .bugs(&["B3", "B7", "B21"]),
+            Lineage::new(
+                "tmpalias",
+                "TLB purge + flush by physical address per colour; COW copy without source flush",
+                || Box::new(Linux3x::TMPALIAS),
+            )
+            .kernel("3.0-3.9")
+            .bugs(&["B7", "B13"]),
+            Lineage::new(
+                "tmpalias+purge",
+                "tmpalias with the 2013 TLB-purge patch only (B7 half-fix i)",
+                || {
+                    Box::new(Linux3x {
+                        name: "tmpalias+purge",
+                        purge_on_pte_change: true,
+                        flush_source_before_copy: false,
+                    })
+                },
+            )
             .kernel("3.x + 7139bc15")
             .bugs(&["B7", "B13"])
             .optional(),
-            Lineage::new("tmpalias+precopy", "tmpalias with the pre-copy source flush only (B7 half-fix ii)", || {
-                Box::new(Linux3x { name: "tmpalias+precopy", purge_on_pte_change: false, flush_source_before_copy: true })
-            })
+            Lineage::new(
+                "tmpalias+precopy",
+                "tmpalias with the pre-copy source flush only (B7 half-fix ii)",
+                || {
+                    Box::new(Linux3x {
+                        name: "tmpalias+precopy",
+                        purge_on_pte_change: false,
+                        flush_source_before_copy: true,
+                    })
+                },
+            )
             .kernel("3.x + 6d2ddc2f")
             .bugs(&["B7", "B13"])
             .optional(),
-            Lineage::new("linux-6.0", "PA8800 path: racy PTE checks, flushes by user address, ptep_clear_flush without flush", || Box::new(Linux60))
-                .kernel("5.19-6.9 (PA8800/PA8900)")
-                .bugs(&["B17"]),
-            Lineage::new("linux-6.x", "current: purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes the page", || Box::new(Linux6x))
-                .kernel("6.10+"),
-            Lineage::new("whole-cache", "flush every CPU's whole cache at every hook: always correct, the cost ceiling", || Box::new(WholeCache))
-                .kernel("none (reference)"),
-            Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || Box::new(GenericHooks))
-                .kernel("generic")
-                .preset(Preset::Pipt),
+            Lineage::new(
+                "linux-6.0",
+                "PA8800 path: racy PTE checks, flushes by user address, ptep_clear_flush without flush",
+                || Box::new(Linux60),
+            )
+            .kernel("5.19-6.9 (PA8800/PA8900)")
+            .bugs(&["B17"]),
+            Lineage::new(
+                "linux-6.x",
+                "current: purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes the page",
+                || Box::new(Linux6x),
+            )
+            .kernel("6.10+"),
+            Lineage::new(
+                "whole-cache",
+                "flush every CPU's whole cache at every hook: always correct, the cost ceiling",
+                || Box::new(WholeCache),
+            )
+            .kernel("none (reference)"),
+            Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || {
+                Box::new(GenericHooks)
+            })
+            .kernel("generic")
+            .preset(Preset::Pipt),
         ];
         for l in all {
             r.register(l).expect("built-in names are distinct");
@@ -182,11 +232,7 @@ impl Registry {
 
     /// Every name, comma separated (for error messages).
     pub fn names(&self) -> String {
-        self.lineages
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.lineages.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -198,12 +244,7 @@ mod tests {
     fn builtin_names_match_their_hooks_and_are_unique() {
         let r = Registry::builtin();
         for l in r.iter() {
-            assert_eq!(
-                l.hooks().name(),
-                l.name,
-                "factory of {} names itself differently",
-                l.name
-            );
+            assert_eq!(l.hooks().name(), l.name, "factory of {} names itself differently", l.name);
         }
         for want in [
             "linux-2.4",
@@ -215,10 +256,7 @@ mod tests {
             "whole-cache",
             "pipt",
         ] {
-            assert!(
-                r.get(want).is_some_and(|l| l.default),
-                "{want} missing from the default set"
-            );
+            assert!(r.get(want).is_some_and(|l| l.default), "{want} missing from the default set");
         }
         assert_eq!(r.get("pipt").unwrap().preset, Some(Preset::Pipt));
         let mut r2 = r.clone();

@@ -26,8 +26,7 @@ async fn map(k: &Kernel, cpu: CpuId, uva: VirtAddr, to: Pfn, from: Option<Pfn>) 
     let a = alias_addr(uva, false);
     k.purge_tlb_local(cpu, SpaceId::KERNEL, a).await;
     if from.is_some() {
-        k.purge_tlb_local(cpu, SpaceId::KERNEL, alias_addr(uva, true))
-            .await;
+        k.purge_tlb_local(cpu, SpaceId::KERNEL, alias_addr(uva, true)).await;
     }
     a
 }

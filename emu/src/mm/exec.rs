@@ -43,25 +43,20 @@ pub struct Executor<'k> {
     pub speculation: bool,
     /// Micro-steps executed so far.
     pub steps: u64,
+    /// When `Some`, every micro-step is logged: its number, CPU and the action performed.
+    pub log: Option<Vec<(u64, CpuId, Action)>>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor")
-            .field("steps", &self.steps)
-            .finish_non_exhaustive()
+        f.debug_struct("Executor").field("steps", &self.steps).finish_non_exhaustive()
     }
 }
 
 impl<'k> Executor<'k> {
     /// An executor with every CPU idle and speculation off.
     pub fn new(k: &'k Kernel) -> Self {
-        Executor {
-            k,
-            tasks: (0..k.ncpus()).map(|_| None).collect(),
-            speculation: false,
-            steps: 0,
-        }
+        Executor { k, tasks: (0..k.ncpus()).map(|_| None).collect(), speculation: false, steps: 0, log: None }
     }
 
     /// Starts `op` on `cpu`, which must be idle. Nothing runs until the CPU is stepped.
@@ -93,14 +88,15 @@ impl<'k> Executor<'k> {
     /// Performs `cpu`'s pending action and runs it to its next preemption point. Returns the
     /// operation's result if it completed.
     pub fn step_cpu(&mut self, cpu: CpuId) -> Result<Option<OpResult>, StepError> {
-        let task = self.tasks[cpu.index()]
-            .as_mut()
-            .ok_or(StepError::Idle(cpu))?;
+        let task = self.tasks[cpu.index()].as_mut().ok_or(StepError::Idle(cpu))?;
         if !self.k.can_run(cpu) {
             return Err(StepError::Blocked(cpu));
         }
         self.steps += 1;
         self.k.machine().step = self.steps;
+        if let Some(log) = &mut self.log {
+            log.push((self.steps, cpu, self.k.pending(cpu)));
+        }
         let mut cx = Context::from_waker(Waker::noop());
         match task.as_mut().poll(&mut cx) {
             Poll::Ready(r) => {
@@ -157,11 +153,8 @@ impl<'k> Executor<'k> {
                 m.speculate(c);
             }
         }
-        let cpu = if runnable.len() == 1 {
-            runnable[0]
-        } else {
-            self.k.machine().chooser().next_cpu(&runnable)
-        };
+        let cpu =
+            if runnable.len() == 1 { runnable[0] } else { self.k.machine().chooser().next_cpu(&runnable) };
         let r = self.step_cpu(cpu)?;
         Ok(Some((cpu, r)))
     }

@@ -4,7 +4,7 @@
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::machine::Trap;
 use crate::mm::types::{AnonVma, Mapping, Vma};
-use crate::mm::{Errno, Kernel, LockId, LockMode, PageFlags, VmaId};
+use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags, VmaId};
 use crate::pte::{Pte, PteFlags, PteKind};
 
 /// How many times one user access may trap before the core gives up (a livelock is a core
@@ -40,11 +40,14 @@ impl Kernel {
         let space = self.mm_space(mm);
         for _ in 0..MAX_ACCESS_RETRIES {
             match self.user_access_raw(cpu, space, va, store).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    let step = self.now();
+                    self.observe(Obs::User { cpu, mm, va, store, value: v, step });
+                    return Ok(v);
+                }
                 Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
                 Err(Trap::PageFault { write }) => {
-                    self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared)
-                        .await;
+                    self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
                     let r = self.handle_mm_fault(cpu, mm, va, write).await;
                     self.unlock(cpu, LockId::MmapSem(mm));
                     r?;
@@ -54,22 +57,22 @@ impl Kernel {
         Err(Errno::Again)
     }
 
-    /// The dirty-bit trap handler: under `pa_dbit_lock`, sets `_PAGE_DIRTY` in a present,
-    /// writable PTE and drops the local TLB entry so the retried store reloads it with D set.
+    /// The dirty-bit trap handler: under `pa_dbit_lock`, atomically sets `_PAGE_DIRTY` in a
+    /// PTE that is still present and writable (a single read-modify-write: a PTE
+    /// write-protected meanwhile stays write-protected), then drops the local TLB entry so the
+    /// retried store reloads it with D set.
     pub async fn dbit_trap(&self, cpu: CpuId, mm: crate::mm::MmId, va: VirtAddr) {
         let space = self.mm_space(mm);
-        self.lock(cpu, LockId::PaDbit).await;
-        let pte = self.read_pte(cpu, mm, va).await;
         let layout = self.layout();
-        if layout.pte_present(pte) && pte.has(PteFlags::WRITE) {
-            self.write_pte(
-                cpu,
-                mm,
-                va,
-                pte.with_flags(PteFlags::DIRTY | PteFlags::ACCESSED),
-            )
-            .await;
-        }
+        self.lock(cpu, LockId::PaDbit).await;
+        self.update_pte(cpu, mm, va, |pte| {
+            if layout.pte_present(pte) && pte.has(PteFlags::WRITE) {
+                pte.with_flags(PteFlags::DIRTY | PteFlags::ACCESSED)
+            } else {
+                pte
+            }
+        })
+        .await;
         self.purge_tlb_local(cpu, space, va).await;
         self.unlock(cpu, LockId::PaDbit);
     }
@@ -95,9 +98,7 @@ impl Kernel {
             };
         }
         match layout.decode(pte) {
-            PteKind::Swap { offset, .. } => {
-                self.do_swap_page(cpu, vma, va, pte, offset, write).await
-            }
+            PteKind::Swap { offset, .. } => self.do_swap_page(cpu, vma, va, pte, offset, write).await,
             PteKind::Present { flags, .. } => {
                 if write && !flags.contains(PteFlags::WRITE) {
                     self.do_wp_page(cpu, vma, va, pte).await
@@ -113,12 +114,7 @@ impl Kernel {
     }
 
     /// Makes sure the PTE page for `va` exists (`pte_alloc`).
-    pub async fn pte_alloc(
-        &self,
-        cpu: CpuId,
-        mm: crate::mm::MmId,
-        va: VirtAddr,
-    ) -> Result<(), Errno> {
+    pub async fn pte_alloc(&self, cpu: CpuId, mm: crate::mm::MmId, va: VirtAddr) -> Result<(), Errno> {
         if self.pte_slot(mm, va).is_some() {
             return Ok(());
         }
@@ -180,24 +176,14 @@ impl Kernel {
     }
 
     /// `do_anonymous_page`: a zeroed private page.
-    async fn do_anonymous_page(
-        &self,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        write: bool,
-    ) -> Result<(), Errno> {
+    async fn do_anonymous_page(&self, cpu: CpuId, vma: Vma, va: VirtAddr, write: bool) -> Result<(), Errno> {
         self.pte_alloc(cpu, vma.mm, va).await?;
         let vma = self.anon_vma_prepare(vma.id);
         let page = self.alloc_page().ok_or(Errno::NoMem)?;
-        self.arch()
-            .clear_user_highpage(self, cpu, page, va.page_base())
-            .await;
+        self.arch().clear_user_highpage(self, cpu, page, va.page_base()).await;
         self.set_anon(page, &vma, va);
         self.set_page_flags(page, PageFlags::UPTODATE);
-        let pte = self
-            .layout()
-            .mk_pte(page, user_flags(&vma, vma.writable, write));
+        let pte = self.layout().mk_pte(page, user_flags(&vma, vma.writable, write));
         if !self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await {
             self.state().pages[page.index()].mapping = Mapping::None;
             self.put_page(page);
@@ -207,13 +193,7 @@ impl Kernel {
 
     /// A file page: read it in if needed, then map it (shared, or private read) or copy it
     /// (private write).
-    async fn do_file_fault(
-        &self,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        write: bool,
-    ) -> Result<(), Errno> {
+    async fn do_file_fault(&self, cpu: CpuId, vma: Vma, va: VirtAddr, write: bool) -> Result<(), Errno> {
         let file = vma.file.expect("file vma");
         let pgoff = vma.pgoff_of(va);
         self.pte_alloc(cpu, vma.mm, va).await?;
@@ -233,25 +213,28 @@ impl Kernel {
                     return Err(Errno::NoMem);
                 }
             };
-            self.arch()
-                .copy_user_highpage(self, cpu, new, page, va.page_base(), vma)
-                .await;
-            self.unlock(cpu, LockId::Page(page));
-            self.put_page(page);
+            let copy_start = self.now();
+            self.arch().copy_user_highpage(self, cpu, new, page, va.page_base(), vma).await;
+            self.observe_cow_copied(cpu, vma.mm, va, new, copy_start);
             let vma = self.anon_vma_prepare(vma.id);
             self.set_anon(new, &vma, va);
             self.set_page_flags(new, PageFlags::UPTODATE);
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
-            if !self.install_pte(cpu, &vma, va, orig, new, pte).await {
+            // The source stays locked until the copy is mapped (`do_cow_fault`): truncate
+            // waits for it, so its second unmap sees the copy.
+            self.expect_install(cpu, vma.mm, va, new);
+            let installed = self.install_pte(cpu, &vma, va, orig, new, pte).await;
+            self.finish_install_if(cpu, installed);
+            if !installed {
                 self.state().pages[new.index()].mapping = Mapping::None;
                 self.put_page(new);
             }
+            self.unlock(cpu, LockId::Page(page));
+            self.put_page(page);
             return Ok(());
         }
         let writable = vma.shared && vma.writable;
-        let pte = self
-            .layout()
-            .mk_pte(page, user_flags(&vma, writable, writable && write));
+        let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
         let ok = self.install_pte(cpu, &vma, va, orig, page, pte).await;
         if ok && writable && write {
             self.set_page_flags(page, PageFlags::DIRTY);
@@ -287,12 +270,11 @@ impl Kernel {
             s.swap[slot as usize].count == 1 && s.pages[page.index()].mapcount == 0
         };
         let writable = exclusive && vma.writable;
-        let pte = self
-            .layout()
-            .mk_pte(page, user_flags(&vma, writable, writable && write));
+        let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
         self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
         self.state().pages[page.index()].mapcount += 1;
         self.swap_free(slot);
+        self.try_to_free_swap(page);
         self.unlock(cpu, LockId::Ptl(vma.mm));
         self.unlock(cpu, LockId::Page(page));
         self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
@@ -333,26 +315,22 @@ impl Kernel {
             self.put_page(old);
             return Err(Errno::NoMem);
         };
-        self.arch()
-            .copy_user_highpage(self, cpu, new, old, va.page_base(), vma)
-            .await;
+        let copy_start = self.now();
+        self.arch().copy_user_highpage(self, cpu, new, old, va.page_base(), vma).await;
+        self.observe_cow_copied(cpu, vma.mm, va, new, copy_start);
         let vma = self.anon_vma_prepare(vma.id);
         self.set_anon(new, &vma, va);
         self.set_page_flags(new, PageFlags::UPTODATE);
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         if now == orig {
-            self.arch()
-                .flush_cache_page(self, cpu, vma, va.page_base(), old)
-                .await;
-            self.arch()
-                .ptep_clear_flush(self, cpu, vma, va.page_base())
-                .await;
+            self.arch().flush_cache_page(self, cpu, vma, va.page_base(), old).await;
+            self.arch().ptep_clear_flush(self, cpu, vma, va.page_base()).await;
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
-            self.arch()
-                .set_pte_at(self, cpu, vma.mm, va.page_base(), pte)
-                .await;
+            self.expect_install(cpu, vma.mm, va, new);
+            self.arch().set_pte_at(self, cpu, vma.mm, va.page_base(), pte).await;
             self.state().pages[new.index()].mapcount += 1;
+            self.finish_install(cpu);
             self.page_remove_rmap(old);
             self.put_page(old);
             self.unlock(cpu, LockId::Ptl(vma.mm));
@@ -364,6 +342,19 @@ impl Kernel {
         }
         self.put_page(old);
         Ok(())
+    }
+
+    fn observe_cow_copied(&self, cpu: CpuId, mm: MmId, va: VirtAddr, new: Pfn, copy_start: u64) {
+        let (va, step) = (va.page_base(), self.now());
+        self.observe(Obs::CowCopied { cpu, mm, va, new, copy_start, step });
+    }
+
+    fn finish_install_if(&self, cpu: CpuId, installed: bool) {
+        if installed {
+            self.finish_install(cpu);
+        } else {
+            self.cancel_install(cpu);
+        }
     }
 
     /// `page_remove_rmap`: one fewer PTE maps `page`.

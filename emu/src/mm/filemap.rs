@@ -3,7 +3,7 @@
 
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr, WORDS_PER_PAGE};
 use crate::mm::types::{Mapping, Vma};
-use crate::mm::{Errno, FileId, Kernel, LockId, LockMode, MmId, PageFlags};
+use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, MmId, Obs, PageFlags};
 use crate::pte::{PteFlags, PteKind};
 
 /// How often a page lookup may find its page truncated under it before giving up.
@@ -12,11 +12,33 @@ const MAX_LOOKUP_RETRIES: usize = 16;
 impl Kernel {
     // ----- DMA with the generic DMA-API cache maintenance -------------------------------
 
-    /// Writes `page` out by DMA (`dma_map_page(DMA_TO_DEVICE)`): the kernel alias is written
-    /// back first, then the device reads memory.
-    pub async fn dma_page_out(&self, cpu: CpuId, page: Pfn) -> Box<[u64]> {
-        self.flush_page_lines(cpu, SpaceId::KERNEL, page.kernel_va())
+    /// The DMA API's cache maintenance for `page`: every line flushed (or purged) in real mode
+    /// at its physical address, i.e. at the kernel alias's colour, one step per line. No
+    /// translation is made, so nothing can be speculated in afterwards.
+    pub async fn dma_sync(&self, cpu: CpuId, page: Pfn, purge: bool) {
+        let line = self.machine().config().line_bytes;
+        let mut off = 0;
+        while off < crate::addr::PAGE_SIZE {
+            let pa = crate::addr::PhysAddr(page.phys().0 + off);
+            let va = pa.kernel_va();
+            self.step(
+                cpu,
+                if purge {
+                    Action::Pdc { space: SpaceId::KERNEL, va }
+                } else {
+                    Action::Fdc { space: SpaceId::KERNEL, va }
+                },
+            )
             .await;
+            self.machine().flush_phys(cpu, pa, purge);
+            off += line;
+        }
+    }
+
+    /// Writes `page` out by DMA (`dma_map_page(DMA_TO_DEVICE)`): dirty lines of the kernel
+    /// alias are written back first, then the device reads memory.
+    pub async fn dma_page_out(&self, cpu: CpuId, page: Pfn) -> Box<[u64]> {
+        self.dma_sync(cpu, page, false).await;
         let mut buf = vec![0u64; WORDS_PER_PAGE].into_boxed_slice();
         self.dma_read(cpu, page, &mut buf).await;
         buf
@@ -25,11 +47,9 @@ impl Kernel {
     /// Reads `data` into `page` by DMA (`DMA_FROM_DEVICE`): the kernel alias is written back
     /// before and invalidated after, so no stale kernel-alias line survives.
     pub async fn dma_page_in(&self, cpu: CpuId, page: Pfn, data: &[u64]) {
-        self.flush_page_lines(cpu, SpaceId::KERNEL, page.kernel_va())
-            .await;
+        self.dma_sync(cpu, page, false).await;
         self.dma_write(cpu, page, data).await;
-        self.purge_page_lines(cpu, SpaceId::KERNEL, page.kernel_va())
-            .await;
+        self.dma_sync(cpu, page, true).await;
     }
 
     // ----- page cache -------------------------------------------------------------------
@@ -66,13 +86,12 @@ impl Kernel {
                 d.index = pgoff;
                 d.refcount += 1; // the page cache's reference
                 s.files[file.index()].pages[pgoff as usize] = Some(page);
-                let ok = s
-                    .locks
-                    .try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
+                let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
                 debug_assert!(ok);
                 s.pages[page.index()].flags.insert(PageFlags::LOCKED);
             }
-            let data = self.state().files[file.index()].disk[pgoff as usize].clone();
+            let data = self.state().files[file.index()].disk.get(pgoff as usize).cloned();
+            let data = data.unwrap_or_else(|| vec![0u64; WORDS_PER_PAGE].into_boxed_slice());
             self.dma_page_in(cpu, page, &data).await;
             self.set_page_flags(page, PageFlags::UPTODATE);
             return Ok(page);
@@ -119,9 +138,7 @@ impl Kernel {
                 d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
                 d.refcount += 1; // the swap cache's reference
                 s.swap[slot as usize].cache = Some(page);
-                let ok = s
-                    .locks
-                    .try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
+                let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
                 debug_assert!(ok);
                 s.swap[slot as usize].data.clone()
             };
@@ -133,24 +150,38 @@ impl Kernel {
         Err(Errno::Again)
     }
 
-    /// `swap_free`: one fewer swap PTE refers to `slot`; when none does, a swap-cache page
-    /// leaves the swap cache (dirty: it is now the only copy) and the slot is released.
+    /// `swap_free`: one fewer swap PTE refers to `slot`. The slot's data is dropped when
+    /// nothing refers to it any more; a swap-cache page stays until its owner removes it.
     pub fn swap_free(&self, slot: u32) {
         let mut s = self.state();
         let sl = &mut s.swap[slot as usize];
         sl.count = sl.count.saturating_sub(1);
-        if sl.count > 0 {
-            return;
+        if sl.count == 0 && sl.cache.is_none() {
+            sl.data = None;
         }
-        sl.data = None;
-        if let Some(page) = sl.cache.take() {
-            let d = &mut s.pages[page.index()];
-            d.flags.remove(PageFlags::SWAPCACHE);
-            d.flags.insert(PageFlags::DIRTY);
-            d.private = 0;
-            drop(s);
-            self.put_page(page);
+    }
+
+    /// `try_to_free_swap` (caller holds the page lock or knows nobody does): a swap-cache page
+    /// no swap PTE refers to leaves the swap cache, dirty (it is now the only copy).
+    pub fn try_to_free_swap(&self, page: Pfn) -> bool {
+        let mut s = self.state();
+        let d = s.pages[page.index()];
+        if !d.flags.contains(PageFlags::SWAPCACHE) {
+            return false;
         }
+        let slot = d.private as usize;
+        if s.swap[slot].count > 0 {
+            return false;
+        }
+        s.swap[slot].cache = None;
+        s.swap[slot].data = None;
+        let d = &mut s.pages[page.index()];
+        d.flags.remove(PageFlags::SWAPCACHE);
+        d.flags.insert(PageFlags::DIRTY);
+        d.private = 0;
+        drop(s);
+        self.put_page(page);
+        true
     }
 
     // ----- write(2) and read(2) ---------------------------------------------------------
@@ -168,14 +199,29 @@ impl Kernel {
         if word >= WORDS_PER_PAGE {
             return Err(Errno::Inval);
         }
+        self.lock(cpu, LockId::Inode(file)).await;
+        let r = self.write_locked(cpu, file, pgoff, word, value).await;
+        self.unlock(cpu, LockId::Inode(file));
+        r
+    }
+
+    async fn write_locked(
+        &self,
+        cpu: CpuId,
+        file: FileId,
+        pgoff: u64,
+        word: usize,
+        value: u64,
+    ) -> Result<(), Errno> {
         self.extend_file(file, pgoff + 1);
         let page = self.find_lock_page(cpu, file, pgoff).await?;
         if self.file_writably_mapped(file) {
             self.arch().flush_dcache_page(self, cpu, page).await;
         }
         self.arch().kmap(self, cpu, page).await;
-        self.kernel_store(cpu, page.word(word).kernel_va(), value)
-            .await;
+        self.kernel_store(cpu, page.word(word).kernel_va(), value).await;
+        let step = self.now();
+        self.observe(Obs::FileWrite { cpu, file, pgoff, word, value, step });
         self.arch().kunmap(self, cpu, page).await;
         self.arch().flush_dcache_page(self, cpu, page).await;
         self.set_page_flags(page, PageFlags::DIRTY);
@@ -206,6 +252,8 @@ impl Kernel {
         }
         self.arch().kmap(self, cpu, page).await;
         let v = self.kernel_load(cpu, page.word(word).kernel_va()).await;
+        let step = self.now();
+        self.observe(Obs::FileRead { cpu, file, pgoff, word, value: v, step });
         self.arch().kunmap(self, cpu, page).await;
         self.put_page(page);
         Ok(Some(v))
@@ -287,10 +335,7 @@ impl Kernel {
             self.get_page(page);
             self.lock(cpu, LockId::Page(page)).await;
             let d = self.page(page);
-            if d.mapping == Mapping::File(file)
-                && d.index == pgoff
-                && d.flags.contains(PageFlags::DIRTY)
-            {
+            if d.mapping == Mapping::File(file) && d.index == pgoff && d.flags.contains(PageFlags::DIRTY) {
                 self.writeback_page(cpu, file, pgoff, page).await;
             }
             self.unlock(cpu, LockId::Page(page));
@@ -301,16 +346,9 @@ impl Kernel {
 
     /// `msync(MS_SYNC)` over `pages` pages at `va` of `mm`: moves PTE dirty bits of shared
     /// file mappings to their pages (flushing the user alias first), then `fsync`s the files.
-    pub async fn sys_msync(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        pages: u64,
-    ) -> Result<(), Errno> {
+    pub async fn sys_msync(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pages: u64) -> Result<(), Errno> {
         let end = va.page_base().add_pages(pages);
-        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared)
-            .await;
+        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
         let vmas: Vec<Vma> = {
             let s = self.state();
             s.mms[mm.index()]
@@ -337,14 +375,8 @@ impl Kernel {
                 {
                     self.arch().flush_cache_page(self, cpu, vma, a, pfn).await;
                     let old = self.arch().ptep_clear_flush(self, cpu, vma, a).await;
-                    let base = if self.layout().pte_present(old) {
-                        old
-                    } else {
-                        pte
-                    };
-                    self.arch()
-                        .set_pte_at(self, cpu, mm, a, base.without_flags(PteFlags::DIRTY))
-                        .await;
+                    let base = if self.layout().pte_present(old) { old } else { pte };
+                    self.arch().set_pte_at(self, cpu, mm, a, base.without_flags(PteFlags::DIRTY)).await;
                     self.set_page_flags(pfn, PageFlags::DIRTY);
                 }
                 self.unlock(cpu, LockId::Ptl(mm));
@@ -363,11 +395,21 @@ impl Kernel {
     /// `truncate` to `pages` pages: unmaps the pages beyond (private COW copies too), drops
     /// them from the page cache and the backing store.
     pub async fn sys_truncate(&self, cpu: CpuId, file: FileId, pages: u64) -> Result<(), Errno> {
+        self.lock(cpu, LockId::Inode(file)).await;
+        let r = self.truncate_locked(cpu, file, pages).await;
+        self.unlock(cpu, LockId::Inode(file));
+        r
+    }
+
+    async fn truncate_locked(&self, cpu: CpuId, file: FileId, pages: u64) -> Result<(), Errno> {
         let old = {
             let mut s = self.state();
             let f = &mut s.files[file.index()];
             let old = f.size;
             f.size = f.size.min(pages);
+            // The blocks go with the size: a racing write(2) that extends the file again
+            // must find zeros, not the truncated data.
+            f.disk.truncate(f.size as usize);
             old
         };
         if pages >= old {
@@ -401,9 +443,9 @@ impl Kernel {
             self.unlock(cpu, LockId::Page(page));
             self.put_page(page);
         }
-        let mut s = self.state();
-        let f = &mut s.files[file.index()];
-        f.disk.truncate(pages as usize);
+        // As `truncate_pagecache`: private pages COWed from the file after the first unmap
+        // would outlive the truncation; a second unmap catches them.
+        self.unmap_mapping_range(cpu, file, pages).await;
         Ok(())
     }
 }

@@ -23,20 +23,12 @@ impl Kernel {
         self.arch().flush_cache_mm(self, cpu, parent).await;
         let vmas: Vec<Vma> = {
             let s = self.state();
-            s.mms[parent.index()]
-                .vmas
-                .iter()
-                .map(|&v| s.vma(v))
-                .collect()
+            s.mms[parent.index()].vmas.iter().map(|&v| s.vma(v)).collect()
         };
         let child_space = self.mm_space(child);
         let mut result = Ok(child);
         for pv in vmas {
-            let cv = Vma {
-                mm: child,
-                space: child_space,
-                ..pv
-            };
+            let cv = Vma { mm: child, space: child_space, ..pv };
             let cid = self.insert_vma(cv);
             if let Some(a) = pv.anon {
                 self.lock(cpu, LockId::AnonVma(a)).await;

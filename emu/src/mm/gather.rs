@@ -87,8 +87,7 @@ impl Drop for MmuGather {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             debug_assert!(
-                self.finished
-                    || (self.pages.is_empty() && self.tables.is_empty() && self.start.is_none()),
+                self.finished || (self.pages.is_empty() && self.tables.is_empty() && self.start.is_none()),
                 "mmu_gather dropped with a TLB flush owed"
             );
         }

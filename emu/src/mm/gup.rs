@@ -3,7 +3,7 @@
 
 use crate::addr::{CpuId, VirtAddr};
 use crate::mm::types::{Mapping, Vma};
-use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, PageFlags};
+use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags};
 use crate::pte::{PteFlags, PteKind};
 
 /// Retries of the follow-page / fault loop before giving up.
@@ -31,9 +31,7 @@ impl Kernel {
             {
                 self.get_page(pfn);
                 if matches!(self.page(pfn).mapping, Mapping::Anon(_)) {
-                    self.arch()
-                        .flush_anon_page(self, cpu, vma, pfn, va.page_base())
-                        .await;
+                    self.arch().flush_anon_page(self, cpu, vma, pfn, va.page_base()).await;
                 }
                 self.arch().flush_dcache_page(self, cpu, pfn).await;
                 return Ok((vma, pfn));
@@ -54,23 +52,25 @@ impl Kernel {
         if self.state().mms[mm.index()].dead {
             return Err(Errno::Inval);
         }
-        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared)
-            .await;
+        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
         let r = async {
             let (vma, page) = self.get_user_page(cpu, mm, va, store.is_some()).await?;
             self.arch().kmap(self, cpu, page).await;
             let v = match store {
                 Some(v) => {
-                    self.arch()
-                        .copy_to_user_page(self, cpu, vma, page, va, v)
-                        .await;
+                    // Announced before the store can happen: the hook may flush for a long
+                    // time after it, and readers meanwhile may already see the value.
+                    let step = self.now();
+                    self.observe(Obs::Remote { cpu, mm, va, store, value: v, step });
+                    self.arch().copy_to_user_page(self, cpu, vma, page, va, v).await;
                     self.set_page_flags(page, PageFlags::DIRTY);
                     v
                 }
                 None => {
-                    self.arch()
-                        .copy_from_user_page(self, cpu, vma, page, va)
-                        .await
+                    let v = self.arch().copy_from_user_page(self, cpu, vma, page, va).await;
+                    let step = self.now();
+                    self.observe(Obs::Remote { cpu, mm, va, store, value: v, step });
+                    v
                 }
             };
             self.arch().kunmap(self, cpu, page).await;

@@ -123,8 +123,7 @@ pub trait ArchHooks {
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.update_pte(cpu, mm, va, |p| p.without_flags(PteFlags::WRITE))
-                .await;
+            k.update_pte(cpu, mm, va, |p| p.without_flags(PteFlags::WRITE)).await;
         })
     }
 
@@ -140,9 +139,7 @@ pub trait ArchHooks {
         va: VirtAddr,
     ) -> HookFuture<'a, bool> {
         Box::pin(async move {
-            let old = k
-                .update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED))
-                .await;
+            let old = k.update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
             let young = old.has(PteFlags::ACCESSED);
             if young {
                 k.arch().flush_tlb_page(k, cpu, vma, va).await;
@@ -210,12 +207,7 @@ pub trait ArchHooks {
     /// (`read(2)` of a writably mapped file). Post-condition: memory and every user mapping of
     /// the page see the kernel's stores, and the kernel sees every completed user store.
     /// Default: nothing.
-    fn flush_dcache_page<'a>(
-        &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
         ready(())
     }
 
@@ -235,12 +227,7 @@ pub trait ArchHooks {
 
     /// `flush_kernel_dcache_page`: writes back and invalidates the kernel alias of `page`.
     /// Default: nothing.
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
         ready(())
     }
 
@@ -303,10 +290,7 @@ pub trait ArchHooks {
         value: u64,
     ) -> HookFuture<'a, ()> {
         let _ = vma;
-        Box::pin(async move {
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
-                .await
-        })
+        Box::pin(async move { k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await })
     }
 
     /// `copy_from_user_page`: the kernel reads the word at `va` of `page`, mapped in `vma`.
@@ -321,10 +305,7 @@ pub trait ArchHooks {
         va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         let _ = vma;
-        Box::pin(async move {
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
-        })
+        Box::pin(async move { k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await })
     }
 
     /// `kmap`: the kernel is about to access `page` through its kernel address. Default:
@@ -342,13 +323,7 @@ pub trait ArchHooks {
 
     /// `flush_tlb_page`: post-condition: no CPU holds a translation of `va` in `vma`'s mm.
     /// Default: one broadcast purge.
-    fn flush_tlb_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
+    fn flush_tlb_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, vma: Vma, va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(async move { k.purge_tlb(cpu, vma.space, va).await })
     }
 
@@ -386,12 +361,7 @@ pub trait ArchHooks {
     /// mmu_gather's `tlb_flush`: called by [`MmuGather::finish`] before any gathered page or
     /// page table is freed (rule 2). Post-condition: no CPU translates any address whose PTE
     /// the gather cleared. Default: the whole mm for a full-mm gather, else the range.
-    fn tlb_flush<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        tlb: &'a MmuGather,
-    ) -> HookFuture<'a, ()> {
+    fn tlb_flush<'a>(&'a self, k: &'a Kernel, cpu: CpuId, tlb: &'a MmuGather) -> HookFuture<'a, ()> {
         Box::pin(async move {
             if tlb.fullmm {
                 k.arch().flush_tlb_mm(k, cpu, tlb.mm).await;

@@ -7,6 +7,8 @@ use crate::mm::types::{AnonId, FileId, MmId};
 /// A lock of the memory manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LockId {
+    /// `i_rwsem` (inode lock) of a file: serialises `write(2)` and `truncate`.
+    Inode(FileId),
     /// `mmap_sem` of an mm (a read-write semaphore).
     MmapSem(MmId),
     /// The page-table lock of an mm.

@@ -39,9 +39,7 @@ impl Kernel {
     /// checks it.
     pub fn get_unmapped_area(&self, mm: MmId, a: &MmapArgs) -> Result<VirtAddr, Errno> {
         let len = a.pages * PAGE_SIZE;
-        let colour = a
-            .file
-            .map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
+        let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
         if let Some(addr) = a.fixed {
             if addr.page_offset() != 0 || addr.0 < USER_BASE || addr.0 + len > TASK_SIZE {
                 return Err(Errno::Inval);
@@ -118,9 +116,7 @@ impl Kernel {
         s.vmas.push(Some(vma));
         let pos = {
             let list = &s.mms[vma.mm.index()].vmas;
-            list.iter()
-                .position(|&v| s.vma(v).start > vma.start)
-                .unwrap_or(list.len())
+            list.iter().position(|&v| s.vma(v).start > vma.start).unwrap_or(list.len())
         };
         s.mms[vma.mm.index()].vmas.insert(pos, id);
         id
@@ -142,9 +138,7 @@ impl Kernel {
         if let Some(f) = vma.file {
             self.lock(cpu, LockId::IMmap(f)).await;
             self.lock(cpu, LockId::FlushDcacheMmap(f)).await;
-            self.state().files[f.index()]
-                .i_mmap
-                .retain(|&v| v != vma.id);
+            self.state().files[f.index()].i_mmap.retain(|&v| v != vma.id);
             self.unlock(cpu, LockId::FlushDcacheMmap(f));
             self.unlock(cpu, LockId::IMmap(f));
         }
@@ -158,13 +152,7 @@ impl Kernel {
 
     /// `munmap` of whole VMAs inside `[va, va + pages)`. A VMA only partly inside the range
     /// is refused with `Inval` (this core does not split VMAs).
-    pub async fn sys_munmap(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        pages: u64,
-    ) -> Result<(), Errno> {
+    pub async fn sys_munmap(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pages: u64) -> Result<(), Errno> {
         if va.page_offset() != 0 || pages == 0 {
             return Err(Errno::Inval);
         }
@@ -172,12 +160,7 @@ impl Kernel {
         self.lock(cpu, LockId::MmapSem(mm)).await;
         let vmas: Vec<Vma> = {
             let s = self.state();
-            s.mms[mm.index()]
-                .vmas
-                .iter()
-                .map(|&v| s.vma(v))
-                .filter(|v| v.start < end && va < v.end)
-                .collect()
+            s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).filter(|v| v.start < end && va < v.end).collect()
         };
         if vmas.iter().any(|v| v.start < va || v.end > end) {
             self.unlock(cpu, LockId::MmapSem(mm));
@@ -193,9 +176,7 @@ impl Kernel {
     pub async fn unmap_region(&self, cpu: CpuId, mm: MmId, vmas: &[Vma], fullmm: bool) {
         {
             let mut s = self.state();
-            s.mms[mm.index()]
-                .vmas
-                .retain(|v| !vmas.iter().any(|x| x.id == *v));
+            s.mms[mm.index()].vmas.retain(|v| !vmas.iter().any(|x| x.id == *v));
         }
         let mut tlb = MmuGather::new(mm, fullmm);
         for vma in vmas {
@@ -258,9 +239,7 @@ impl Kernel {
         end: VirtAddr,
     ) {
         if !tlb.fullmm {
-            self.arch()
-                .flush_cache_range(self, cpu, *vma, start, end)
-                .await;
+            self.arch().flush_cache_range(self, cpu, *vma, start, end).await;
         }
         let layout = self.layout();
         let mut va = start;
@@ -278,8 +257,7 @@ impl Kernel {
                         tlb.remove_tlb_entry(va);
                         let page_ok = self.machine().mem.pfn_valid(pfn);
                         if page_ok {
-                            if matches!(self.page(pfn).mapping, Mapping::File(_))
-                                && old.has(PteFlags::DIRTY)
+                            if matches!(self.page(pfn).mapping, Mapping::File(_)) && old.has(PteFlags::DIRTY)
                             {
                                 self.set_page_flags(pfn, crate::mm::PageFlags::DIRTY);
                             }
@@ -301,10 +279,19 @@ impl Kernel {
         }
     }
 
-    /// `free_swap_and_cache`: drops a swap PTE's reference to `slot`.
+    /// `free_swap_and_cache`: drops a swap PTE's reference to `slot`, and frees its swap-cache
+    /// page too if nothing else refers to the slot and the page is not locked (`trylock_page`:
+    /// a locked page belongs to someone, reclaim or swap-in, who will deal with it).
     pub fn free_swap_and_cache(&self, slot: u32) {
-        if (slot as usize) < self.state().swap.len() {
-            self.swap_free(slot);
+        if (slot as usize) >= self.state().swap.len() {
+            return;
+        }
+        self.swap_free(slot);
+        let cache = self.state().swap[slot as usize].cache;
+        if let Some(page) = cache
+            && !self.page(page).flags.contains(crate::mm::PageFlags::LOCKED)
+        {
+            self.try_to_free_swap(page);
         }
     }
 
@@ -314,11 +301,7 @@ impl Kernel {
         self.lock(cpu, LockId::IMmap(file)).await;
         let vmas: Vec<Vma> = {
             let s = self.state();
-            s.files[file.index()]
-                .i_mmap
-                .iter()
-                .map(|&v| s.vma(v))
-                .collect()
+            s.files[file.index()].i_mmap.iter().map(|&v| s.vma(v)).collect()
         };
         for vma in vmas {
             let first = vma.pgoff.max(from);

@@ -21,6 +21,7 @@ pub mod gup;
 pub mod hooks;
 pub mod lock;
 pub mod mmap;
+pub mod observe;
 pub mod ops;
 pub mod types;
 pub mod vmscan;
@@ -40,6 +41,7 @@ pub use exec::{Executor, StepError};
 pub use gather::MmuGather;
 pub use hooks::{ArchHooks, GenericHooks, HookFuture, UnmapOrder};
 pub use lock::{LockId, LockMode};
+pub use observe::Obs;
 pub use ops::{Errno, Op, OpResult};
 pub use types::{AnonId, FileId, Mapping, MmId, PageDesc, PageFlags, Vma, VmaId};
 
@@ -128,6 +130,9 @@ struct CpuSlot {
     blocked: Cell<Option<(LockId, LockMode)>>,
     /// The mm of the process the CPU runs (`current->mm`), if any.
     current: Cell<Option<MmId>>,
+    /// A COW copy about to be installed at `(mm, va)`: the PTE write that maps the page is
+    /// observed as the install, whichever hook step performs it.
+    pending_install: Cell<Option<(MmId, VirtAddr, Pfn)>>,
 }
 
 /// The kernel's objects (everything but the machine).
@@ -159,11 +164,7 @@ impl MmState {
 
     /// The VMA of `mm` containing `va`.
     pub fn find_vma(&self, mm: MmId, va: VirtAddr) -> Option<Vma> {
-        self.mms[mm.index()]
-            .vmas
-            .iter()
-            .map(|&v| self.vma(v))
-            .find(|v| v.contains(va))
+        self.mms[mm.index()].vmas.iter().map(|&v| self.vma(v)).find(|v| v.contains(va))
     }
 }
 
@@ -174,13 +175,13 @@ pub struct Kernel {
     hooks: Box<dyn ArchHooks>,
     slots: Vec<CpuSlot>,
     layout: PteLayout,
+    /// Observations, when recording.
+    obs: RefCell<Option<Vec<Obs>>>,
 }
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernel")
-            .field("hooks", &self.hooks.name())
-            .finish_non_exhaustive()
+        f.debug_struct("Kernel").field("hooks", &self.hooks.name()).finish_non_exhaustive()
     }
 }
 
@@ -222,10 +223,36 @@ impl Kernel {
                     pending: Cell::new(Action::Idle),
                     blocked: Cell::new(None),
                     current: Cell::new(None),
+                    pending_install: Cell::new(None),
                 })
                 .collect(),
             layout,
+            obs: RefCell::new(None),
         }
+    }
+
+    /// Starts recording [`Obs`] events.
+    pub fn record_observations(&self) {
+        self.obs.borrow_mut().get_or_insert_with(Vec::new);
+    }
+
+    /// Takes the observations recorded since the last call (recording goes on).
+    pub fn drain_observations(&self, into: &mut Vec<Obs>) {
+        if let Some(v) = self.obs.borrow_mut().as_mut() {
+            into.append(v);
+        }
+    }
+
+    /// Records an observation if recording.
+    pub fn observe(&self, o: Obs) {
+        if let Some(v) = self.obs.borrow_mut().as_mut() {
+            v.push(o);
+        }
+    }
+
+    /// The current micro-step.
+    pub fn now(&self) -> u64 {
+        self.m.borrow().step
     }
 
     /// The hooks (call hooks through this, so an outer lineage's overrides apply).
@@ -309,9 +336,7 @@ impl Kernel {
             if self.s.borrow_mut().locks.try_acquire(id, cpu, mode) {
                 slot.blocked.set(None);
                 if let LockId::Page(p) = id {
-                    self.s.borrow_mut().pages[p.index()]
-                        .flags
-                        .insert(PageFlags::LOCKED);
+                    self.s.borrow_mut().pages[p.index()].flags.insert(PageFlags::LOCKED);
                 }
                 return;
             }
@@ -322,15 +347,9 @@ impl Kernel {
     /// Takes `id` if free; never blocks (`trylock_page`).
     pub async fn trylock(&self, cpu: CpuId, id: LockId) -> bool {
         self.step(cpu, Action::Lock(id)).await;
-        let ok = self
-            .s
-            .borrow_mut()
-            .locks
-            .try_acquire(id, cpu, LockMode::Exclusive);
+        let ok = self.s.borrow_mut().locks.try_acquire(id, cpu, LockMode::Exclusive);
         if ok && let LockId::Page(p) = id {
-            self.s.borrow_mut().pages[p.index()]
-                .flags
-                .insert(PageFlags::LOCKED);
+            self.s.borrow_mut().pages[p.index()].flags.insert(PageFlags::LOCKED);
         }
         ok
     }
@@ -431,10 +450,7 @@ impl Kernel {
     pub fn alloc_page(&self) -> Option<Pfn> {
         let mut s = self.s.borrow_mut();
         let pfn = s.free.pop()?;
-        s.pages[pfn.index()] = PageDesc {
-            refcount: 1,
-            ..PageDesc::default()
-        };
+        s.pages[pfn.index()] = PageDesc { refcount: 1, ..PageDesc::default() };
         Some(pfn)
     }
 
@@ -500,6 +516,40 @@ impl Kernel {
         self.step(cpu, Action::PteWrite { mm, va }).await;
         if let Some(slot) = self.pte_slot(mm, va) {
             self.m.borrow_mut().pt.set_pte(slot, pte);
+            self.note_install(cpu, mm, va, pte);
+        }
+    }
+
+    /// Declares that `new` is about to be mapped at `va` of `mm` by this CPU (a COW copy): the
+    /// PTE write that maps it emits [`Obs::CowInstalled`] at its own step.
+    pub fn expect_install(&self, cpu: CpuId, mm: MmId, va: VirtAddr, new: Pfn) {
+        self.slots[cpu.index()].pending_install.set(Some((mm, va.page_base(), new)));
+    }
+
+    /// Emits the install observation now if it is still owed (the hook never wrote the PTE
+    /// through the core's PTE primitives).
+    pub fn finish_install(&self, cpu: CpuId) {
+        if let Some((mm, va, new)) = self.slots[cpu.index()].pending_install.take() {
+            let step = self.now();
+            self.observe(Obs::CowInstalled { mm, va, new, step });
+        }
+    }
+
+    /// Forgets an owed install observation (the install lost a race and was abandoned).
+    pub fn cancel_install(&self, cpu: CpuId) {
+        self.slots[cpu.index()].pending_install.set(None);
+    }
+
+    fn note_install(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
+        let slot = &self.slots[cpu.index()].pending_install;
+        if let Some((m, v, new)) = slot.get()
+            && (m, v) == (mm, va.page_base())
+            && self.layout.pte_present(pte)
+            && pte.raw_pfn() == new
+        {
+            slot.set(None);
+            let step = self.now();
+            self.observe(Obs::CowInstalled { mm, va: v, new, step });
         }
     }
 
@@ -509,20 +559,17 @@ impl Kernel {
     }
 
     /// Atomically replaces the PTE by `f(old)`, returning the old value.
-    pub async fn update_pte(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        f: impl FnOnce(Pte) -> Pte,
-    ) -> Pte {
+    pub async fn update_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, f: impl FnOnce(Pte) -> Pte) -> Pte {
         self.step(cpu, Action::PteWrite { mm, va }).await;
         let Some(slot) = self.pte_slot(mm, va) else {
             return Pte::NONE;
         };
         let mut m = self.m.borrow_mut();
         let old = m.pt.pte(slot);
-        m.pt.set_pte(slot, f(old));
+        let new = f(old);
+        m.pt.set_pte(slot, new);
+        drop(m);
+        self.note_install(cpu, mm, va, new);
         old
     }
 
@@ -536,15 +583,7 @@ impl Kernel {
         va: VirtAddr,
         store: Option<u64>,
     ) -> Result<u64, Trap> {
-        self.step(
-            cpu,
-            Action::UserAccess {
-                space,
-                va,
-                write: store.is_some(),
-            },
-        )
-        .await;
+        self.step(cpu, Action::UserAccess { space, va, write: store.is_some() }).await;
         let mut m = self.m.borrow_mut();
         match store {
             Some(v) => m.store(cpu, space, va, v).map(|()| v),
@@ -554,8 +593,7 @@ impl Kernel {
 
     /// A kernel load from `va` (linear map or tmpalias window).
     pub async fn kernel_load(&self, cpu: CpuId, va: VirtAddr) -> u64 {
-        self.step(cpu, Action::KernelAccess { va, write: false })
-            .await;
+        self.step(cpu, Action::KernelAccess { va, write: false }).await;
         self.m
             .borrow_mut()
             .load(cpu, SpaceId::KERNEL, va)
@@ -564,8 +602,7 @@ impl Kernel {
 
     /// A kernel store to `va`.
     pub async fn kernel_store(&self, cpu: CpuId, va: VirtAddr, value: u64) {
-        self.step(cpu, Action::KernelAccess { va, write: true })
-            .await;
+        self.step(cpu, Action::KernelAccess { va, write: true }).await;
         self.m
             .borrow_mut()
             .store(cpu, SpaceId::KERNEL, va, value)
@@ -611,8 +648,7 @@ impl Kernel {
 
     /// `copy_page` through the kernel linear map.
     pub async fn copy_page_kernel(&self, cpu: CpuId, to: Pfn, from: Pfn) {
-        self.copy_page_via(cpu, to.kernel_va(), from.kernel_va())
-            .await
+        self.copy_page_via(cpu, to.kernel_va(), from.kernel_va()).await
     }
 
     /// `clear_page` through the kernel linear map.
@@ -665,8 +701,7 @@ impl Kernel {
 
     /// Flushes the kernel linear-map alias of `page` (`flush_kernel_dcache_page`, 2.6 style).
     pub async fn flush_kernel_page(&self, cpu: CpuId, page: Pfn) {
-        self.flush_page_lines(cpu, SpaceId::KERNEL, page.kernel_va())
-            .await;
+        self.flush_page_lines(cpu, SpaceId::KERNEL, page.kernel_va()).await;
     }
 
     /// Flushes every CPU's whole D-cache (`flush_cache_all`: an IPI to each other CPU, `fdce`
@@ -752,10 +787,7 @@ impl Kernel {
     /// Creates a file of `pages` zero pages whose colour offset is `colour` pages.
     pub fn create_file(&self, pages: u64, colour: u64) -> FileId {
         let mut s = self.s.borrow_mut();
-        s.files.push(FileObj::new(
-            pages,
-            colour % (crate::addr::SHM_COLOUR / PAGE_SIZE),
-        ));
+        s.files.push(FileObj::new(pages, colour % (crate::addr::SHM_COLOUR / PAGE_SIZE)));
         FileId(s.files.len() as u32 - 1)
     }
 
@@ -765,12 +797,7 @@ impl Kernel {
         let mut s = self.s.borrow_mut();
         let id = MmId(s.mms.len() as u32);
         let space = SpaceId(id.0 + 1);
-        s.mms.push(MmStruct {
-            space,
-            pgd,
-            vmas: Vec::new(),
-            dead: false,
-        });
+        s.mms.push(MmStruct { space, pgd, vmas: Vec::new(), dead: false });
         drop(s);
         self.m.borrow_mut().attach_space(space, pgd);
         Some(id)
@@ -778,10 +805,7 @@ impl Kernel {
 
     /// The word the backing store of file `f` holds at `(pgoff, word)`, if within the file.
     pub fn disk_word(&self, f: FileId, pgoff: u64, word: usize) -> Option<u64> {
-        self.s.borrow().files[f.index()]
-            .disk
-            .get(pgoff as usize)
-            .map(|p| p[word])
+        self.s.borrow().files[f.index()].disk.get(pgoff as usize).map(|p| p[word])
     }
 }
 

@@ -229,41 +229,30 @@ impl Kernel {
         }
         match op {
             Op::Load { mm, va } => res(self.user_access(cpu, mm, va, None).await, OpResult::Value),
-            Op::Store { mm, va, value } => res(
-                self.user_access(cpu, mm, va, Some(value)).await,
-                OpResult::Value,
-            ),
+            Op::Store { mm, va, value } => {
+                res(self.user_access(cpu, mm, va, Some(value)).await, OpResult::Value)
+            }
             Op::Mmap { mm, args } => res(self.sys_mmap(cpu, mm, args).await, OpResult::Mapped),
-            Op::Munmap { mm, va, pages } => res(self.sys_munmap(cpu, mm, va, pages).await, |()| {
-                OpResult::Done
-            }),
+            Op::Munmap { mm, va, pages } => {
+                res(self.sys_munmap(cpu, mm, va, pages).await, |()| OpResult::Done)
+            }
             Op::Fork { mm } => res(self.sys_fork(cpu, mm).await, OpResult::Forked),
             Op::Exit { mm } => res(self.exit_mmap(cpu, mm).await, |()| OpResult::Done),
-            Op::Write {
-                file,
-                pgoff,
-                word,
-                value,
-            } => res(self.sys_write(cpu, file, pgoff, word, value).await, |()| {
-                OpResult::Done
-            }),
-            Op::Read { file, pgoff, word } => {
-                res(self.sys_read(cpu, file, pgoff, word).await, |v| {
-                    v.map_or(OpResult::Eof, OpResult::Value)
-                })
+            Op::Write { file, pgoff, word, value } => {
+                res(self.sys_write(cpu, file, pgoff, word, value).await, |()| OpResult::Done)
             }
-            Op::Msync { mm, va, pages } => res(self.sys_msync(cpu, mm, va, pages).await, |()| {
-                OpResult::Done
-            }),
+            Op::Read { file, pgoff, word } => {
+                res(self.sys_read(cpu, file, pgoff, word).await, |v| v.map_or(OpResult::Eof, OpResult::Value))
+            }
+            Op::Msync { mm, va, pages } => res(self.sys_msync(cpu, mm, va, pages).await, |()| OpResult::Done),
             Op::Fsync { file } => res(self.sys_fsync(cpu, file).await, |()| OpResult::Done),
-            Op::Truncate { file, pages } => res(self.sys_truncate(cpu, file, pages).await, |()| {
-                OpResult::Done
-            }),
+            Op::Truncate { file, pages } => {
+                res(self.sys_truncate(cpu, file, pages).await, |()| OpResult::Done)
+            }
             Op::Reclaim { target } => res(self.reclaim(cpu, target).await, |()| OpResult::Done),
-            Op::AccessVm { mm, va, store } => res(
-                self.access_process_vm(cpu, mm, va, store).await,
-                OpResult::Value,
-            ),
+            Op::AccessVm { mm, va, store } => {
+                res(self.access_process_vm(cpu, mm, va, store).await, OpResult::Value)
+            }
         }
     }
 }

@@ -30,13 +30,7 @@ fn mapped(r: OpResult) -> VirtAddr {
 }
 
 fn anon(pages: u64) -> MmapArgs {
-    MmapArgs {
-        pages,
-        file: None,
-        shared: false,
-        writable: true,
-        fixed: None,
-    }
+    MmapArgs { pages, file: None, shared: false, writable: true, fixed: None }
 }
 
 #[test]
@@ -44,22 +38,9 @@ fn anon_store_then_load_round_trips() {
     let k = kernel(Preset::Tiny, Box::new(GenericHooks));
     let mm = k.create_mm().unwrap();
     let va = mapped(one(&k, C0, Op::Mmap { mm, args: anon(2) }));
-    assert_eq!(
-        one(&k, C0, Op::Store { mm, va, value: 7 }),
-        OpResult::Value(7)
-    );
+    assert_eq!(one(&k, C0, Op::Store { mm, va, value: 7 }), OpResult::Value(7));
     assert_eq!(one(&k, C0, Op::Load { mm, va }), OpResult::Value(7));
-    assert_eq!(
-        one(
-            &k,
-            C1,
-            Op::Load {
-                mm,
-                va: va.add_pages(1)
-            }
-        ),
-        OpResult::Value(0)
-    );
+    assert_eq!(one(&k, C1, Op::Load { mm, va: va.add_pages(1) }), OpResult::Value(0));
 }
 
 // ----- shadow-model property tests ------------------------------------------------------
@@ -152,8 +133,7 @@ impl ArchHooks for WholeCache {
         value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
-                .await;
+            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
             k.flush_cache_all(cpu).await;
         })
     }
@@ -167,8 +147,7 @@ impl ArchHooks for WholeCache {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             k.flush_cache_all(cpu).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }
@@ -176,11 +155,7 @@ impl ArchHooks for WholeCache {
 #[derive(Clone, Debug)]
 enum ShadowKind {
     Anon,
-    File {
-        file: usize,
-        pgoff: u64,
-        shared: bool,
-    },
+    File { file: usize, pgoff: u64, shared: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -214,29 +189,19 @@ impl Shadow {
         }
         match map.kind {
             ShadowKind::Anon => unreachable!("anon pages always have a private copy"),
-            ShadowKind::File { file, pgoff, .. } => self.files[file]
-                .get((pgoff + page) as usize)
-                .map(|pg| pg[w])
-                .ok_or(Errno::Bus),
+            ShadowKind::File { file, pgoff, .. } => {
+                self.files[file].get((pgoff + page) as usize).map(|pg| pg[w]).ok_or(Errno::Bus)
+            }
         }
     }
 
     fn store(&mut self, p: usize, m: usize, page: u64, w: usize, v: u64) -> Result<(), Errno> {
         let map = &self.procs[p].maps[m];
         if map.private[page as usize].is_some() {
-            self.procs[p].maps[m].private[page as usize]
-                .as_mut()
-                .unwrap()[w] = v;
+            self.procs[p].maps[m].private[page as usize].as_mut().unwrap()[w] = v;
             return Ok(());
         }
-        let ShadowKind::File {
-            file,
-            pgoff,
-            shared,
-        } = map.kind
-        else {
-            unreachable!()
-        };
+        let ShadowKind::File { file, pgoff, shared } = map.kind else { unreachable!() };
         let idx = (pgoff + page) as usize;
         let Some(pg) = self.files[file].get(idx).copied() else {
             return Err(Errno::Bus);
@@ -258,9 +223,7 @@ impl Shadow {
         if pages < old {
             for proc in &mut self.procs {
                 for map in &mut proc.maps {
-                    if let ShadowKind::File {
-                        file: mf, pgoff, ..
-                    } = map.kind
+                    if let ShadowKind::File { file: mf, pgoff, .. } = map.kind
                         && mf == file
                     {
                         for (i, slot) in map.private.iter_mut().enumerate() {
@@ -295,16 +258,10 @@ fn run_against_shadow(
     let mut ex = Executor::new(&k);
     let frames = k.machine().config().frames;
     let files = [k.create_file(3, 0), k.create_file(2, 5)];
-    let mut sh = Shadow {
-        files: vec![vec![[0; 4]; 3], vec![[0; 4]; 2]],
-        procs: Vec::new(),
-    };
+    let mut sh = Shadow { files: vec![vec![[0; 4]; 3], vec![[0; 4]; 2]], procs: Vec::new() };
     for _ in 0..2 {
         let mm = k.create_mm().unwrap();
-        sh.procs.push(ShadowProc {
-            mm,
-            maps: Vec::new(),
-        });
+        sh.procs.push(ShadowProc { mm, maps: Vec::new() });
     }
     let mut exec = |cpu: CpuId, op: Op| -> OpResult {
         ex.spawn(cpu, op);
@@ -334,13 +291,7 @@ fn run_against_shadow(
                 let choice = b % 3;
                 let (args, skind) = match choice {
                     0 => (
-                        MmapArgs {
-                            pages: 2,
-                            file: None,
-                            shared: false,
-                            writable: true,
-                            fixed: None,
-                        },
+                        MmapArgs { pages: 2, file: None, shared: false, writable: true, fixed: None },
                         ShadowKind::Anon,
                     ),
                     _ => {
@@ -355,11 +306,7 @@ fn run_against_shadow(
                                 writable: true,
                                 fixed: None,
                             },
-                            ShadowKind::File {
-                                file: f,
-                                pgoff,
-                                shared,
-                            },
+                            ShadowKind::File { file: f, pgoff, shared },
                         )
                     }
                 };
@@ -369,12 +316,7 @@ fn run_against_shadow(
                             ShadowKind::Anon => vec![Some([0; 4]); 2],
                             _ => vec![None; 2],
                         };
-                        sh.procs[p].maps.push(ShadowMap {
-                            va,
-                            pages: 2,
-                            kind: skind,
-                            private,
-                        });
+                        sh.procs[p].maps.push(ShadowMap { va, pages: 2, kind: skind, private });
                     }
                     OpResult::Err(Errno::NoMem) => return Ok(()),
                     r => return Err(format!("{ctx}: mmap gave {r:?}")),
@@ -414,15 +356,7 @@ fn run_against_shadow(
                 let w = WORDS[c as usize / 4 % 4];
                 let wi = c as usize / 4 % 4;
                 if b & 0x80 != 0 {
-                    match exec(
-                        cpu,
-                        Op::Write {
-                            file: files[f],
-                            pgoff,
-                            word: w,
-                            value,
-                        },
-                    ) {
+                    match exec(cpu, Op::Write { file: files[f], pgoff, word: w, value }) {
                         OpResult::Done => {
                             if sh.files[f].len() as u64 <= pgoff {
                                 sh.files[f].resize(pgoff as usize + 1, [0; 4]);
@@ -433,14 +367,7 @@ fn run_against_shadow(
                         r => return Err(format!("{ctx}: write gave {r:?}")),
                     }
                 } else {
-                    let got = exec(
-                        cpu,
-                        Op::Read {
-                            file: files[f],
-                            pgoff,
-                            word: w,
-                        },
-                    );
+                    let got = exec(cpu, Op::Read { file: files[f], pgoff, word: w });
                     let want = sh.files[f].get(pgoff as usize).map(|pg| pg[wi]);
                     let ok = match (got, want) {
                         (OpResult::Value(g), Some(w)) => g == w,
@@ -449,23 +376,17 @@ fn run_against_shadow(
                         _ => false,
                     };
                     if !ok {
-                        return Err(format!(
-                            "{ctx}: read {f}:{pgoff}:{w} gave {got:?}, shadow {want:?}"
-                        ));
+                        return Err(format!("{ctx}: read {f}:{pgoff}:{w} gave {got:?}, shadow {want:?}"));
                     }
                 }
             }
             9 => {
                 // reclaim a user page or a file page
                 let target = match pick(b) {
-                    Some((m, page, _)) if b & 1 == 0 => ReclaimTarget::User {
-                        mm,
-                        va: sh.procs[p].maps[m].va.add_pages(page),
-                    },
-                    _ => ReclaimTarget::FilePage {
-                        file: files[b as usize % 2],
-                        pgoff: (b as u64 / 2) % 3,
-                    },
+                    Some((m, page, _)) if b & 1 == 0 => {
+                        ReclaimTarget::User { mm, va: sh.procs[p].maps[m].va.add_pages(page) }
+                    }
+                    _ => ReclaimTarget::FilePage { file: files[b as usize % 2], pgoff: (b as u64 / 2) % 3 },
                 };
                 match exec(cpu, Op::Reclaim { target }) {
                     OpResult::Done | OpResult::Err(Errno::Busy) => {}
@@ -495,14 +416,7 @@ fn run_against_shadow(
                     sh.procs.remove(p);
                 } else if let Some((m, _, _)) = pick(b) {
                     let map = sh.procs[p].maps[m].clone();
-                    let r = exec(
-                        cpu,
-                        Op::Munmap {
-                            mm,
-                            va: map.va,
-                            pages: map.pages,
-                        },
-                    );
+                    let r = exec(cpu, Op::Munmap { mm, va: map.va, pages: map.pages });
                     if r != OpResult::Done {
                         return Err(format!("{ctx}: munmap gave {r:?}"));
                     }
@@ -513,31 +427,13 @@ fn run_against_shadow(
                 let r = if b & 1 == 0 {
                     let Some((m, _, _)) = pick(b) else { continue };
                     let map = &sh.procs[p].maps[m];
-                    exec(
-                        cpu,
-                        Op::Msync {
-                            mm,
-                            va: map.va,
-                            pages: map.pages,
-                        },
-                    )
+                    exec(cpu, Op::Msync { mm, va: map.va, pages: map.pages })
                 } else if b & 2 == 0 {
-                    exec(
-                        cpu,
-                        Op::Fsync {
-                            file: files[b as usize / 4 % 2],
-                        },
-                    )
+                    exec(cpu, Op::Fsync { file: files[b as usize / 4 % 2] })
                 } else {
                     let f = b as usize / 4 % 2;
                     let pages = (b as u64 / 8) % 4;
-                    let r = exec(
-                        cpu,
-                        Op::Truncate {
-                            file: files[f],
-                            pages,
-                        },
-                    );
+                    let r = exec(cpu, Op::Truncate { file: files[f], pages });
                     if r == OpResult::Done {
                         sh.truncate(f, pages);
                     }
@@ -556,14 +452,7 @@ fn run_against_shadow(
                 };
                 let va = sh.procs[p].maps[m].va.add_pages(page).with_word(WORDS[w]);
                 let poke = c & 0x80 != 0;
-                let got = exec(
-                    cpu,
-                    Op::AccessVm {
-                        mm,
-                        va,
-                        store: poke.then_some(value),
-                    },
-                );
+                let got = exec(cpu, Op::AccessVm { mm, va, store: poke.then_some(value) });
                 if got == OpResult::Err(Errno::NoMem) {
                     return Ok(());
                 }
@@ -574,9 +463,7 @@ fn run_against_shadow(
                 };
                 let want = want.map_err(|e| if e == Errno::Bus { Errno::Bus } else { e });
                 if !expect_value(got, want) {
-                    return Err(format!(
-                        "{ctx}: access_process_vm {va} gave {got:?}, shadow {want:?}"
-                    ));
+                    return Err(format!("{ctx}: access_process_vm {va} gave {got:?}, shadow {want:?}"));
                 }
             }
         }
@@ -605,22 +492,12 @@ fn run_against_shadow(
     for (f, pages) in sh.files.iter().enumerate() {
         for (pgoff, words) in pages.iter().enumerate() {
             for (wi, &w) in WORDS.iter().enumerate() {
-                let got = exec(
-                    CpuId(3),
-                    Op::Read {
-                        file: files[f],
-                        pgoff: pgoff as u64,
-                        word: w,
-                    },
-                );
+                let got = exec(CpuId(3), Op::Read { file: files[f], pgoff: pgoff as u64, word: w });
                 if got == OpResult::Err(Errno::NoMem) {
                     return Ok(());
                 }
                 if got != OpResult::Value(words[wi]) {
-                    return Err(format!(
-                        "final: read {f}:{pgoff}:{w} gave {got:?}, shadow {}",
-                        words[wi]
-                    ));
+                    return Err(format!("final: read {f}:{pgoff}:{w} gave {got:?}, shadow {}", words[wi]));
                 }
             }
         }
@@ -630,10 +507,7 @@ fn run_against_shadow(
         assert_eq!(exec(CpuId(0), Op::Exit { mm: proc.mm }), OpResult::Done);
     }
     for &f in &files {
-        assert_eq!(
-            exec(CpuId(1), Op::Truncate { file: f, pages: 0 }),
-            OpResult::Done
-        );
+        assert_eq!(exec(CpuId(1), Op::Truncate { file: f, pages: 0 }), OpResult::Done);
     }
     let s = k.state();
     let mms_alive = s.mms.iter().filter(|m| !m.dead).count();
@@ -657,11 +531,7 @@ fn verdict(r: Result<(), String>) -> TestResult {
 }
 
 fn prop_pipt(raw: Vec<(u8, u8, u8, u8, u16)>) -> TestResult {
-    verdict(run_against_shadow(
-        Preset::Pipt,
-        Box::new(GenericHooks),
-        &raw,
-    ))
+    verdict(run_against_shadow(Preset::Pipt, Box::new(GenericHooks), &raw))
 }
 
 fn prop_whole_cache(raw: Vec<(u8, u8, u8, u8, u16)>) -> TestResult {
@@ -670,16 +540,12 @@ fn prop_whole_cache(raw: Vec<(u8, u8, u8, u8, u16)>) -> TestResult {
 
 #[test]
 fn pipt_sequential_ops_match_the_shadow_model() {
-    QuickCheck::new()
-        .tests(300)
-        .quickcheck(prop_pipt as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
+    QuickCheck::new().tests(300).quickcheck(prop_pipt as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
 }
 
 #[test]
 fn whole_cache_hooks_on_vipt_match_the_shadow_model() {
-    QuickCheck::new()
-        .tests(60)
-        .quickcheck(prop_whole_cache as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
+    QuickCheck::new().tests(60).quickcheck(prop_whole_cache as fn(Vec<(u8, u8, u8, u8, u16)>) -> TestResult);
 }
 
 #[test]
@@ -688,9 +554,7 @@ fn generic_hooks_on_vipt_lose_data() {
     let bad = (0..200u16).any(|seed| {
         let raw: Vec<_> = (0..60u16)
             .map(|i| {
-                let x = (seed as u32)
-                    .wrapping_mul(7919)
-                    .wrapping_add((i as u32).wrapping_mul(104_729));
+                let x = (seed as u32).wrapping_mul(7919).wrapping_add((i as u32).wrapping_mul(104_729));
                 let h = x.wrapping_mul(2_654_435_761);
                 ((h >> 24) as u8, (h >> 16) as u8, (h >> 8) as u8, h as u8, i)
             })

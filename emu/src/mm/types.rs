@@ -165,9 +165,7 @@ impl FileObj {
         FileObj {
             size: pages,
             pages: vec![None; pages as usize],
-            disk: (0..pages)
-                .map(|_| vec![0u64; WORDS_PER_PAGE].into_boxed_slice())
-                .collect(),
+            disk: (0..pages).map(|_| vec![0u64; WORDS_PER_PAGE].into_boxed_slice()).collect(),
             i_mmap: Vec::new(),
             colour,
         }

@@ -33,9 +33,7 @@ impl Kernel {
     fn resolve_target(&self, t: ReclaimTarget) -> Option<Pfn> {
         match t {
             ReclaimTarget::Pfn(p) => Some(p),
-            ReclaimTarget::FilePage { file, pgoff } => {
-                self.state().files.get(file.index())?.cached(pgoff)
-            }
+            ReclaimTarget::FilePage { file, pgoff } => self.state().files.get(file.index())?.cached(pgoff),
             ReclaimTarget::User { mm, va } => {
                 if self.state().mms.get(mm.index())?.dead {
                     return None;
@@ -52,10 +50,7 @@ impl Kernel {
         {
             let s = self.state();
             let d = s.pages.get(page.index()).ok_or(Errno::Busy)?;
-            if d.refcount == 0
-                || d.mapping == Mapping::None
-                || d.flags.contains(PageFlags::PAGETABLE)
-            {
+            if d.refcount == 0 || d.mapping == Mapping::None || d.flags.contains(PageFlags::PAGETABLE) {
                 return Err(Errno::Busy);
             }
         }
@@ -98,8 +93,7 @@ impl Kernel {
                 Mapping::File(f) => {
                     self.page_mkclean(cpu, page).await;
                     let data = self.dma_page_out(cpu, page).await;
-                    if let Some(dst) = self.state().files[f.index()].disk.get_mut(d.index as usize)
-                    {
+                    if let Some(dst) = self.state().files[f.index()].disk.get_mut(d.index as usize) {
                         *dst = data;
                     }
                 }
@@ -109,7 +103,9 @@ impl Kernel {
         // Remove from the page cache or swap cache; the frame is freed with the last reference.
         let mut s = self.state();
         let d = s.pages[page.index()];
-        if d.mapcount > 0 {
+        // `__remove_mapping`: only the cache's reference and ours may remain
+        // (`page_ref_freeze(page, 2)`); a pin from `get_user_pages` keeps the page cached.
+        if d.mapcount > 0 || d.refcount != 2 {
             return Err(Errno::Busy);
         }
         match d.mapping {
@@ -138,22 +134,13 @@ impl Kernel {
 
     /// `add_to_swap`: a seeded free slot; the page enters the swap cache, dirty.
     fn add_to_swap(&self, page: Pfn) -> Result<(), Errno> {
-        let free: u32 = self
-            .state()
-            .swap
-            .iter()
-            .skip(1)
-            .filter(|s| s.is_free())
-            .count() as u32;
+        let free: u32 = self.state().swap.iter().skip(1).filter(|s| s.is_free()).count() as u32;
         if free == 0 {
             return Err(Errno::NoMem);
         }
         let k = self.choose(ChoiceKind::SwapSlot, free) as usize;
         let mut s = self.state();
-        let slot = (1..s.swap.len())
-            .filter(|&i| s.swap[i].is_free())
-            .nth(k)
-            .expect("k < free");
+        let slot = (1..s.swap.len()).filter(|&i| s.swap[i].is_free()).nth(k).expect("k < free");
         s.swap[slot].cache = Some(page);
         let d = &mut s.pages[page.index()];
         d.flags.insert(PageFlags::SWAPCACHE | PageFlags::DIRTY);

@@ -86,12 +86,7 @@ impl ArchHooks for Linux24 {
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(parisc::flush_kernel_page(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
@@ -156,8 +151,7 @@ impl ArchHooks for Linux24 {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             parisc::flush_user_page(k, cpu, &vma, va).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

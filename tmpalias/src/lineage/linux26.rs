@@ -62,23 +62,13 @@ pub struct Linux26 {
 
 impl Linux26 {
     /// 2.6.14.
-    pub const LINUX_2614: Linux26 = Linux26 {
-        name: "linux-2.6.14",
-        filter: Filter::Loose2614,
-        recheck: false,
-    };
+    pub const LINUX_2614: Linux26 =
+        Linux26 { name: "linux-2.6.14", filter: Filter::Loose2614, recheck: false };
     /// 2.6.15.
-    pub const LINUX_2615: Linux26 = Linux26 {
-        name: "linux-2.6.15",
-        filter: Filter::Hugh2615,
-        recheck: false,
-    };
+    pub const LINUX_2615: Linux26 =
+        Linux26 { name: "linux-2.6.15", filter: Filter::Hugh2615, recheck: false };
     /// 2.6.15 plus re-checking the PTE after the flush.
-    pub const RECHECK: Linux26 = Linux26 {
-        name: "recheck",
-        filter: Filter::Hugh2615,
-        recheck: true,
-    };
+    pub const RECHECK: Linux26 = Linux26 { name: "recheck", filter: Filter::Hugh2615, recheck: true };
 
     /// `translation_exists(vma, addr[, pfn])` followed by the pfn comparison: does the PTE of
     /// `va` (looked at without any lock) say `pfn` is mapped there?
@@ -106,8 +96,7 @@ impl Linux26 {
     }
 
     fn still_maps(&self, k: &Kernel, vma: &Vma, va: VirtAddr, pfn: Pfn) -> bool {
-        k.layout()
-            .translation_matches_2615(k.peek_pte(vma.mm, va), pfn)
+        k.layout().translation_matches_2615(k.peek_pte(vma.mm, va), pfn)
     }
 }
 
@@ -131,9 +120,7 @@ impl ArchHooks for Linux26 {
         Box::pin(async move {
             k.lock(cpu, LockId::PaDbit).await;
             let layout = k.layout();
-            let old = k
-                .update_pte(cpu, mm, va, |p| layout.after_get_and_clear(p))
-                .await;
+            let old = k.update_pte(cpu, mm, va, |p| layout.after_get_and_clear(p)).await;
             k.unlock(cpu, LockId::PaDbit);
             old
         })
@@ -168,9 +155,7 @@ impl ArchHooks for Linux26 {
         Box::pin(async move {
             let exists = match self.filter {
                 // 2.6.14's flush_cache_page ignores its pfn argument.
-                Filter::Loose2614 => k
-                    .layout()
-                    .translation_filter_2614(k.read_pte(cpu, vma.mm, va).await),
+                Filter::Loose2614 => k.layout().translation_filter_2614(k.read_pte(cpu, vma.mm, va).await),
                 Filter::Hugh2615 => self.translation_exists(k, cpu, &vma, va, pfn).await,
             };
             if exists {
@@ -202,12 +187,7 @@ impl ArchHooks for Linux26 {
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(parisc::flush_kernel_page(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
@@ -272,8 +252,7 @@ impl ArchHooks for Linux26 {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             self.flush_cache_page(k, cpu, vma, va, page).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

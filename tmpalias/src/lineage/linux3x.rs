@@ -47,20 +47,10 @@ pub struct Linux3x {
 
 impl Linux3x {
     /// 3.0–3.9 as shipped.
-    pub const TMPALIAS: Linux3x = Linux3x {
-        name: "tmpalias",
-        purge_on_pte_change: false,
-        flush_source_before_copy: false,
-    };
+    pub const TMPALIAS: Linux3x =
+        Linux3x { name: "tmpalias", purge_on_pte_change: false, flush_source_before_copy: false };
 
-    async fn flush_page_tmpalias(
-        &self,
-        k: &Kernel,
-        cpu: CpuId,
-        vma: &Vma,
-        va: VirtAddr,
-        page: Pfn,
-    ) {
+    async fn flush_page_tmpalias(&self, k: &Kernel, cpu: CpuId, vma: &Vma, va: VirtAddr, page: Pfn) {
         k.purge_tlb(cpu, vma.space, va).await;
         window::flush_dcache_page_asm(k, cpu, page, va).await;
     }
@@ -116,10 +106,7 @@ impl ArchHooks for Linux3x {
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.update_pte(cpu, mm, va, |p| {
-                p.without_flags(vipt_emu::pte::PteFlags::WRITE)
-            })
-            .await;
+            k.update_pte(cpu, mm, va, |p| p.without_flags(vipt_emu::pte::PteFlags::WRITE)).await;
             if self.purge_on_pte_change {
                 k.purge_tlb(cpu, k.mm_space(mm), va).await;
             }
@@ -189,12 +176,7 @@ impl ArchHooks for Linux3x {
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(self.flush_kernel_alias(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
@@ -262,8 +244,7 @@ impl ArchHooks for Linux3x {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             self.flush_page_tmpalias(k, cpu, &vma, va, page).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

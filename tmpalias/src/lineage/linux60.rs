@@ -46,14 +46,7 @@ impl Linux60 {
         }
     }
 
-    async fn flush_range_pages(
-        &self,
-        k: &Kernel,
-        cpu: CpuId,
-        vma: &Vma,
-        start: VirtAddr,
-        end: VirtAddr,
-    ) {
+    async fn flush_range_pages(&self, k: &Kernel, cpu: CpuId, vma: &Vma, start: VirtAddr, end: VirtAddr) {
         let mut va = start.page_base();
         while va < end {
             self.flush_if_needed(k, cpu, vma, va).await;
@@ -63,8 +56,7 @@ impl Linux60 {
 
     async fn flush_kernel_alias(&self, k: &Kernel, cpu: CpuId, page: Pfn) {
         parisc::flush_kernel_page(k, cpu, page).await;
-        k.purge_tlb(cpu, vipt_emu::addr::SpaceId::KERNEL, page.kernel_va())
-            .await;
+        k.purge_tlb(cpu, vipt_emu::addr::SpaceId::KERNEL, page.kernel_va()).await;
     }
 }
 
@@ -96,9 +88,7 @@ impl ArchHooks for Linux60 {
         va: VirtAddr,
     ) -> HookFuture<'a, bool> {
         Box::pin(async move {
-            let old = k
-                .update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED))
-                .await;
+            let old = k.update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
             old.has(PteFlags::ACCESSED)
         })
     }
@@ -163,12 +153,7 @@ impl ArchHooks for Linux60 {
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(self.flush_kernel_alias(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
@@ -220,8 +205,7 @@ impl ArchHooks for Linux60 {
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             self.flush_if_needed(k, cpu, &vma, va).await;
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
-                .await;
+            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
             self.flush_kernel_alias(k, cpu, page).await;
         })
     }
@@ -235,8 +219,7 @@ impl ArchHooks for Linux60 {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             self.flush_if_needed(k, cpu, &vma, va).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
     fn kunmap<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {

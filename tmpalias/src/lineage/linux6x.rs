@@ -46,8 +46,8 @@ impl Linux6x {
             return;
         }
         let page = pte.raw_pfn();
-        let deferred = parisc::page_file(k, page).is_some()
-            && k.clear_page_flags(page, PageFlags::DCACHE_DIRTY);
+        let deferred =
+            parisc::page_file(k, page).is_some() && k.clear_page_flags(page, PageFlags::DCACHE_DIRTY);
         if deferred || parisc::requires_coherency(k) {
             parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
         }
@@ -60,14 +60,7 @@ impl Linux6x {
     }
 
     /// `flush_cache_pages`: each present page of the range, by physical address.
-    async fn flush_cache_pages(
-        &self,
-        k: &Kernel,
-        cpu: CpuId,
-        vma: &Vma,
-        start: VirtAddr,
-        end: VirtAddr,
-    ) {
+    async fn flush_cache_pages(&self, k: &Kernel, cpu: CpuId, vma: &Vma, start: VirtAddr, end: VirtAddr) {
         let mut va = start.page_base();
         while va < end {
             let pte = k.read_pte(cpu, vma.mm, va).await;
@@ -127,9 +120,7 @@ impl ArchHooks for Linux6x {
         va: VirtAddr,
     ) -> HookFuture<'a, bool> {
         Box::pin(async move {
-            let old = k
-                .update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED))
-                .await;
+            let old = k.update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
             old.has(PteFlags::ACCESSED)
         })
     }
@@ -217,12 +208,7 @@ impl ArchHooks for Linux6x {
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(parisc::flush_kernel_page_tmpalias(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
@@ -274,8 +260,7 @@ impl ArchHooks for Linux6x {
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             flush_cache_page_phys(k, cpu, &vma, va, page).await;
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
-                .await;
+            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
             parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
         })
     }
@@ -289,9 +274,7 @@ impl ArchHooks for Linux6x {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             flush_cache_page_phys(k, cpu, &vma, va, page).await;
-            let v = k
-                .kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await;
+            let v = k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await;
             parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
             v
         })

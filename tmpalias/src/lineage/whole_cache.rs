@@ -1,10 +1,14 @@
 //! `whole-cache`: flush everything, every time.
 
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
-use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, MmId, Vma};
+use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, MmId, MmuGather, Vma};
+use vipt_emu::pte::Pte;
 
 /// Every cache hook purges every TLB (no move-in from a stale translation) and then flushes
-/// every CPU's whole D-cache. Copies and clears are bracketed by whole flushes. Always
+/// every CPU's whole D-cache. Copies and clears are bracketed by whole flushes, and so are the
+/// points where translations disappear: `ptep_clear_flush` and the mmu_gather's `tlb_flush`
+/// flush everything again after the PTEs are cleared, so a store that slipped in between the
+/// first flush and the clear cannot leave a dirty line on a page about to be freed. Always
 /// correct on an aliasing cache and the most expensive: the cost ceiling the other lineages
 /// are measured against. Not a historical kernel.
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,6 +23,22 @@ async fn flush_everything(k: &Kernel, cpu: CpuId) {
 impl ArchHooks for WholeCache {
     fn name(&self) -> &str {
         "whole-cache"
+    }
+    fn ptep_clear_flush<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+    ) -> HookFuture<'a, Pte> {
+        Box::pin(async move {
+            let old = k.arch().ptep_get_and_clear(k, cpu, vma.mm, va).await;
+            flush_everything(k, cpu).await;
+            old
+        })
+    }
+    fn tlb_flush<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _tlb: &'a MmuGather) -> HookFuture<'a, ()> {
+        Box::pin(flush_everything(k, cpu))
     }
     fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
         Box::pin(flush_everything(k, cpu))
@@ -56,12 +76,7 @@ impl ArchHooks for WholeCache {
     ) -> HookFuture<'a, ()> {
         Box::pin(flush_everything(k, cpu))
     }
-    fn flush_kernel_dcache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _p: Pfn,
-    ) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _p: Pfn) -> HookFuture<'a, ()> {
         Box::pin(flush_everything(k, cpu))
     }
     fn copy_user_highpage<'a>(
@@ -102,8 +117,7 @@ impl ArchHooks for WholeCache {
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             flush_everything(k, cpu).await;
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value)
-                .await;
+            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
             flush_everything(k, cpu).await;
         })
     }
@@ -117,8 +131,7 @@ impl ArchHooks for WholeCache {
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
             flush_everything(k, cpu).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va())
-                .await
+            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

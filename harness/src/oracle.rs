@@ -1,0 +1,306 @@
+//! The oracle: per-word *regular register* semantics over the intervals of program-level
+//! operations (SPEC §7).
+//!
+//! Every logical word — a file page word, or a word of a private page (anonymous memory, or a
+//! private file mapping after its COW) — has a history of writes, each an interval of
+//! micro-steps. A read over `[start, end]` may return the value of any write that overlaps it,
+//! or of a write that completed before it began and was not followed by another write that
+//! also completed before it began. Anything else is a violation. Nothing here looks at caches
+//! or page tables: only at what programs stored and what they got back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A logical page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PageLoc {
+    /// A page of a file.
+    File {
+        /// File index.
+        file: u8,
+        /// Page offset.
+        pgoff: u64,
+    },
+    /// A private page (anonymous, or a COW copy), numbered in order of creation.
+    Private {
+        /// Its number.
+        id: u32,
+    },
+}
+
+/// A logical word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Loc {
+    /// The page.
+    pub page: PageLoc,
+    /// The word within it.
+    pub word: u16,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.page {
+            PageLoc::File { file, pgoff } => write!(f, "file{file}:page{pgoff}:word{}", self.word),
+            PageLoc::Private { id } => write!(f, "private#{id}:word{}", self.word),
+        }
+    }
+}
+
+/// What kind of program-level read was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadKind {
+    /// A user load.
+    UserLoad,
+    /// A `read(2)` word.
+    FileRead,
+    /// An `access_process_vm` read.
+    RemoteRead,
+    /// A word a COW copy copied.
+    CowCopy,
+    /// The final read-back through a user mapping.
+    FinalLoad,
+    /// The final read-back through `read(2)`.
+    FinalRead,
+}
+
+impl fmt::Display for ReadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReadKind::UserLoad => "user load",
+            ReadKind::FileRead => "read(2)",
+            ReadKind::RemoteRead => "access_process_vm read",
+            ReadKind::CowCopy => "COW copy",
+            ReadKind::FinalLoad => "final load",
+            ReadKind::FinalRead => "final read(2)",
+        })
+    }
+}
+
+/// Which operation did something: CPU and index in its program (`None` for set-up and the
+/// final read-back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpRef {
+    /// CPU.
+    pub cpu: u8,
+    /// Index in the CPU's program.
+    pub index: Option<u16>,
+}
+
+impl fmt::Display for OpRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "cpu{}#{}", self.cpu, i),
+            None => write!(f, "cpu{}(final)", self.cpu),
+        }
+    }
+}
+
+/// One write in a word's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteRec {
+    /// First step of the write's interval.
+    pub start: u64,
+    /// Last step; `u64::MAX` while the writing operation is still running.
+    pub end: u64,
+    /// Value written.
+    pub value: u64,
+    /// Writer.
+    pub by: OpRef,
+}
+
+/// A wrong read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// What read it.
+    pub kind: ReadKind,
+    /// The word.
+    pub loc: Loc,
+    /// The value returned.
+    pub observed: u64,
+    /// The values the semantics allowed.
+    pub allowed: Vec<u64>,
+    /// Read interval.
+    pub start: u64,
+    /// Read interval end (the step of the read itself).
+    pub step: u64,
+    /// The reading operation.
+    pub by: OpRef,
+    /// Where the stale value came from and that line's history (filled in by the runner).
+    pub detail: Vec<String>,
+    /// Operations in flight at the time.
+    pub overlapping: Vec<String>,
+}
+
+impl Violation {
+    /// A short stable identifier of the violation: same run, same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        format!("{}@{}={:#x}@{}", self.kind, self.loc, self.observed, self.step)
+    }
+
+    /// The class the shrinker preserves: what kind of read of what kind of word.
+    pub fn class(&self) -> String {
+        let page = match self.loc.page {
+            PageLoc::File { .. } => "file",
+            PageLoc::Private { .. } => "private",
+        };
+        format!("{}:{}", self.kind, page)
+    }
+
+    /// Who wrote the observed value, if anyone.
+    pub fn summary(&self) -> String {
+        let allowed: Vec<String> = self.allowed.iter().map(|v| format!("{v:#x}")).collect();
+        format!(
+            "{} by {} of {} over steps {}..={} returned {:#x}; allowed {{{}}}",
+            self.kind,
+            self.by,
+            self.loc,
+            self.start,
+            self.step,
+            self.observed,
+            allowed.join(", ")
+        )
+    }
+}
+
+/// The oracle's state.
+#[derive(Clone, Debug, Default)]
+pub struct Oracle {
+    hist: BTreeMap<Loc, Vec<WriteRec>>,
+    next_private: u32,
+    /// Violations found, in order.
+    pub violations: Vec<Violation>,
+    /// Reads checked.
+    pub reads: u64,
+    /// Writes recorded.
+    pub writes: u64,
+}
+
+impl Oracle {
+    /// An oracle where every word is 0.
+    pub fn new() -> Self {
+        Oracle::default()
+    }
+
+    /// A fresh private page (all words 0 until written).
+    pub fn new_private(&mut self) -> PageLoc {
+        self.next_private += 1;
+        PageLoc::Private { id: self.next_private - 1 }
+    }
+
+    /// Records a write over `[start, end]` (`end == u64::MAX`: still running).
+    pub fn write(&mut self, loc: Loc, start: u64, end: u64, value: u64, by: OpRef) {
+        self.writes += 1;
+        self.hist.entry(loc).or_default().push(WriteRec { start, end, value, by });
+    }
+
+    /// Ends every running write by `by` at `end`.
+    pub fn finish_writes(&mut self, by: OpRef, end: u64, locs: &[Loc]) {
+        for loc in locs {
+            if let Some(h) = self.hist.get_mut(loc) {
+                for w in h.iter_mut().filter(|w| w.by == by && w.end == u64::MAX) {
+                    w.end = end;
+                }
+            }
+        }
+    }
+
+    /// The values a read of `loc` over `[start, end]` may return.
+    pub fn allowed(&self, loc: Loc, start: u64, end: u64) -> Vec<u64> {
+        const INITIAL: WriteRec = WriteRec { start: 0, end: 0, value: 0, by: OpRef { cpu: 0, index: None } };
+        let h = self.hist.get(&loc).map(Vec::as_slice).unwrap_or(&[]);
+        let all = || std::iter::once(&INITIAL).chain(h.iter());
+        let mut out: Vec<u64> = Vec::new();
+        for w in all() {
+            let overlaps = w.start <= end && w.end >= start;
+            let precedes = w.end < start;
+            let superseded = precedes && all().any(|w2| w2.start > w.end && w2.end < start);
+            if (overlaps || (precedes && !superseded)) && !out.contains(&w.value) {
+                out.push(w.value);
+            }
+        }
+        out
+    }
+
+    /// The writes to `loc` (for reports).
+    pub fn history(&self, loc: Loc) -> &[WriteRec] {
+        self.hist.get(&loc).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Checks a read; records and returns the violation if it is one.
+    pub fn read(
+        &mut self,
+        kind: ReadKind,
+        loc: Loc,
+        start: u64,
+        end: u64,
+        observed: u64,
+        by: OpRef,
+    ) -> Option<&mut Violation> {
+        self.reads += 1;
+        let allowed = self.allowed(loc, start, end);
+        if allowed.contains(&observed) {
+            return None;
+        }
+        self.violations.push(Violation {
+            kind,
+            loc,
+            observed,
+            allowed,
+            start,
+            step: end,
+            by,
+            detail: Vec::new(),
+            overlapping: Vec::new(),
+        });
+        self.violations.last_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Loc = Loc { page: PageLoc::File { file: 0, pgoff: 0 }, word: 0 };
+    const BY: OpRef = OpRef { cpu: 1, index: Some(0) };
+
+    #[test]
+    fn initial_value_is_zero_and_latest_completed_write_wins() {
+        let mut o = Oracle::new();
+        assert_eq!(o.allowed(L, 5, 5), vec![0]);
+        o.write(L, 10, 10, 7, BY);
+        o.write(L, 20, 20, 8, BY);
+        assert_eq!(o.allowed(L, 30, 30), vec![8]);
+        assert_eq!(o.allowed(L, 15, 15), vec![7]);
+        assert!(o.read(ReadKind::UserLoad, L, 30, 30, 7, BY).is_some());
+        assert!(o.read(ReadKind::UserLoad, L, 30, 30, 8, BY).is_none());
+    }
+
+    #[test]
+    fn overlapping_writes_may_or_may_not_be_seen() {
+        let mut o = Oracle::new();
+        o.write(L, 10, 10, 7, BY);
+        o.write(L, 20, u64::MAX, 9, BY);
+        let mut a = o.allowed(L, 25, 25);
+        a.sort_unstable();
+        assert_eq!(a, vec![7, 9]);
+        o.finish_writes(BY, 30, &[L]);
+        assert_eq!(o.allowed(L, 31, 31), vec![9]);
+        let mut b = o.allowed(L, 25, 26);
+        b.sort_unstable();
+        assert_eq!(b, vec![7, 9]);
+    }
+
+    #[test]
+    fn concurrent_completed_writes_both_allowed() {
+        let mut o = Oracle::new();
+        o.write(L, 10, 20, 1, BY);
+        o.write(L, 15, 25, 2, BY);
+        let mut a = o.allowed(L, 30, 30);
+        a.sort_unstable();
+        assert_eq!(a, vec![1, 2]);
+    }
+}

@@ -1,0 +1,816 @@
+//! Running one scenario: set-up, the concurrent programs under a scheduler, the final
+//! read-back, all judged by the [`Oracle`].
+
+use std::fmt::Write as _;
+
+use vipt_emu::addr::{CpuId, PAGE_SIZE, VirtAddr};
+use vipt_emu::choice::Chooser;
+use vipt_emu::config::{Indexing, Preset};
+use vipt_emu::machine::Machine;
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::vmscan::ReclaimTarget;
+use vipt_emu::mm::{Errno, Executor, FileId, Kernel, MmId, Obs, Op, OpResult};
+use vipt_emu::trace::What;
+use vipt_tmpalias::Lineage;
+
+use crate::oracle::{Loc, OpRef, Oracle, PageLoc, ReadKind, Violation};
+use crate::workload::{MAX_FILE_PAGES, MapKind, Proc, Target, WORDS, WOp, Workload};
+
+/// How to run scenarios.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunConfig {
+    /// Machine preset (a lineage may pin its own).
+    pub preset: Preset,
+    /// Offer speculative move-ins.
+    pub speculation: bool,
+    /// Give up after this many micro-steps.
+    pub max_steps: u64,
+    /// Record the machine trace (for reports; slower).
+    pub trace: bool,
+    /// Let user accesses overlap the teardown of their mapping (see [`Teardown`]).
+    pub racy_teardown: bool,
+    /// Let user accesses overlap an `access_process_vm` write to the same mapping, and allow
+    /// such writes into shared file mappings. Off by default: ptrace pokes a stopped tracee,
+    /// and `copy_to_user_page` flushes the user alias only *before* its store, so any mapping
+    /// of the page that can move lines in (a racing load, or any other process's TLB entry for
+    /// a shared file page) may cache a line that goes stale once the store is written back.
+    /// With the option off, pokes into shared file mappings are skipped.
+    pub racy_poke: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            preset: Preset::Tiny,
+            speculation: true,
+            max_steps: 400_000,
+            trace: false,
+            racy_teardown: false,
+            racy_poke: false,
+        }
+    }
+}
+
+/// What a scenario produced.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Violations, in the order found.
+    pub violations: Vec<Violation>,
+    /// Micro-steps executed.
+    pub steps: u64,
+    /// Operations completed (set-up and read-back included).
+    pub ops: usize,
+    /// Reads checked.
+    pub reads: u64,
+    /// A problem of the run itself (deadlock, step limit, retry bound): a core bug.
+    pub anomaly: Option<String>,
+    /// A readable timeline of the concurrent phase (when tracing).
+    pub timeline: Vec<String>,
+}
+
+impl Outcome {
+    /// The first violation's fingerprint.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.violations.first().map(Violation::fingerprint)
+    }
+}
+
+/// A process as the runner sees it.
+#[derive(Clone, Debug)]
+struct ProcState {
+    mm: MmId,
+    alive: bool,
+    maps: Vec<MapState>,
+}
+
+/// Logical view of one page of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// The file page (shared mappings; private ones before their COW).
+    File,
+    /// A private page.
+    Private(PageLoc),
+}
+
+#[derive(Clone, Debug)]
+struct MapState {
+    kind: MapKind,
+    pages: u64,
+    /// Where it is mapped, if it is.
+    va: Option<VirtAddr>,
+    views: Vec<View>,
+}
+
+/// What a teardown operation removes; no user access to those mappings may overlap it.
+///
+/// This extends SPEC §7's rule. Between `flush_cache_range` and the PTE clear of a zap, a
+/// racing thread can re-walk the still present PTE, store (or let the CPU speculate) and leave
+/// lines that nothing flushes any more: the store is lost or the freed page is corrupted
+/// later. Every lineage but `whole-cache` has that window (current parisc included: the
+/// generic `mmu_gather` flushes only the TLB after clearing); `RunConfig::racy_teardown`
+/// turns the rule off to study it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Teardown {
+    /// `munmap` of one mapping of a process.
+    Map(usize, usize),
+    /// Exit of a process.
+    Proc(usize),
+    /// `truncate` of a file.
+    File(u8),
+}
+
+/// Class of a writer for the "no concurrent writes through inequivalent aliases" rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Kernel,
+    User(u64),
+}
+
+/// A COW copy waiting for its install.
+#[derive(Clone, Debug)]
+struct Copy {
+    new: vipt_emu::addr::Pfn,
+    vals: [u64; WORDS.len()],
+    start: u64,
+    end: u64,
+    by: OpRef,
+}
+
+#[derive(Clone, Debug)]
+struct Flight {
+    op: WOp,
+    index: usize,
+    start: u64,
+    proc: Option<usize>,
+    map: usize,
+    page: u64,
+    word: u16,
+    /// A write through an alias of some class to a page (SPEC §7's rule).
+    gate: Option<(PageLoc, Class)>,
+    /// A user access to a mapping, or the teardown of mappings (see [`Teardown`]).
+    access: Option<(usize, usize)>,
+    teardown: Option<Teardown>,
+    /// A poke (`access_process_vm` write): the target is stopped, as under ptrace, so no
+    /// other access to that mapping may overlap it.
+    poke: bool,
+    written: Vec<Loc>,
+    emu: Op,
+}
+
+struct Runner<'k> {
+    k: &'k Kernel,
+    ex: Executor<'k>,
+    w: &'k Workload,
+    oracle: Oracle,
+    procs: Vec<ProcState>,
+    /// Per program: indices into `procs` of the children it forked, in order.
+    children: Vec<Vec<usize>>,
+    files: Vec<FileId>,
+    pc: Vec<usize>,
+    flights: Vec<Option<Flight>>,
+    pending_copies: Vec<Copy>,
+    obs: Vec<Obs>,
+    ops: usize,
+    colours: u64,
+    timeline: Option<Vec<String>>,
+    anomaly: Option<String>,
+    racy_teardown: bool,
+    racy_poke: bool,
+}
+
+/// Runs `w` on a machine of `cfg.preset` (or the lineage's own) with `lineage`'s hooks, every
+/// choice drawn from `chooser`.
+pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Chooser>) -> Outcome {
+    let hooks = lineage.hooks();
+    let preset = lineage.preset.unwrap_or(cfg.preset);
+    let mut mc = preset.config();
+    mc.cpus = mc.cpus.max(w.cpus as usize);
+    let mut m = Machine::new(mc, hooks.miss_policy(), chooser);
+    if cfg.trace {
+        m.enable_trace();
+    }
+    let colours = match m.config().indexing {
+        Indexing::Virtual { alias_boundary } => alias_boundary / PAGE_SIZE,
+        Indexing::Physical => 1,
+    };
+    let k = Kernel::new(m, hooks);
+    k.record_observations();
+    let mut r = Runner {
+        k: &k,
+        ex: Executor::new(&k),
+        w,
+        oracle: Oracle::new(),
+        procs: Vec::new(),
+        children: vec![Vec::new(); w.cpus as usize],
+        files: Vec::new(),
+        pc: vec![0; w.cpus as usize],
+        flights: vec![None; w.cpus as usize],
+        pending_copies: Vec::new(),
+        obs: Vec::new(),
+        ops: 0,
+        colours,
+        timeline: cfg.trace.then(Vec::new),
+        anomaly: None,
+        racy_teardown: cfg.racy_teardown,
+        racy_poke: cfg.racy_poke,
+    };
+    r.setup();
+    if cfg.trace {
+        r.ex.log = Some(Vec::new());
+    }
+    r.ex.speculation = cfg.speculation;
+    r.concurrent(cfg.max_steps);
+    r.ex.speculation = false;
+    if r.anomaly.is_none() {
+        r.final_readback();
+    }
+    if cfg.trace {
+        r.explain_violations();
+        if let (Some(log), Some(tl)) = (r.ex.log.take(), r.timeline.as_mut()) {
+            for (step, cpu, a) in log {
+                tl.push(format!("{step:>6} cpu{}   . {a:?}", cpu.0));
+            }
+            tl.sort_by_key(|l| l.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
+        }
+    }
+    Outcome {
+        steps: r.ex.steps,
+        ops: r.ops,
+        reads: r.oracle.reads,
+        anomaly: r.anomaly,
+        timeline: r.timeline.unwrap_or_default(),
+        violations: std::mem::take(&mut r.oracle.violations),
+    }
+}
+
+impl<'k> Runner<'k> {
+    fn now(&self) -> u64 {
+        self.ex.steps
+    }
+
+    fn sequential(&mut self, op: Op) -> OpResult {
+        self.ex.spawn(CpuId(0), op);
+        let r = match self.ex.run_to_completion(CpuId(0)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.anomaly.get_or_insert(format!("set-up/read-back: {e}"));
+                OpResult::Err(Errno::Again)
+            }
+        };
+        self.ops += 1;
+        r
+    }
+
+    fn setup(&mut self) {
+        for f in &self.w.files {
+            self.files.push(self.k.create_file(f.pages, f.colour));
+        }
+        for _ in 0..self.w.procs {
+            let mm = self.k.create_mm().expect("frames for the initial processes");
+            self.procs.push(ProcState { mm, alive: true, maps: Vec::new() });
+        }
+        for spec in &self.w.maps {
+            let p = spec.proc as usize;
+            let mm = self.procs[p].mm;
+            let args = self.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr));
+            let va = match self.sequential(Op::Mmap { mm, args }) {
+                OpResult::Mapped(va) => Some(va),
+                _ => None,
+            };
+            let views = self.fresh_views(spec.kind, spec.pages);
+            self.procs[p].maps.push(MapState { kind: spec.kind, pages: spec.pages, va, views });
+        }
+        self.drain();
+    }
+
+    fn mmap_args(&self, kind: MapKind, pages: u64, fixed: Option<VirtAddr>) -> MmapArgs {
+        match kind {
+            MapKind::Anon => MmapArgs { pages, file: None, shared: false, writable: true, fixed: None },
+            MapKind::File { file, pgoff, shared } => MmapArgs {
+                pages,
+                file: Some((self.files[file as usize], pgoff)),
+                shared,
+                writable: true,
+                fixed,
+            },
+        }
+    }
+
+    fn fresh_views(&mut self, kind: MapKind, pages: u64) -> Vec<View> {
+        (0..pages)
+            .map(|_| match kind {
+                MapKind::Anon => View::Private(self.oracle.new_private()),
+                MapKind::File { .. } => View::File,
+            })
+            .collect()
+    }
+
+    fn proc_index(&self, cpu: usize, p: Proc) -> Option<usize> {
+        let i = match p {
+            Proc::Init(i) => i as usize,
+            Proc::Child(n) => *self.children[cpu].get(n as usize)?,
+        };
+        (i < self.procs.len() && self.procs[i].alive).then_some(i)
+    }
+
+    /// Logical page behind page `page` of mapping `map` of process `p`.
+    fn page_loc(&self, p: usize, map: usize, page: u64) -> Option<PageLoc> {
+        let m = self.procs[p].maps.get(map)?;
+        match (m.views[page as usize], m.kind) {
+            (View::Private(pl), _) => Some(pl),
+            (View::File, MapKind::File { file, pgoff, .. }) => {
+                Some(PageLoc::File { file, pgoff: pgoff + page })
+            }
+            (View::File, MapKind::Anon) => None,
+        }
+    }
+
+    /// Resolves a program operation against the current state: the kernel op, or `None`
+    /// when it names something that does not exist (any more).
+    fn resolve(&self, cpu: usize, index: usize, op: WOp) -> Option<Flight> {
+        let mut f = Flight {
+            op,
+            index,
+            start: 0,
+            proc: None,
+            map: 0,
+            page: 0,
+            word: 0,
+            gate: None,
+            access: None,
+            teardown: None,
+            poke: false,
+            written: Vec::new(),
+            emu: Op::Fsync { file: FileId(0) },
+        };
+        let user = |p: Proc, map: u8, page: u8| -> Option<(usize, usize, u64, VirtAddr)> {
+            let pi = self.proc_index(cpu, p)?;
+            let m = self.procs[pi].maps.get(map as usize)?;
+            let page = page as u64 % m.pages;
+            Some((pi, map as usize, page, m.va?.add_pages(page)))
+        };
+        match op {
+            WOp::Load { proc, map, page, word }
+            | WOp::Store { proc, map, page, word, .. }
+            | WOp::Peek { proc, map, page, word }
+            | WOp::Poke { proc, map, page, word, .. } => {
+                let (pi, mi, pg, va) = user(proc, map, page)?;
+                let va = va.with_word(word as usize);
+                let mm = self.procs[pi].mm;
+                (f.proc, f.map, f.page, f.word) = (Some(pi), mi, pg, word);
+                f.access = Some((pi, mi));
+                let pl = self.page_loc(pi, mi, pg)?;
+                f.emu = match op {
+                    WOp::Load { .. } => Op::Load { mm, va },
+                    WOp::Store { value, .. } => {
+                        f.gate = Some((pl, Class::User(va.vpn().0 % self.colours)));
+                        Op::Store { mm, va, value }
+                    }
+                    WOp::Peek { .. } => Op::AccessVm { mm, va, store: None },
+                    WOp::Poke { value, .. } => {
+                        let shared =
+                            matches!(self.procs[pi].maps[mi].kind, MapKind::File { shared: true, .. });
+                        if shared && !self.racy_poke {
+                            return None;
+                        }
+                        f.gate = Some((pl, Class::Kernel));
+                        f.poke = true;
+                        Op::AccessVm { mm, va, store: Some(value) }
+                    }
+                    _ => unreachable!(),
+                };
+            }
+            WOp::Write { file, pgoff, word, value } => {
+                f.gate = Some((PageLoc::File { file, pgoff }, Class::Kernel));
+                f.emu = Op::Write { file: self.files[file as usize], pgoff, word: word as usize, value };
+            }
+            WOp::Read { file, pgoff, word } => {
+                f.emu = Op::Read { file: self.files[file as usize], pgoff, word: word as usize };
+            }
+            WOp::Fork { proc } => {
+                let pi = self.proc_index(cpu, proc)?;
+                f.proc = Some(pi);
+                f.emu = Op::Fork { mm: self.procs[pi].mm };
+            }
+            WOp::Exit { proc } => {
+                let pi = self.proc_index(cpu, proc)?;
+                f.proc = Some(pi);
+                f.teardown = Some(Teardown::Proc(pi));
+                f.emu = Op::Exit { mm: self.procs[pi].mm };
+            }
+            WOp::Munmap { proc, map } | WOp::Msync { proc, map } | WOp::Remap { proc, map } => {
+                let pi = self.proc_index(cpu, proc)?;
+                let m = self.procs[pi].maps.get(map as usize)?;
+                (f.proc, f.map) = (Some(pi), map as usize);
+                if matches!(op, WOp::Munmap { .. }) {
+                    f.teardown = Some(Teardown::Map(pi, map as usize));
+                }
+                let mm = self.procs[pi].mm;
+                f.emu = match (op, m.va) {
+                    (WOp::Munmap { .. }, Some(va)) => Op::Munmap { mm, va, pages: m.pages },
+                    (WOp::Msync { .. }, Some(va)) => Op::Msync { mm, va, pages: m.pages },
+                    (WOp::Remap { .. }, None) => Op::Mmap { mm, args: self.mmap_args(m.kind, m.pages, None) },
+                    _ => return None,
+                };
+            }
+            WOp::Fsync { file } => f.emu = Op::Fsync { file: self.files[file as usize] },
+            WOp::Truncate { file, pages } => {
+                f.teardown = Some(Teardown::File(file));
+                f.emu = Op::Truncate { file: self.files[file as usize], pages };
+            }
+            WOp::Reclaim { target } => {
+                let t = match target {
+                    Target::User { proc, map, page } => {
+                        let (pi, _, _, va) = user(proc, map, page)?;
+                        ReclaimTarget::User { mm: self.procs[pi].mm, va }
+                    }
+                    Target::File { file, pgoff } => {
+                        ReclaimTarget::FilePage { file: self.files[file as usize], pgoff }
+                    }
+                };
+                f.emu = Op::Reclaim { target: t };
+            }
+        }
+        Some(f)
+    }
+
+    /// Does teardown `t` remove mapping `map` of process `p`?
+    fn tears(&self, t: Teardown, p: usize, map: usize) -> bool {
+        match t {
+            Teardown::Map(tp, tm) => (tp, tm) == (p, map),
+            Teardown::Proc(tp) => tp == p,
+            Teardown::File(file) => {
+                matches!(self.procs[p].maps.get(map).map(|m| m.kind), Some(MapKind::File { file: f, .. }) if f == file)
+            }
+        }
+    }
+
+    /// May `f` start now, given what is running? SPEC §7: no concurrent writes to one page
+    /// through inequivalent aliases; and (unless racy teardown is allowed) no user access to a
+    /// mapping while it is being torn down.
+    fn may_start(&self, f: &Flight) -> bool {
+        self.flights.iter().flatten().all(|g| {
+            let writes_clash =
+                matches!((f.gate, g.gate), (Some((p1, c1)), Some((p2, c2))) if p1 == p2 && c1 != c2);
+            let teardown_clash = !self.racy_teardown
+                && (matches!((f.access, g.teardown), (Some((p, m)), Some(t)) if self.tears(t, p, m))
+                    || matches!((g.access, f.teardown), (Some((p, m)), Some(t)) if self.tears(t, p, m)));
+            let poke_clash =
+                !self.racy_poke && (f.poke || g.poke) && f.access.is_some() && f.access == g.access;
+            !writes_clash && !teardown_clash && !poke_clash
+        })
+    }
+
+    fn by(cpu: usize, index: usize) -> OpRef {
+        OpRef { cpu: cpu as u8, index: Some(index as u16) }
+    }
+
+    /// Starts the next operation of every idle CPU that may start one.
+    fn spawn_ready(&mut self) {
+        for cpu in 0..self.w.cpus as usize {
+            while self.flights[cpu].is_none() && self.pc[cpu] < self.w.programs[cpu].len() {
+                let index = self.pc[cpu];
+                let op = self.w.programs[cpu][index];
+                let Some(mut f) = self.resolve(cpu, index, op) else {
+                    self.pc[cpu] += 1;
+                    continue;
+                };
+                if !self.may_start(&f) {
+                    break;
+                }
+                self.pc[cpu] += 1;
+                f.start = self.now();
+                if let WOp::Truncate { file, pages } = op {
+                    let by = Self::by(cpu, index);
+                    for pgoff in pages..MAX_FILE_PAGES {
+                        for word in WORDS {
+                            let loc = Loc { page: PageLoc::File { file, pgoff }, word };
+                            self.oracle.write(loc, f.start, u64::MAX, 0, by);
+                            f.written.push(loc);
+                        }
+                    }
+                }
+                if let Some(t) = &mut self.timeline {
+                    t.push(format!("{:>6} cpu{cpu} begin #{index} {:?}", f.start, op));
+                }
+                self.ex.spawn(CpuId(cpu as u8), f.emu);
+                self.flights[cpu] = Some(f);
+            }
+        }
+    }
+
+    fn concurrent(&mut self, max_steps: u64) {
+        loop {
+            self.spawn_ready();
+            match self.ex.schedule_step() {
+                Ok(None) => {
+                    if self.pc.iter().zip(&self.w.programs).all(|(&pc, p)| pc >= p.len()) {
+                        break;
+                    }
+                    // Every CPU idle but some waits at the gate: impossible (the gate only
+                    // waits on running operations).
+                    self.anomaly = Some("gated with nothing running".into());
+                    break;
+                }
+                Ok(Some((cpu, done))) => {
+                    self.drain();
+                    if let Some(result) = done {
+                        self.complete(cpu.index(), result);
+                    }
+                }
+                Err(e) => {
+                    self.anomaly = Some(format!("{e} at step {}", self.now()));
+                    break;
+                }
+            }
+            if self.ex.steps > max_steps {
+                self.anomaly = Some(format!("step limit {max_steps} reached"));
+                break;
+            }
+        }
+        self.drain();
+    }
+
+    fn complete(&mut self, cpu: usize, result: OpResult) {
+        let Some(f) = self.flights[cpu].take() else { return };
+        self.ops += 1;
+        let now = self.now();
+        let by = Self::by(cpu, f.index);
+        self.oracle.finish_writes(by, now, &f.written);
+        if let Some(t) = &mut self.timeline {
+            t.push(format!("{now:>6} cpu{cpu} end   #{} {} -> {result}", f.index, f.op.name()));
+        }
+        if result == OpResult::Err(Errno::Again) {
+            self.anomaly.get_or_insert(format!("{} on cpu{cpu} hit a retry bound", f.op.name()));
+        }
+        match (f.op, result) {
+            (WOp::Fork { .. }, OpResult::Forked(child)) => {
+                // The child's private pages are logical copies of the parent's, taken over the
+                // fork's interval: each word starts as any value a read of the parent's word
+                // over that interval could return.
+                let parent = f.proc.expect("fork has a process");
+                let mut maps = self.procs[parent].maps.clone();
+                for m in &mut maps {
+                    for v in &mut m.views {
+                        if let View::Private(src) = *v {
+                            let copy = self.oracle.new_private();
+                            for w in WORDS {
+                                let from = Loc { page: src, word: w };
+                                for value in self.oracle.allowed(from, f.start, now) {
+                                    self.oracle.write(Loc { page: copy, word: w }, f.start, now, value, by);
+                                }
+                            }
+                            *v = View::Private(copy);
+                        }
+                    }
+                }
+                self.procs.push(ProcState { mm: child, alive: true, maps });
+                self.children[cpu].push(self.procs.len() - 1);
+            }
+            (WOp::Exit { .. }, OpResult::Done) => {
+                self.procs[f.proc.expect("exit has a process")].alive = false;
+            }
+            (WOp::Munmap { .. }, OpResult::Done) => {
+                self.procs[f.proc.expect("munmap has a process")].maps[f.map].va = None;
+            }
+            (WOp::Remap { .. }, OpResult::Mapped(va)) => {
+                let p = f.proc.expect("remap has a process");
+                let (kind, pages) = (self.procs[p].maps[f.map].kind, self.procs[p].maps[f.map].pages);
+                let views = self.fresh_views(kind, pages);
+                let m = &mut self.procs[p].maps[f.map];
+                m.va = Some(va);
+                m.views = views;
+            }
+            (WOp::Truncate { file, pages }, OpResult::Done) => {
+                for p in &mut self.procs {
+                    for m in &mut p.maps {
+                        if let MapKind::File { file: mf, pgoff, shared: false } = m.kind
+                            && mf == file
+                        {
+                            for (i, v) in m.views.iter_mut().enumerate() {
+                                if pgoff + i as u64 >= pages {
+                                    *v = View::File;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.k.machine().chooser().op_finished(CpuId(cpu as u8));
+    }
+
+    /// Feeds the observations of the last step to the oracle.
+    fn drain(&mut self) {
+        let mut obs = std::mem::take(&mut self.obs);
+        self.k.drain_observations(&mut obs);
+        for o in obs.drain(..) {
+            self.observe(o);
+        }
+        self.obs = obs;
+    }
+
+    fn flight_loc(&self, cpu: usize) -> Option<(Loc, OpRef, u64)> {
+        let f = self.flights[cpu].as_ref()?;
+        let p = f.proc?;
+        let pl = self.page_loc(p, f.map, f.page)?;
+        Some((Loc { page: pl, word: f.word }, Self::by(cpu, f.index), f.start))
+    }
+
+    fn find_page(&self, mm: MmId, va: VirtAddr) -> Option<(usize, usize, u64)> {
+        let va = va.page_base();
+        self.procs.iter().enumerate().filter(|(_, p)| p.mm == mm).find_map(|(pi, p)| {
+            p.maps.iter().enumerate().find_map(|(mi, m)| {
+                let base = m.va?;
+                (base <= va && va < base.add_pages(m.pages)).then(|| (pi, mi, base.pages_to(va)))
+            })
+        })
+    }
+
+    fn observe(&mut self, o: Obs) {
+        match o {
+            Obs::User { cpu, store, value, step, .. } => {
+                let Some((loc, by, _)) = self.flight_loc(cpu.index()) else { return };
+                match store {
+                    Some(v) => self.oracle.write(loc, step, step, v, by),
+                    None => {
+                        self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by);
+                    }
+                }
+            }
+            Obs::Remote { cpu, store, value, step, .. } => {
+                let Some((loc, by, start)) = self.flight_loc(cpu.index()) else { return };
+                match store {
+                    Some(v) => {
+                        self.oracle.write(loc, start, u64::MAX, v, by);
+                        if let Some(f) = &mut self.flights[cpu.index()] {
+                            f.written.push(loc);
+                        }
+                    }
+                    None => {
+                        self.oracle.read(ReadKind::RemoteRead, loc, start, step, value, by);
+                    }
+                }
+            }
+            Obs::FileWrite { cpu, file, pgoff, word, value, .. } => {
+                let Some(f) = &mut self.flights[cpu.index()] else { return };
+                let fi = self.files.iter().position(|&x| x == file).unwrap_or(0) as u8;
+                let loc = Loc { page: PageLoc::File { file: fi, pgoff }, word: word as u16 };
+                f.written.push(loc);
+                let (start, by) = (f.start, Self::by(cpu.index(), f.index));
+                self.oracle.write(loc, start, u64::MAX, value, by);
+            }
+            Obs::FileRead { cpu, file, pgoff, word, value, step } => {
+                let Some(f) = &self.flights[cpu.index()] else { return };
+                let fi = self.files.iter().position(|&x| x == file).unwrap_or(0) as u8;
+                let loc = Loc { page: PageLoc::File { file: fi, pgoff }, word: word as u16 };
+                let (start, by) = (f.start, Self::by(cpu.index(), f.index));
+                self.oracle.read(ReadKind::FileRead, loc, start, step, value, by);
+            }
+            Obs::CowCopied { cpu, va, new, copy_start, step, .. } => {
+                // Judged only once installed: a copy whose PTE changed meanwhile is discarded.
+                let mut vals = [0u64; WORDS.len()];
+                for (i, &w) in WORDS.iter().enumerate() {
+                    vals[i] = self.k.machine().view_word(va.with_word(w as usize), new.word(w as usize));
+                }
+                let by = self.flights[cpu.index()]
+                    .as_ref()
+                    .map_or(OpRef { cpu: cpu.0, index: None }, |f| Self::by(cpu.index(), f.index));
+                self.pending_copies.retain(|c| c.new != new);
+                self.pending_copies.push(Copy { new, vals, start: copy_start, end: step, by });
+            }
+            Obs::CowInstalled { mm, va, new, step } => {
+                let Some(i) = self.pending_copies.iter().position(|c| c.new == new) else { return };
+                let c = self.pending_copies.swap_remove(i);
+                let Some((p, map, page)) = self.find_page(mm, va) else { return };
+                // The PTE still maps what the copy read from, so the source is the current view.
+                if let Some(src) = self.page_loc(p, map, page) {
+                    for (i, &w) in WORDS.iter().enumerate() {
+                        let loc = Loc { page: src, word: w };
+                        self.oracle.read(ReadKind::CowCopy, loc, c.start, c.end, c.vals[i], c.by);
+                    }
+                }
+                let pl = self.oracle.new_private();
+                for (i, &w) in WORDS.iter().enumerate() {
+                    self.oracle.write(Loc { page: pl, word: w }, step, step, c.vals[i], c.by);
+                }
+                self.procs[p].maps[map].views[page as usize] = View::Private(pl);
+            }
+        }
+    }
+
+    /// Every logical word read back once through the kernel's own paths.
+    fn final_readback(&mut self) {
+        let final_by = OpRef { cpu: 0, index: None };
+        for p in 0..self.procs.len() {
+            if !self.procs[p].alive {
+                continue;
+            }
+            let mm = self.procs[p].mm;
+            for mi in 0..self.procs[p].maps.len() {
+                let Some(va) = self.procs[p].maps[mi].va else { continue };
+                for page in 0..self.procs[p].maps[mi].pages {
+                    for &w in &WORDS {
+                        let a = va.add_pages(page).with_word(w as usize);
+                        let start = self.now();
+                        let r = self.sequential(Op::Load { mm, va: a });
+                        let step = self.now();
+                        self.k.drain_observations(&mut Vec::new());
+                        if let (OpResult::Value(v), Some(pl)) = (r, self.page_loc(p, mi, page)) {
+                            self.oracle.read(
+                                ReadKind::FinalLoad,
+                                Loc { page: pl, word: w },
+                                start,
+                                step,
+                                v,
+                                final_by,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for (fi, &file) in self.files.clone().iter().enumerate() {
+            let size = self.k.state().files[file.index()].size;
+            for pgoff in 0..size {
+                for &w in &WORDS {
+                    let start = self.now();
+                    let r = self.sequential(Op::Read { file, pgoff, word: w as usize });
+                    let step = self.now();
+                    self.k.drain_observations(&mut Vec::new());
+                    if let OpResult::Value(v) = r {
+                        let loc = Loc { page: PageLoc::File { file: fi as u8, pgoff }, word: w };
+                        self.oracle.read(ReadKind::FinalRead, loc, start, step, v, final_by);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds, to each violation, where the wrong value sat and the history of that line.
+    fn explain_violations(&mut self) {
+        let m = self.k.machine();
+        let Some(trace) = &m.trace else { return };
+        let line_bytes = m.config().line_bytes;
+        let mut vs = std::mem::take(&mut self.oracle.violations);
+        for v in &mut vs {
+            // Which stores wrote the observed and the expected values.
+            for w in self.oracle.history(v.loc) {
+                v.detail.push(format!(
+                    "write {:#x} by {} over steps {}..={}",
+                    w.value,
+                    w.by,
+                    w.start,
+                    if w.end == u64::MAX { "running".to_string() } else { w.end.to_string() }
+                ));
+            }
+            // The cache lines of the word's physical line(s) that stores of these values went
+            // through, and every event on them.
+            let mut tags: Vec<u64> = trace
+                .events
+                .iter()
+                .filter_map(|e| match e.what {
+                    What::Store { tag, value, .. } if v.allowed.contains(&value) || value == v.observed => {
+                        Some(tag)
+                    }
+                    _ => None,
+                })
+                .collect();
+            tags.sort_unstable();
+            tags.dedup();
+            for tag in tags {
+                let mut s = format!("line pa {:#x} (tag {tag:#x}):", tag * line_bytes);
+                for e in trace.line_history(tag).filter(|e| e.step <= v.step) {
+                    let _ = write!(s, "\n    step {:>6} cpu{} {:?}", e.step, e.cpu.0, e.what);
+                }
+                for e in trace.events.iter().filter(|e| e.step <= v.step) {
+                    if let What::Nullified { insn, space, va } = e.what {
+                        let _ = write!(
+                            s,
+                            "\n    step {:>6} cpu{} nullified {insn:?} {space} {va}",
+                            e.step, e.cpu.0
+                        );
+                    }
+                }
+                v.detail.push(s);
+            }
+        }
+        drop(m);
+        if let Some(tl) = &self.timeline {
+            for v in &mut vs {
+                v.overlapping = tl
+                    .iter()
+                    .filter(|l| {
+                        l.split_whitespace()
+                            .next()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .is_some_and(|s| s + 2000 >= v.start && s <= v.step)
+                    })
+                    .cloned()
+                    .collect();
+            }
+        }
+        self.oracle.violations = vs;
+    }
+}
