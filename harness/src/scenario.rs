@@ -36,6 +36,9 @@ pub struct RunConfig {
     /// a shared file page) may cache a line that goes stale once the store is written back.
     /// With the option off, pokes into shared file mappings are skipped.
     pub racy_poke: bool,
+    /// Fault injection for testing the oracle: flip the low bit of the value the `n`-th user
+    /// load (counting from 0) returned before it is judged.
+    pub corrupt_load: Option<u64>,
 }
 
 impl Default for RunConfig {
@@ -47,6 +50,7 @@ impl Default for RunConfig {
             trace: false,
             racy_teardown: false,
             racy_poke: false,
+            corrupt_load: None,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct Outcome {
     pub anomaly: Option<String>,
     /// A readable timeline of the concurrent phase (when tracing).
     pub timeline: Vec<String>,
+    /// User loads judged during the concurrent phase.
+    pub user_loads: u64,
 }
 
 impl Outcome {
@@ -176,6 +182,8 @@ struct Runner<'k> {
     anomaly: Option<String>,
     racy_teardown: bool,
     racy_poke: bool,
+    corrupt_load: Option<u64>,
+    loads: u64,
 }
 
 /// Runs `w` on a machine of `cfg.preset` (or the lineage's own) with `lineage`'s hooks, every
@@ -213,6 +221,8 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         anomaly: None,
         racy_teardown: cfg.racy_teardown,
         racy_poke: cfg.racy_poke,
+        corrupt_load: cfg.corrupt_load,
+        loads: 0,
     };
     r.setup();
     if cfg.trace {
@@ -239,6 +249,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         reads: r.oracle.reads,
         anomaly: r.anomaly,
         timeline: r.timeline.unwrap_or_default(),
+        user_loads: r.loads,
         violations: std::mem::take(&mut r.oracle.violations),
     }
 }
@@ -635,6 +646,9 @@ impl<'k> Runner<'k> {
                 match store {
                     Some(v) => self.oracle.write(loc, step, step, v, by),
                     None => {
+                        let flip = self.corrupt_load == Some(self.loads);
+                        self.loads += 1;
+                        let value = if flip { value ^ 1 } else { value };
                         self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by);
                     }
                 }
@@ -812,5 +826,105 @@ impl<'k> Runner<'k> {
             }
         }
         self.oracle.violations = vs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::{Recorder, Replay, SchedulerKind};
+    use quickcheck::{QuickCheck, TestResult};
+    use vipt_tmpalias::Registry;
+
+    fn outcome(lineage: &str, seed: u64, cfg: &RunConfig) -> Outcome {
+        let reg = Registry::builtin();
+        let l = reg.get(lineage).unwrap();
+        let w = Workload::generate(seed, 4);
+        run(cfg, l, &w, SchedulerKind::Random.chooser(seed))
+    }
+
+    fn clean(lineage: &str, seed: u64) -> TestResult {
+        let o = outcome(lineage, seed, &RunConfig::default());
+        if let Some(v) = o.violations.first() {
+            return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
+        }
+        if let Some(a) = o.anomaly {
+            return TestResult::error(format!("{lineage} seed {seed}: {a}"));
+        }
+        TestResult::passed()
+    }
+
+    fn pipt_clean(seed: u64) -> TestResult {
+        clean("pipt", seed)
+    }
+
+    fn whole_cache_clean(seed: u64) -> TestResult {
+        clean("whole-cache", seed)
+    }
+
+    fn corrupted_load_is_flagged(seed: u64, which: u8) -> TestResult {
+        let base = outcome("pipt", seed, &RunConfig::default());
+        if base.user_loads == 0 {
+            return TestResult::discard();
+        }
+        let n = which as u64 % base.user_loads;
+        let cfg = RunConfig { corrupt_load: Some(n), ..RunConfig::default() };
+        let o = outcome("pipt", seed, &cfg);
+        match o.violations.first() {
+            Some(v) if v.kind == ReadKind::UserLoad => TestResult::passed(),
+            other => TestResult::error(format!("seed {seed}: corrupting load {n} gave {other:?}")),
+        }
+    }
+
+    #[test]
+    fn any_workload_on_pipt_is_clean() {
+        QuickCheck::new().tests(300).quickcheck(pipt_clean as fn(u64) -> TestResult);
+    }
+
+    #[test]
+    fn any_workload_on_whole_cache_is_clean() {
+        QuickCheck::new().tests(60).quickcheck(whole_cache_clean as fn(u64) -> TestResult);
+    }
+
+    #[test]
+    fn the_oracle_flags_a_corrupted_load() {
+        QuickCheck::new().tests(100).quickcheck(corrupted_load_is_flagged as fn(u64, u8) -> TestResult);
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_run_twice() {
+        for seed in [3, 48, 77] {
+            let a = outcome("linux-2.6.14", seed, &RunConfig::default());
+            let b = outcome("linux-2.6.14", seed, &RunConfig::default());
+            assert_eq!(a.steps, b.steps);
+            assert_eq!(a.reads, b.reads);
+            assert_eq!(a.violations, b.violations);
+        }
+    }
+
+    #[test]
+    fn a_recorded_run_replays_bit_for_bit() {
+        let reg = Registry::builtin();
+        let l = reg.get("linux-2.4").unwrap();
+        let w = Workload::generate(3, 4);
+        let cfg = RunConfig::default();
+        let (rec, tape) = Recorder::new(SchedulerKind::Random.chooser(3));
+        let a = run(&cfg, l, &w, Box::new(rec));
+        assert!(!a.violations.is_empty(), "seed 3 shows a violation on linux-2.4");
+        let b = run(&cfg, l, &w, Box::new(Replay::new(tape.borrow().clone())));
+        assert_eq!(a.steps, b.steps);
+        assert_eq!(a.violations, b.violations);
+    }
+
+    #[test]
+    fn the_default_campaign_seeds_find_the_buggy_lineages_and_not_the_correct_ones() {
+        let first_bad =
+            |name: &str| (0..400).find(|&s| !outcome(name, s, &RunConfig::default()).violations.is_empty());
+        for bad in ["linux-2.4", "linux-2.6.14", "linux-2.6.15", "linux-6.0"] {
+            assert!(first_bad(bad).is_some(), "{bad} shows no violation in 400 seeds");
+        }
+        for good in ["linux-6.x", "whole-cache", "pipt"] {
+            assert_eq!(first_bad(good), None, "{good} shows a violation");
+        }
     }
 }
