@@ -14,9 +14,14 @@ use vipt_emu::pte::Pte;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WholeCache;
 
-/// `flush_tlb_all` then `flush_cache_all`.
+/// `flush_tlb_all`, then `flush_cache_all` twice. One pass is not atomic: a line that a
+/// concurrent access refills, in a set the pass has already visited, from memory that a later
+/// set's dirty line has not yet updated, would survive it. After the first pass memory holds
+/// everything that was dirty, so the second pass drops those refills and whatever is filled
+/// during it is fresh.
 async fn flush_everything(k: &Kernel, cpu: CpuId) {
     k.arch().flush_tlb_all(k, cpu).await;
+    k.flush_cache_all(cpu).await;
     k.flush_cache_all(cpu).await;
 }
 
