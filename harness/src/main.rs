@@ -5,6 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `println!` that ends the program quietly when stdout is closed (`vipt replay | head`).
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
 use vipt_emu::config::Preset;
 use vipt_harness::campaign::{CampaignConfig, LineageResult, parse_seeds, run_campaign};
 use vipt_harness::repro::Reproducer;
@@ -44,6 +54,17 @@ enum Cmd {
         /// Include every micro-step in the timeline.
         #[arg(long)]
         steps: bool,
+    },
+    /// Turn a cargo-fuzz `scenario` input (a crash artifact) into a reproducer file.
+    ImportFuzz {
+        /// The fuzz input.
+        file: PathBuf,
+        /// Lineage it was fuzzed with (default: $VIPT_LINEAGE, else linux-6.x).
+        #[arg(long)]
+        lineage: Option<String>,
+        /// Where to write the reproducer (default: FILE with `.json`).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
     },
     /// Reduce a reproducer while the same kind of violation still occurs.
     Shrink {
@@ -137,6 +158,7 @@ fn main() -> ExitCode {
         Cmd::Check(a) => campaign(&registry, &a, true),
         Cmd::Replay { file, json, steps } => replay(&registry, &file, json, steps),
         Cmd::Shrink { file, out } => shrink_cmd(&registry, &file, out),
+        Cmd::ImportFuzz { file, lineage, out } => import_fuzz(&registry, &file, lineage, out),
     };
     match result {
         Ok(code) => code,
@@ -350,4 +372,36 @@ fn shrink_cmd(
     println!("{}", rep.result.expect.summary);
     println!("written to {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn import_fuzz(
+    registry: &Registry,
+    file: &std::path::Path,
+    lineage: Option<String>,
+    out: Option<PathBuf>,
+) -> Result<ExitCode, UserError> {
+    use vipt_harness::fuzz::{DEFAULT_LINEAGE, FuzzOutcome, scenario_from_bytes};
+    let name =
+        lineage.or_else(|| std::env::var("VIPT_LINEAGE").ok()).unwrap_or_else(|| DEFAULT_LINEAGE.into());
+    let l = registry
+        .get(&name)
+        .ok_or_else(|| UserError(format!("unknown lineage `{name}` (known: {})", registry.names())))?;
+    let data = std::fs::read(file).map_err(|e| UserError(format!("{}: {e}", file.display())))?;
+    match scenario_from_bytes(&data, l) {
+        FuzzOutcome::Clean => {
+            println!("clean on {name}: this input shows no violation");
+            Ok(ExitCode::SUCCESS)
+        }
+        FuzzOutcome::Anomaly(a) => {
+            println!("anomaly on {name}: {a}");
+            Ok(ExitCode::from(1))
+        }
+        FuzzOutcome::Violation(r) => {
+            let out = out.unwrap_or_else(|| file.with_extension("json"));
+            r.save(&out)?;
+            println!("{}", r.expect.summary);
+            println!("written to {} (replay it with `vipt replay`)", out.display());
+            Ok(ExitCode::from(1))
+        }
+    }
 }

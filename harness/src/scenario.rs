@@ -135,6 +135,7 @@ enum Class {
 /// A COW copy waiting for its install.
 #[derive(Clone, Debug)]
 struct Copy {
+    cpu: CpuId,
     new: vipt_emu::addr::Pfn,
     vals: [u64; WORDS.len()],
     start: u64,
@@ -159,6 +160,8 @@ struct Flight {
     /// A poke (`access_process_vm` write): the target is stopped, as under ptrace, so no
     /// other access to that mapping may overlap it.
     poke: bool,
+    /// The logical page `get_user_pages` pinned, for `access_process_vm`.
+    pinned: Option<PageLoc>,
     written: Vec<Loc>,
     emu: Op,
 }
@@ -351,6 +354,7 @@ impl<'k> Runner<'k> {
             access: None,
             teardown: None,
             poke: false,
+            pinned: None,
             written: Vec::new(),
             emu: Op::Fsync { file: FileId(0) },
         };
@@ -545,6 +549,7 @@ impl<'k> Runner<'k> {
     fn complete(&mut self, cpu: usize, result: OpResult) {
         let Some(f) = self.flights[cpu].take() else { return };
         self.ops += 1;
+        self.pending_copies.retain(|c| c.cpu.index() != cpu);
         let now = self.now();
         let by = Self::by(cpu, f.index);
         self.oracle.finish_writes(by, now, &f.written);
@@ -556,25 +561,10 @@ impl<'k> Runner<'k> {
         }
         match (f.op, result) {
             (WOp::Fork { .. }, OpResult::Forked(child)) => {
-                // The child's private pages are logical copies of the parent's, taken over the
-                // fork's interval: each word starts as any value a read of the parent's word
-                // over that interval could return.
+                // The child shares the parent's private pages, as the kernel does; either
+                // side's next COW or zero-fill fault gives it a page of its own (`Obs::Installed`).
                 let parent = f.proc.expect("fork has a process");
-                let mut maps = self.procs[parent].maps.clone();
-                for m in &mut maps {
-                    for v in &mut m.views {
-                        if let View::Private(src) = *v {
-                            let copy = self.oracle.new_private();
-                            for w in WORDS {
-                                let from = Loc { page: src, word: w };
-                                for value in self.oracle.allowed(from, f.start, now) {
-                                    self.oracle.write(Loc { page: copy, word: w }, f.start, now, value, by);
-                                }
-                            }
-                            *v = View::Private(copy);
-                        }
-                    }
-                }
+                let maps = self.procs[parent].maps.clone();
                 self.procs.push(ProcState { mm: child, alive: true, maps });
                 self.children[cpu].push(self.procs.len() - 1);
             }
@@ -625,7 +615,10 @@ impl<'k> Runner<'k> {
     fn flight_loc(&self, cpu: usize) -> Option<(Loc, OpRef, u64)> {
         let f = self.flights[cpu].as_ref()?;
         let p = f.proc?;
-        let pl = self.page_loc(p, f.map, f.page)?;
+        let pl = match f.pinned {
+            Some(pl) => pl,
+            None => self.page_loc(p, f.map, f.page)?,
+        };
         Some((Loc { page: pl, word: f.word }, Self::by(cpu, f.index), f.start))
     }
 
@@ -691,24 +684,34 @@ impl<'k> Runner<'k> {
                 let by = self.flights[cpu.index()]
                     .as_ref()
                     .map_or(OpRef { cpu: cpu.0, index: None }, |f| Self::by(cpu.index(), f.index));
-                self.pending_copies.retain(|c| c.new != new);
-                self.pending_copies.push(Copy { new, vals, start: copy_start, end: step, by });
+                // A CPU copies one page at a time; an earlier copy of its was abandoned.
+                self.pending_copies.retain(|c| c.cpu != cpu);
+                self.pending_copies.push(Copy { cpu, new, vals, start: copy_start, end: step, by });
             }
-            Obs::CowInstalled { mm, va, new, step } => {
-                let Some(i) = self.pending_copies.iter().position(|c| c.new == new) else { return };
-                let c = self.pending_copies.swap_remove(i);
+            Obs::Pinned { cpu, .. } => {
+                let loc = self.flight_loc(cpu.index()).map(|(l, _, _)| l.page);
+                if let Some(f) = &mut self.flights[cpu.index()] {
+                    f.pinned = loc;
+                }
+            }
+            Obs::Installed { cpu, mm, va, new, step } => {
                 let Some((p, map, page)) = self.find_page(mm, va) else { return };
-                // The PTE still maps what the copy read from, so the source is the current view.
-                if let Some(src) = self.page_loc(p, map, page) {
+                let pl = self.oracle.new_private();
+                // A COW copy: judged as a read of its source, then adopted. The PTE still maps
+                // what the copy read from, so the source is the current view.
+                if let Some(i) = self.pending_copies.iter().position(|c| (c.cpu, c.new) == (cpu, new)) {
+                    let c = self.pending_copies.swap_remove(i);
+                    if let Some(src) = self.page_loc(p, map, page) {
+                        for (i, &w) in WORDS.iter().enumerate() {
+                            let loc = Loc { page: src, word: w };
+                            self.oracle.read(ReadKind::CowCopy, loc, c.start, c.end, c.vals[i], c.by);
+                        }
+                    }
                     for (i, &w) in WORDS.iter().enumerate() {
-                        let loc = Loc { page: src, word: w };
-                        self.oracle.read(ReadKind::CowCopy, loc, c.start, c.end, c.vals[i], c.by);
+                        self.oracle.write(Loc { page: pl, word: w }, step, step, c.vals[i], c.by);
                     }
                 }
-                let pl = self.oracle.new_private();
-                for (i, &w) in WORDS.iter().enumerate() {
-                    self.oracle.write(Loc { page: pl, word: w }, step, step, c.vals[i], c.by);
-                }
+                // Otherwise a zero-filled anonymous page: every word starts at 0.
                 self.procs[p].maps[map].views[page as usize] = View::Private(pl);
             }
         }

@@ -184,7 +184,10 @@ impl Kernel {
         self.set_anon(page, &vma, va);
         self.set_page_flags(page, PageFlags::UPTODATE);
         let pte = self.layout().mk_pte(page, user_flags(&vma, vma.writable, write));
-        if !self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await {
+        self.expect_install(cpu, vma.mm, va, page);
+        let installed = self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await;
+        self.finish_install_if(cpu, installed);
+        if !installed {
             self.state().pages[page.index()].mapping = Mapping::None;
             self.put_page(page);
         }

@@ -30,6 +30,8 @@ impl Kernel {
                 && (!write || flags.contains(PteFlags::WRITE))
             {
                 self.get_page(pfn);
+                let step = self.now();
+                self.observe(Obs::Pinned { cpu, mm, va, step });
                 if matches!(self.page(pfn).mapping, Mapping::Anon(_)) {
                     self.arch().flush_anon_page(self, cpu, vma, pfn, va.page_base()).await;
                 }

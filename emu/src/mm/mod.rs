@@ -521,7 +521,7 @@ impl Kernel {
     }
 
     /// Declares that `new` is about to be mapped at `va` of `mm` by this CPU (a COW copy): the
-    /// PTE write that maps it emits [`Obs::CowInstalled`] at its own step.
+    /// PTE write that maps it emits [`Obs::Installed`] at its own step.
     pub fn expect_install(&self, cpu: CpuId, mm: MmId, va: VirtAddr, new: Pfn) {
         self.slots[cpu.index()].pending_install.set(Some((mm, va.page_base(), new)));
     }
@@ -531,7 +531,7 @@ impl Kernel {
     pub fn finish_install(&self, cpu: CpuId) {
         if let Some((mm, va, new)) = self.slots[cpu.index()].pending_install.take() {
             let step = self.now();
-            self.observe(Obs::CowInstalled { mm, va, new, step });
+            self.observe(Obs::Installed { cpu, mm, va, new, step });
         }
     }
 
@@ -549,7 +549,7 @@ impl Kernel {
         {
             slot.set(None);
             let step = self.now();
-            self.observe(Obs::CowInstalled { mm, va: v, new, step });
+            self.observe(Obs::Installed { cpu, mm, va: v, new, step });
         }
     }
 

@@ -87,14 +87,30 @@ pub enum Obs {
         /// When it finished.
         step: u64,
     },
-    /// The copy into `new` was installed at `va` of `mm`: from now on the process sees it.
-    CowInstalled {
+    /// A new private page was mapped at `va` of `mm`: a COW copy (announced by `CowCopied`)
+    /// or a zero-filled anonymous page. From now on the process sees it; emitted at the very
+    /// PTE write that maps it.
+    Installed {
+        /// CPU.
+        cpu: CpuId,
         /// Process.
         mm: MmId,
         /// User address.
         va: VirtAddr,
         /// The page.
         new: Pfn,
+        /// When.
+        step: u64,
+    },
+    /// `get_user_pages` took its reference on the page mapped at `va` of `mm`: what the
+    /// kernel then reads or writes is that page, whatever the process maps later.
+    Pinned {
+        /// CPU.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
         /// When.
         step: u64,
     },

@@ -30,13 +30,16 @@ pub enum SchedulerKind {
     Random,
     /// Probabilistic concurrency testing with `depth` priority levels.
     Pct,
+    /// Choices read from fuzz input ([`Bytes`]); such runs are replayed from their recorded
+    /// choice list, never from a seed (the seed then only picks the workload).
+    Fuzz,
 }
 
 impl SchedulerKind {
     /// The chooser for `seed`.
     pub fn chooser(self, seed: u64) -> Box<dyn Chooser> {
         match self {
-            SchedulerKind::Random => Box::new(Random::new(seed)),
+            SchedulerKind::Random | SchedulerKind::Fuzz => Box::new(Random::new(seed)),
             SchedulerKind::Pct => Box::new(Pct::new(seed, pct::DEFAULT_DEPTH, pct::DEFAULT_STEPS)),
         }
     }
@@ -47,6 +50,7 @@ impl fmt::Display for SchedulerKind {
         f.write_str(match self {
             SchedulerKind::Random => "random",
             SchedulerKind::Pct => "pct",
+            SchedulerKind::Fuzz => "fuzz",
         })
     }
 }
