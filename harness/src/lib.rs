@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod campaign;
+pub mod cost;
 pub mod fuzz;
 pub mod oracle;
 pub mod repro;

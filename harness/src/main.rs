@@ -55,6 +55,19 @@ enum Cmd {
         #[arg(long)]
         steps: bool,
     },
+    /// Run the kernel's boot-time flush measurement on an emulated machine and price
+    /// `flush_dcache_page` per lineage.
+    Cost {
+        /// Machine preset.
+        #[arg(long, default_value = "rp3440")]
+        preset: Preset,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write an SVG chart of flush cost against mappings (on the `tiny` machine).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Turn a cargo-fuzz `scenario` input (a crash artifact) into a reproducer file.
     ImportFuzz {
         /// The fuzz input.
@@ -159,6 +172,7 @@ fn main() -> ExitCode {
         Cmd::Replay { file, json, steps } => replay(&registry, &file, json, steps),
         Cmd::Shrink { file, out } => shrink_cmd(&registry, &file, out),
         Cmd::ImportFuzz { file, lineage, out } => import_fuzz(&registry, &file, lineage, out),
+        Cmd::Cost { preset, json, plot } => cost(&registry, preset, json, plot),
     };
     match result {
         Ok(code) => code,
@@ -404,4 +418,62 @@ fn import_fuzz(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn cost(
+    registry: &Registry,
+    preset: Preset,
+    json: bool,
+    plot: Option<PathBuf>,
+) -> Result<ExitCode, UserError> {
+    use vipt_harness::cost::{Dirty, boot_timing, flush_cost, plot_svg};
+    let t = boot_timing(preset);
+    let lineages: Vec<&Lineage> = registry.defaults().collect();
+    let per: Vec<(String, u64, u64)> = lineages
+        .iter()
+        .map(|l| (l.name.clone(), flush_cost(l, preset, 1, Dirty::All), flush_cost(l, preset, 8, Dirty::All)))
+        .collect();
+    if json {
+        let ls: Vec<serde_json::Value> = per
+            .iter()
+            .map(|(n, a, b)| serde_json::json!({ "name": n, "one_mapping_cycles": a, "eight_mappings_cycles": b }))
+            .collect();
+        let out = serde_json::json!({
+            "preset": preset.name(),
+            "whole_cache_cycles": t.whole_cache_cycles,
+            "range_bytes": t.range_bytes,
+            "range_cycles": t.range_cycles,
+            "threshold_bytes": t.threshold_bytes,
+            "lineages": ls,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{} (emulated cycles)", preset.name());
+        println!(
+            "Whole cache flush {} cycles, flushing {} bytes {} cycles",
+            t.whole_cache_cycles, t.range_bytes, t.range_cycles
+        );
+        println!("Calculated flush threshold is {} KiB", t.threshold_bytes / 1024);
+        println!();
+        println!("flush_dcache_page of a page with every line dirty:");
+        println!("{:<18} {:>14} {:>16}", "lineage", "1 mapping", "8 mappings");
+        for (n, a, b) in &per {
+            println!("{n:<18} {a:>14} {b:>16}");
+        }
+    }
+    if let Some(path) = plot {
+        let xs = [1usize, 2, 4, 8, 16];
+        let series: Vec<(String, Vec<u64>)> = lineages
+            .iter()
+            .map(|l| {
+                (l.name.clone(), xs.iter().map(|&n| flush_cost(l, Preset::Tiny, n, Dirty::All)).collect())
+            })
+            .collect();
+        let svg = plot_svg("flush_dcache_page on tiny, every line dirty", &xs, &series);
+        std::fs::write(&path, svg).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+        if !json {
+            println!("plot written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@
 //! | B1 (flush after clear, no `_PAGE_FLUSH`) | `linux-2.4` |
 //! | B2 (`translation_exists` accepts swap/file PTEs) | `linux-2.6.14` |
 //! | B3 (PTE changes between check and flush) | `linux-2.6.14`, `linux-2.6.15`, `recheck` |
-//! | B7 (COW copy misses lines written through a stale TLB entry) | `linux-2.6.x`, `tmpalias`, `tmpalias+purge`, `tmpalias+precopy` |
+//! | B7 (COW copy misses lines written through a stale TLB entry) | `linux-2.6.x`, `tmpalias`, `tmpalias+purge` (with the pre-copy flush, `tmpalias+precopy`, copies are complete) |
 //! | B13 (range flush by user address nullified on a hole) | `tmpalias` |
 //! | B17 (racy PTE checks; `ptep_clear_flush` without flush) | `linux-6.0` |
 //! | B21 (non-congruent `MAP_FIXED`; one flush only) | `linux-2.4`, `linux-2.6.x` |

@@ -163,7 +163,7 @@ impl Registry {
             .optional(),
             Lineage::new(
                 "tmpalias+precopy",
-                "tmpalias with the pre-copy source flush only (B7 half-fix ii)",
+                "tmpalias with the pre-copy source flush only (B7 half-fix ii): copies complete, B13 remains",
                 || {
                     Box::new(Linux3x {
                         name: "tmpalias+precopy",
@@ -173,7 +173,7 @@ impl Registry {
                 },
             )
             .kernel("3.x + 6d2ddc2f")
-            .bugs(&["B7", "B13"])
+            .bugs(&["B13"])
             .optional(),
             Lineage::new(
                 "linux-6.0",

@@ -67,6 +67,19 @@ impl<'k> Executor<'k> {
         k.slots[cpu.index()].pending.set(Action::Begin(op.name()));
     }
 
+    /// Starts an arbitrary kernel routine on `cpu`, which must be idle (for tools and
+    /// benchmarks that run one hook, e.g. `flush_dcache_page`, as micro-steps).
+    pub fn spawn_task(
+        &mut self,
+        cpu: CpuId,
+        name: &'static str,
+        task: Pin<Box<dyn Future<Output = OpResult> + 'k>>,
+    ) {
+        assert!(self.tasks[cpu.index()].is_none(), "{cpu:?} is busy");
+        self.tasks[cpu.index()] = Some(task);
+        self.k.slots[cpu.index()].pending.set(Action::Begin(name));
+    }
+
     /// Is `cpu` without an operation?
     pub fn is_idle(&self, cpu: CpuId) -> bool {
         self.tasks[cpu.index()].is_none()

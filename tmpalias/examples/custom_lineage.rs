@@ -1,0 +1,98 @@
+//! A lineage defined outside `vipt-tmpalias`: `linux-6.x` whose COW copy forgets to flush the
+//! source's user alias first (the pre-2013 "minifail" mistake). It wraps `Linux6x`, overrides
+//! `copy_user_highpage` and forwards every other hook (`forward!`: Rust has no delegation),
+//! is registered under a new name and run next to `linux-6.x` on one deterministic scenario.
+//! Hooks the wrapped lineage calls as `k.arch().…` reach the wrapper; `self.…` calls do not.
+
+use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
+use vipt_emu::choice::FirstChooser;
+use vipt_emu::config::Preset;
+use vipt_emu::machine::{Machine, MissPolicy};
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::{ArchHooks, Executor, HookFuture, Kernel, MmId, MmuGather, Op, OpResult, UnmapOrder, Vma};
+use vipt_emu::pte::Pte;
+use vipt_tmpalias::lineage::Linux6x;
+use vipt_tmpalias::{Lineage, Registry, parisc};
+
+/// `linux-6.x` with a COW copy that skips `flush_cache_page_phys(from)`.
+struct NoSourceFlush(Linux6x);
+
+/// Forwards the knobs `name -> T` and the hooks `name(args after k, cpu) -> T` to `self.0`.
+macro_rules! forward {
+    ($($knob:ident -> $kt:ty;)* | $($hook:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $knob(&self) -> $kt { self.0.$knob() })*
+        $(fn $hook<'a>(&'a self, k: &'a Kernel, cpu: CpuId, $($arg: $ty),*) -> HookFuture<'a, $ret> {
+            self.0.$hook(k, cpu, $($arg),*)
+        })*
+    };
+}
+
+impl ArchHooks for NoSourceFlush {
+    fn name(&self) -> &str {
+        "linux-6.x-no-source-flush"
+    }
+    fn copy_user_highpage<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        to: Pfn,
+        from: Pfn,
+        _: VirtAddr,
+        _: Vma,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            k.copy_page_kernel(cpu, to, from).await; // reads `from` through its kernel alias only
+            parisc::flush_kernel_page_tmpalias(k, cpu, to).await;
+            parisc::flush_kernel_page_tmpalias(k, cpu, from).await;
+        })
+    }
+    forward! {
+        miss_policy -> MissPolicy; map_fixed_checks_colour -> bool; unmap_order -> UnmapOrder; |
+        copy_to_user_page(v: Vma, p: Pfn, a: VirtAddr, x: u64) -> (); flush_kernel_dcache_page(p: Pfn) -> ();
+        flush_cache_range(v: Vma, s: VirtAddr, e: VirtAddr) -> (); flush_tlb_page(v: Vma, a: VirtAddr) -> ();
+        flush_tlb_range(m: MmId, s: VirtAddr, e: VirtAddr) -> (); tlb_flush(t: &'a MmuGather) -> ();
+        copy_from_user_page(v: Vma, p: Pfn, a: VirtAddr) -> u64; ptep_clear_flush(v: Vma, a: VirtAddr) -> Pte;
+        ptep_clear_flush_young(v: Vma, a: VirtAddr) -> bool; ptep_get_and_clear(m: MmId, a: VirtAddr) -> Pte;
+        flush_cache_page(v: Vma, a: VirtAddr, p: Pfn) -> (); set_pte_at(m: MmId, a: VirtAddr, p: Pte) -> ();
+        update_mmu_cache(v: Vma, a: VirtAddr, p: Pte) -> (); ptep_set_wrprotect(m: MmId, a: VirtAddr) -> ();
+        flush_anon_page(v: Vma, p: Pfn, a: VirtAddr) -> (); clear_user_highpage(p: Pfn, a: VirtAddr) -> ();
+        flush_dcache_page(p: Pfn) -> (); flush_cache_mm(m: MmId) -> (); flush_tlb_mm(m: MmId) -> ();
+        flush_tlb_all() -> (); kunmap(p: Pfn) -> (); kmap(p: Pfn) -> ();
+    }
+}
+
+/// Process A stores 0xa into word 0 of a shared file mapping (colour 0; the page's kernel
+/// alias has colour 3 on `tiny`); process B, mapping the same page privately, writes word 1
+/// (COW) and then loads word 0: it must see A's 0xa. Returns B's load.
+fn scenario(hooks: Box<dyn ArchHooks>) -> u64 {
+    let m = Machine::new(Preset::Tiny.config(), hooks.miss_policy(), Box::new(FirstChooser));
+    let k = Kernel::new(m, hooks);
+    let f = k.create_file(1, 0);
+    let (a, b) = (k.create_mm().unwrap(), k.create_mm().unwrap());
+    let map = |shared| MmapArgs { pages: 1, file: Some((f, 0)), shared, writable: true, fixed: None };
+    let mut ex = Executor::new(&k);
+    let mut run = |cpu, op| ex.run_sequential(&[(CpuId(cpu), op)]).unwrap()[0];
+    let (OpResult::Mapped(va_a), OpResult::Mapped(va_b)) =
+        (run(0, Op::Mmap { mm: a, args: map(true) }), run(1, Op::Mmap { mm: b, args: map(false) }))
+    else {
+        panic!("mmap failed")
+    };
+    run(0, Op::Store { mm: a, va: va_a, value: 0xa });
+    run(1, Op::Store { mm: b, va: va_b.with_word(1), value: 0xb }); // COW of the file page
+    match run(1, Op::Load { mm: b, va: va_b }) {
+        OpResult::Value(v) => v,
+        other => panic!("load failed: {other:?}"),
+    }
+}
+
+fn main() {
+    let mut registry = Registry::builtin();
+    let custom = Lineage::new("linux-6.x-no-source-flush", "COW copy without source flush", || {
+        Box::new(NoSourceFlush(Linux6x))
+    });
+    registry.register(custom.kernel("6.10+, patched").bugs(&["B7"]).optional()).unwrap();
+    for name in ["linux-6.x-no-source-flush", "linux-6.x"] {
+        let v = scenario(registry.get(name).unwrap().hooks());
+        println!("{name:>26}: B's COW copy reads word 0 = {v:#x} (A stored 0xa)");
+    }
+}
