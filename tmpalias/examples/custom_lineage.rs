@@ -1,35 +1,26 @@
 //! A lineage defined outside `vipt-tmpalias`: `linux-6.x` whose COW copy forgets to flush the
 //! source's user alias first (the pre-2013 "minifail" mistake). It wraps `Linux6x`, overrides
-//! `copy_user_highpage` and forwards every other hook (`forward!`: Rust has no delegation),
-//! is registered under a new name and run next to `linux-6.x` on one deterministic scenario.
-//! Hooks the wrapped lineage calls as `k.arch().…` reach the wrapper; `self.…` calls do not.
+//! `copy_user_highpage`, lets `delegate` forward every other hook, is registered under a new
+//! name and run next to `linux-6.x` on one deterministic scenario.
 
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::{Machine, MissPolicy};
+use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
-use vipt_emu::mm::{ArchHooks, Executor, HookFuture, Kernel, MmId, MmuGather, Op, OpResult, UnmapOrder, Vma};
-use vipt_emu::pte::Pte;
+use vipt_emu::mm::{ArchHooks, Executor, HookFuture, Kernel, Op, OpResult, Vma};
 use vipt_tmpalias::lineage::Linux6x;
 use vipt_tmpalias::{Lineage, Registry, parisc};
 
 /// `linux-6.x` with a COW copy that skips `flush_cache_page_phys(from)`.
 struct NoSourceFlush(Linux6x);
 
-/// Forwards the knobs `name -> T` and the hooks `name(args after k, cpu) -> T` to `self.0`.
-macro_rules! forward {
-    ($($knob:ident -> $kt:ty;)* | $($hook:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $knob(&self) -> $kt { self.0.$knob() })*
-        $(fn $hook<'a>(&'a self, k: &'a Kernel, cpu: CpuId, $($arg: $ty),*) -> HookFuture<'a, $ret> {
-            self.0.$hook(k, cpu, $($arg),*)
-        })*
-    };
-}
-
 impl ArchHooks for NoSourceFlush {
     fn name(&self) -> &str {
         "linux-6.x-no-source-flush"
+    }
+    fn delegate(&self) -> Option<&dyn ArchHooks> {
+        Some(&self.0)
     }
     fn copy_user_highpage<'a>(
         &'a self,
@@ -45,19 +36,6 @@ impl ArchHooks for NoSourceFlush {
             parisc::flush_kernel_page_tmpalias(k, cpu, to).await;
             parisc::flush_kernel_page_tmpalias(k, cpu, from).await;
         })
-    }
-    forward! {
-        miss_policy -> MissPolicy; map_fixed_checks_colour -> bool; unmap_order -> UnmapOrder; |
-        copy_to_user_page(v: Vma, p: Pfn, a: VirtAddr, x: u64) -> (); flush_kernel_dcache_page(p: Pfn) -> ();
-        flush_cache_range(v: Vma, s: VirtAddr, e: VirtAddr) -> (); flush_tlb_page(v: Vma, a: VirtAddr) -> ();
-        flush_tlb_range(m: MmId, s: VirtAddr, e: VirtAddr) -> (); tlb_flush(t: &'a MmuGather) -> ();
-        copy_from_user_page(v: Vma, p: Pfn, a: VirtAddr) -> u64; ptep_clear_flush(v: Vma, a: VirtAddr) -> Pte;
-        ptep_clear_flush_young(v: Vma, a: VirtAddr) -> bool; ptep_get_and_clear(m: MmId, a: VirtAddr) -> Pte;
-        flush_cache_page(v: Vma, a: VirtAddr, p: Pfn) -> (); set_pte_at(m: MmId, a: VirtAddr, p: Pte) -> ();
-        update_mmu_cache(v: Vma, a: VirtAddr, p: Pte) -> (); ptep_set_wrprotect(m: MmId, a: VirtAddr) -> ();
-        flush_anon_page(v: Vma, p: Pfn, a: VirtAddr) -> (); clear_user_highpage(p: Pfn, a: VirtAddr) -> ();
-        flush_dcache_page(p: Pfn) -> (); flush_cache_mm(m: MmId) -> (); flush_tlb_mm(m: MmId) -> ();
-        flush_tlb_all() -> (); kunmap(p: Pfn) -> (); kmap(p: Pfn) -> ();
     }
 }
 

@@ -265,4 +265,22 @@ mod tests {
             Err(RegistryError::Duplicate("pipt".into()))
         );
     }
+
+    #[test]
+    fn a_wrapper_delegates_every_hook_it_does_not_override() {
+        struct Wrapper(Linux26);
+        impl ArchHooks for Wrapper {
+            fn name(&self) -> &str {
+                "wrapped-2.6.14"
+            }
+            fn delegate(&self) -> Option<&dyn ArchHooks> {
+                Some(&self.0)
+            }
+        }
+        let w = Wrapper(Linux26::LINUX_2614);
+        assert_eq!(w.miss_policy(), vipt_emu::machine::MissPolicy::LINUX_2614);
+        assert!(!w.map_fixed_checks_colour());
+        let plain = GenericHooks;
+        assert!(plain.map_fixed_checks_colour());
+    }
 }

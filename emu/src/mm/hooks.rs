@@ -41,6 +41,10 @@
 //!     }
 //! }
 //! ```
+//!
+//! To change one hook of an existing lineage, wrap it and return it from
+//! [`ArchHooks::delegate`]: every hook the wrapper does not override is forwarded to it
+//! (`tmpalias/examples/custom_lineage.rs` does this in a few lines).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,9 +69,19 @@ pub trait ArchHooks {
     /// Name of the lineage, for reports.
     fn name(&self) -> &str;
 
+    /// The lineage this one extends, if any: every hook not overridden is forwarded to it
+    /// instead of running the PIPT default. Wrapping a built-in lineage and overriding one hook
+    /// then takes three methods: `name`, `delegate` and the hook.
+    fn delegate(&self) -> Option<&dyn ArchHooks> {
+        None
+    }
+
     /// How the machine's software miss handlers behave under this kernel (PTE layout,
     /// `_PAGE_FLUSH` and tmpalias handling). Default: the current kernel.
     fn miss_policy(&self) -> MissPolicy {
+        if let Some(d) = self.delegate() {
+            return d.miss_policy();
+        }
         MissPolicy::CURRENT
     }
 
@@ -75,6 +89,9 @@ pub trait ArchHooks {
     /// Post-condition when true: every shared mapping of a file page has the file's colour.
     /// Default true (current kernels); 2.6.14 bypassed the check.
     fn map_fixed_checks_colour(&self) -> bool {
+        if let Some(d) = self.delegate() {
+            return d.map_fixed_checks_colour();
+        }
         true
     }
 
@@ -83,6 +100,9 @@ pub trait ArchHooks {
     /// translation exists (rule 1). [`UnmapOrder::ClearThenFlush`] models the 2.4.20-era
     /// rmap that cleared first, which `_PAGE_FLUSH` PTEs were invented to survive (B1).
     fn unmap_order(&self) -> UnmapOrder {
+        if let Some(d) = self.delegate() {
+            return d.unmap_order();
+        }
         UnmapOrder::FlushThenClear
     }
 
@@ -98,6 +118,9 @@ pub trait ArchHooks {
         va: VirtAddr,
         pte: Pte,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.set_pte_at(k, cpu, mm, va, pte);
+        }
         Box::pin(async move { k.write_pte(cpu, mm, va, pte).await })
     }
 
@@ -110,6 +133,9 @@ pub trait ArchHooks {
         mm: MmId,
         va: VirtAddr,
     ) -> HookFuture<'a, Pte> {
+        if let Some(d) = self.delegate() {
+            return d.ptep_get_and_clear(k, cpu, mm, va);
+        }
         Box::pin(async move { k.xchg_pte(cpu, mm, va, Pte::NONE).await })
     }
 
@@ -122,6 +148,9 @@ pub trait ArchHooks {
         mm: MmId,
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.ptep_set_wrprotect(k, cpu, mm, va);
+        }
         Box::pin(async move {
             k.update_pte(cpu, mm, va, |p| p.without_flags(PteFlags::WRITE)).await;
         })
@@ -138,6 +167,9 @@ pub trait ArchHooks {
         vma: Vma,
         va: VirtAddr,
     ) -> HookFuture<'a, bool> {
+        if let Some(d) = self.delegate() {
+            return d.ptep_clear_flush_young(k, cpu, vma, va);
+        }
         Box::pin(async move {
             let old = k.update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
             let young = old.has(PteFlags::ACCESSED);
@@ -158,6 +190,9 @@ pub trait ArchHooks {
         vma: Vma,
         va: VirtAddr,
     ) -> HookFuture<'a, Pte> {
+        if let Some(d) = self.delegate() {
+            return d.ptep_clear_flush(k, cpu, vma, va);
+        }
         Box::pin(async move {
             let old = k.arch().ptep_get_and_clear(k, cpu, vma.mm, va).await;
             k.arch().flush_tlb_page(k, cpu, vma, va).await;
@@ -170,7 +205,10 @@ pub trait ArchHooks {
     /// `flush_cache_mm`: called before the core changes many PTEs of `mm` (fork, exit).
     /// Post-condition: no cache holds a dirty line of a user mapping of `mm` that differs from
     /// memory, and no line of such a mapping is stale. Default: nothing (PIPT).
-    fn flush_cache_mm<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
+    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, mm: MmId) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_cache_mm(k, cpu, mm);
+        }
         ready(())
     }
 
@@ -178,12 +216,15 @@ pub trait ArchHooks {
     /// called before the PTEs of the range are changed (munmap, truncate). Default: nothing.
     fn flush_cache_range<'a>(
         &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _vma: Vma,
-        _start: VirtAddr,
-        _end: VirtAddr,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        start: VirtAddr,
+        end: VirtAddr,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_cache_range(k, cpu, vma, start, end);
+        }
         ready(())
     }
 
@@ -193,12 +234,15 @@ pub trait ArchHooks {
     /// Default: nothing.
     fn flush_cache_page<'a>(
         &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        _pfn: Pfn,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        pfn: Pfn,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_cache_page(k, cpu, vma, va, pfn);
+        }
         ready(())
     }
 
@@ -207,7 +251,10 @@ pub trait ArchHooks {
     /// (`read(2)` of a writably mapped file). Post-condition: memory and every user mapping of
     /// the page see the kernel's stores, and the kernel sees every completed user store.
     /// Default: nothing.
-    fn flush_dcache_page<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_dcache_page(k, cpu, page);
+        }
         ready(())
     }
 
@@ -216,18 +263,24 @@ pub trait ArchHooks {
     /// user store to it. Default: nothing.
     fn flush_anon_page<'a>(
         &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _vma: Vma,
-        _page: Pfn,
-        _va: VirtAddr,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        page: Pfn,
+        va: VirtAddr,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_anon_page(k, cpu, vma, page, va);
+        }
         ready(())
     }
 
     /// `flush_kernel_dcache_page`: writes back and invalidates the kernel alias of `page`.
     /// Default: nothing.
-    fn flush_kernel_dcache_page<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_kernel_dcache_page(k, cpu, page);
+        }
         ready(())
     }
 
@@ -236,12 +289,15 @@ pub trait ArchHooks {
     /// Default: nothing.
     fn update_mmu_cache<'a>(
         &'a self,
-        _k: &'a Kernel,
-        _cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        _pte: Pte,
+        k: &'a Kernel,
+        cpu: CpuId,
+        vma: Vma,
+        va: VirtAddr,
+        pte: Pte,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.update_mmu_cache(k, cpu, vma, va, pte);
+        }
         ready(())
     }
 
@@ -260,6 +316,9 @@ pub trait ArchHooks {
         va: VirtAddr,
         vma: Vma,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.copy_user_highpage(k, cpu, to, from, va, vma);
+        }
         let _ = (va, vma);
         Box::pin(async move { k.copy_page_kernel(cpu, to, from).await })
     }
@@ -273,6 +332,9 @@ pub trait ArchHooks {
         page: Pfn,
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.clear_user_highpage(k, cpu, page, va);
+        }
         let _ = va;
         Box::pin(async move { k.clear_page_kernel(cpu, page).await })
     }
@@ -289,6 +351,9 @@ pub trait ArchHooks {
         va: VirtAddr,
         value: u64,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.copy_to_user_page(k, cpu, vma, page, va, value);
+        }
         let _ = vma;
         Box::pin(async move { k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await })
     }
@@ -304,18 +369,27 @@ pub trait ArchHooks {
         page: Pfn,
         va: VirtAddr,
     ) -> HookFuture<'a, u64> {
+        if let Some(d) = self.delegate() {
+            return d.copy_from_user_page(k, cpu, vma, page, va);
+        }
         let _ = vma;
         Box::pin(async move { k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await })
     }
 
     /// `kmap`: the kernel is about to access `page` through its kernel address. Default:
     /// nothing (no highmem).
-    fn kmap<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
+    fn kmap<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.kmap(k, cpu, page);
+        }
         ready(())
     }
 
     /// `kunmap`: the kernel has finished with `page`'s kernel address. Default: nothing.
-    fn kunmap<'a>(&'a self, _k: &'a Kernel, _cpu: CpuId, _page: Pfn) -> HookFuture<'a, ()> {
+    fn kunmap<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.kunmap(k, cpu, page);
+        }
         ready(())
     }
 
@@ -324,6 +398,9 @@ pub trait ArchHooks {
     /// `flush_tlb_page`: post-condition: no CPU holds a translation of `va` in `vma`'s mm.
     /// Default: one broadcast purge.
     fn flush_tlb_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, vma: Vma, va: VirtAddr) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_tlb_page(k, cpu, vma, va);
+        }
         Box::pin(async move { k.purge_tlb(cpu, vma.space, va).await })
     }
 
@@ -337,6 +414,9 @@ pub trait ArchHooks {
         start: VirtAddr,
         end: VirtAddr,
     ) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_tlb_range(k, cpu, mm, start, end);
+        }
         Box::pin(async move {
             let space = k.mm_space(mm);
             let mut va = start.page_base();
@@ -350,11 +430,17 @@ pub trait ArchHooks {
     /// `flush_tlb_mm`: post-condition: no CPU holds a translation of `mm`. Default: purges
     /// the space on every CPU.
     fn flush_tlb_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, mm: MmId) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_tlb_mm(k, cpu, mm);
+        }
         Box::pin(async move { k.purge_tlb_space(cpu, k.mm_space(mm)).await })
     }
 
     /// `flush_tlb_all`: post-condition: every TLB is empty. Default: flushes each CPU's TLB.
     fn flush_tlb_all<'a>(&'a self, k: &'a Kernel, cpu: CpuId) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.flush_tlb_all(k, cpu);
+        }
         Box::pin(async move { k.flush_tlb_all_cpus(cpu).await })
     }
 
@@ -362,6 +448,9 @@ pub trait ArchHooks {
     /// page table is freed (rule 2). Post-condition: no CPU translates any address whose PTE
     /// the gather cleared. Default: the whole mm for a full-mm gather, else the range.
     fn tlb_flush<'a>(&'a self, k: &'a Kernel, cpu: CpuId, tlb: &'a MmuGather) -> HookFuture<'a, ()> {
+        if let Some(d) = self.delegate() {
+            return d.tlb_flush(k, cpu, tlb);
+        }
         Box::pin(async move {
             if tlb.fullmm {
                 k.arch().flush_tlb_mm(k, cpu, tlb.mm).await;
