@@ -98,9 +98,19 @@ pub struct Cpu {
     pub tmpalias: TmpaliasRegs,
 }
 
+/// Geometry derived from the configuration, for the hot paths (no divisions).
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    /// log2 of the line size.
+    line_shift: u32,
+    /// `sets - 1` when the number of sets is a power of two.
+    set_mask: Option<usize>,
+}
+
 /// The machine.
 pub struct Machine {
     cfg: MachineConfig,
+    geo: Geometry,
     /// Physical memory.
     pub mem: crate::memory::Memory,
     /// Page-table pages.
@@ -149,6 +159,10 @@ impl Machine {
             chooser,
             trace: None,
             step: 0,
+            geo: Geometry {
+                line_shift: cfg.line_bytes.trailing_zeros(),
+                set_mask: cfg.sets.is_power_of_two().then(|| cfg.sets - 1),
+            },
             cfg,
         }
     }
@@ -226,18 +240,19 @@ impl Machine {
 
     /// The set an access to `va` (translating to `pa`) uses.
     pub fn set_index(&self, va: VirtAddr, pa: PhysAddr) -> usize {
-        let line = self.cfg.line_bytes;
-        match self.cfg.indexing {
-            Indexing::Virtual { alias_boundary } => {
-                ((va.0 & (alias_boundary - 1)) / line) as usize % self.cfg.sets
-            }
-            Indexing::Physical => (pa.0 / line) as usize % self.cfg.sets,
+        let slot = match self.cfg.indexing {
+            Indexing::Virtual { alias_boundary } => (va.0 & (alias_boundary - 1)) >> self.geo.line_shift,
+            Indexing::Physical => pa.0 >> self.geo.line_shift,
+        } as usize;
+        match self.geo.set_mask {
+            Some(mask) => slot & mask,
+            None => slot % self.cfg.sets,
         }
     }
 
     /// The tag (physical line number) of `pa`.
     pub fn tag(&self, pa: PhysAddr) -> u64 {
-        pa.0 / self.cfg.line_bytes
+        pa.0 >> self.geo.line_shift
     }
 
     /// Are `a` and `b` equivalent aliases (same set for the same physical line) on this
@@ -248,7 +263,7 @@ impl Machine {
     }
 
     fn word_in_line(&self, pa: PhysAddr) -> usize {
-        ((pa.0 % self.cfg.line_bytes) / WORD_BYTES) as usize
+        ((pa.0 & (self.cfg.line_bytes - 1)) / WORD_BYTES) as usize
     }
 
     // ----- translation ------------------------------------------------------------------

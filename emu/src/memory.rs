@@ -2,21 +2,25 @@
 
 use crate::addr::{Pfn, PhysAddr, WORD_BYTES, WORDS_PER_PAGE};
 
-/// Physical memory. Never cached itself: the caches sit in front of it.
+/// A frame nobody has written yet reads as zeros.
+static ZERO_FRAME: [u64; WORDS_PER_PAGE] = [0; WORDS_PER_PAGE];
+
+/// Physical memory. Never cached itself: the caches sit in front of it. A frame's words are
+/// allocated on its first write (a scenario touches few of them), and read as zeros until then.
 #[derive(Clone, Debug)]
 pub struct Memory {
-    words: Vec<u64>,
+    frames: Vec<Option<Box<[u64; WORDS_PER_PAGE]>>>,
 }
 
 impl Memory {
     /// `frames` zeroed frames.
     pub fn new(frames: usize) -> Self {
-        Memory { words: vec![0; frames * WORDS_PER_PAGE] }
+        Memory { frames: vec![None; frames] }
     }
 
     /// Number of frames.
     pub fn frames(&self) -> usize {
-        self.words.len() / WORDS_PER_PAGE
+        self.frames.len()
     }
 
     /// Does `pfn` name a frame of this memory (`pfn_valid`)?
@@ -24,40 +28,68 @@ impl Memory {
         pfn.index() < self.frames()
     }
 
-    fn word_index(pa: PhysAddr) -> usize {
-        (pa.0 / WORD_BYTES) as usize
+    fn split(pa: PhysAddr) -> (usize, usize) {
+        let w = (pa.0 / WORD_BYTES) as usize;
+        (w / WORDS_PER_PAGE, w % WORDS_PER_PAGE)
+    }
+
+    fn frame_words(&self, f: usize) -> &[u64; WORDS_PER_PAGE] {
+        self.frames[f].as_deref().unwrap_or(&ZERO_FRAME)
+    }
+
+    fn frame_words_mut(&mut self, f: usize) -> &mut [u64; WORDS_PER_PAGE] {
+        self.frames[f].get_or_insert_with(|| Box::new([0; WORDS_PER_PAGE]))
     }
 
     /// The word at `pa`.
     pub fn read(&self, pa: PhysAddr) -> u64 {
-        self.words[Self::word_index(pa)]
+        let (f, w) = Self::split(pa);
+        self.frame_words(f)[w]
     }
 
     /// Writes the word at `pa`.
     pub fn write(&mut self, pa: PhysAddr, value: u64) {
-        let i = Self::word_index(pa);
-        self.words[i] = value;
+        let (f, w) = Self::split(pa);
+        self.frame_words_mut(f)[w] = value;
     }
 
-    /// The words starting at `pa` (line or page granular).
+    /// The words starting at `pa` (within one frame: a line or a page).
     pub fn slice(&self, pa: PhysAddr, words: usize) -> &[u64] {
-        let i = Self::word_index(pa);
-        &self.words[i..i + words]
+        let (f, w) = Self::split(pa);
+        &self.frame_words(f)[w..w + words]
     }
 
-    /// Mutable words starting at `pa`.
+    /// Mutable words starting at `pa` (within one frame).
     pub fn slice_mut(&mut self, pa: PhysAddr, words: usize) -> &mut [u64] {
-        let i = Self::word_index(pa);
-        &mut self.words[i..i + words]
+        let (f, w) = Self::split(pa);
+        &mut self.frame_words_mut(f)[w..w + words]
     }
 
     /// The whole frame.
     pub fn frame(&self, pfn: Pfn) -> &[u64] {
-        self.slice(pfn.phys(), WORDS_PER_PAGE)
+        self.frame_words(pfn.index())
     }
 
     /// The whole frame, mutably.
     pub fn frame_mut(&mut self, pfn: Pfn) -> &mut [u64] {
-        self.slice_mut(pfn.phys(), WORDS_PER_PAGE)
+        self.frame_words_mut(pfn.index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwritten_frames_read_zero_and_writes_stick() {
+        let mut m = Memory::new(4);
+        let pa = Pfn(2).word(7);
+        assert_eq!(m.read(pa), 0);
+        assert!(m.frame(Pfn(3)).iter().all(|&w| w == 0));
+        m.write(pa, 9);
+        assert_eq!(m.read(pa), 9);
+        assert_eq!(m.slice(Pfn(2).word(6), 2), &[0, 9]);
+        m.slice_mut(Pfn(1).word(0), 2).copy_from_slice(&[1, 2]);
+        assert_eq!(m.frame(Pfn(1))[..3], [1, 2, 0]);
     }
 }

@@ -751,14 +751,16 @@ impl<'k> Runner<'k> {
         for (fi, &file) in self.files.clone().iter().enumerate() {
             let size = self.k.state().files[file.index()].size;
             for pgoff in 0..size {
-                for &w in &WORDS {
-                    let start = self.now();
-                    let r = self.sequential(Op::Read { file, pgoff, word: w as usize });
-                    let step = self.now();
-                    self.k.drain_observations(&mut Vec::new());
-                    if let OpResult::Value(v) = r {
-                        let loc = Loc { page: PageLoc::File { file: fi as u8, pgoff }, word: w };
-                        self.oracle.read(ReadKind::FinalRead, loc, start, step, v, final_by);
+                let mut words = [0u16; 8];
+                words[..WORDS.len()].copy_from_slice(&WORDS);
+                let start = self.now();
+                self.sequential(Op::ReadWords { file, pgoff, words, count: WORDS.len() as u8 });
+                let mut obs = Vec::new();
+                self.k.drain_observations(&mut obs);
+                for o in obs {
+                    if let Obs::FileRead { word, value, step, .. } = o {
+                        let loc = Loc { page: PageLoc::File { file: fi as u8, pgoff }, word: word as u16 };
+                        self.oracle.read(ReadKind::FinalRead, loc, start, step, value, final_by);
                     }
                 }
             }

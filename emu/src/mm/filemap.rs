@@ -241,6 +241,22 @@ impl Kernel {
         if word >= WORDS_PER_PAGE {
             return Err(Errno::Inval);
         }
+        self.sys_read_words(cpu, file, pgoff, &[word as u16]).await
+    }
+
+    /// `read(2)` of several words of one page: one `flush_dcache_page` (when the file is
+    /// writably mapped), then each word loaded through the kernel alias and observed. Returns
+    /// the last word read; `None` at or beyond end of file.
+    pub async fn sys_read_words(
+        &self,
+        cpu: CpuId,
+        file: FileId,
+        pgoff: u64,
+        words: &[u16],
+    ) -> Result<Option<u64>, Errno> {
+        if words.iter().any(|&w| w as usize >= WORDS_PER_PAGE) {
+            return Err(Errno::Inval);
+        }
         let page = match self.find_lock_page(cpu, file, pgoff).await {
             Ok(p) => p,
             Err(Errno::Bus) => return Ok(None),
@@ -251,12 +267,17 @@ impl Kernel {
             self.arch().flush_dcache_page(self, cpu, page).await;
         }
         self.arch().kmap(self, cpu, page).await;
-        let v = self.kernel_load(cpu, page.word(word).kernel_va()).await;
-        let step = self.now();
-        self.observe(Obs::FileRead { cpu, file, pgoff, word, value: v, step });
+        let mut last = None;
+        for &w in words {
+            let word = w as usize;
+            let v = self.kernel_load(cpu, page.word(word).kernel_va()).await;
+            let step = self.now();
+            self.observe(Obs::FileRead { cpu, file, pgoff, word, value: v, step });
+            last = Some(v);
+        }
         self.arch().kunmap(self, cpu, page).await;
         self.put_page(page);
-        Ok(Some(v))
+        Ok(last)
     }
 
     fn extend_file(&self, file: FileId, pages: u64) {

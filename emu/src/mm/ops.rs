@@ -95,6 +95,18 @@ pub enum Op {
         /// Word within the page.
         word: usize,
     },
+    /// `read(2)` of up to 8 words of one page (`words[..count]`): one system call, so one
+    /// flush, then the words one by one.
+    ReadWords {
+        /// File.
+        file: FileId,
+        /// Page offset.
+        pgoff: u64,
+        /// Words within the page.
+        words: [u16; 8],
+        /// How many of `words` are read.
+        count: u8,
+    },
     /// `msync(MS_SYNC)`.
     Msync {
         /// Process.
@@ -143,7 +155,7 @@ impl Op {
             Op::Fork { .. } => "fork",
             Op::Exit { .. } => "exit",
             Op::Write { .. } => "write",
-            Op::Read { .. } => "read",
+            Op::Read { .. } | Op::ReadWords { .. } => "read",
             Op::Msync { .. } => "msync",
             Op::Fsync { .. } => "fsync",
             Op::Truncate { .. } => "truncate",
@@ -220,6 +232,7 @@ impl Kernel {
         let file_of = match op {
             Op::Write { file, .. }
             | Op::Read { file, .. }
+            | Op::ReadWords { file, .. }
             | Op::Fsync { file }
             | Op::Truncate { file, .. } => Some(file),
             _ => None,
@@ -243,6 +256,12 @@ impl Kernel {
             }
             Op::Read { file, pgoff, word } => {
                 res(self.sys_read(cpu, file, pgoff, word).await, |v| v.map_or(OpResult::Eof, OpResult::Value))
+            }
+            Op::ReadWords { file, pgoff, words, count } => {
+                let n = (count as usize).min(words.len());
+                res(self.sys_read_words(cpu, file, pgoff, &words[..n]).await, |v| {
+                    v.map_or(OpResult::Eof, OpResult::Value)
+                })
             }
             Op::Msync { mm, va, pages } => res(self.sys_msync(cpu, mm, va, pages).await, |()| OpResult::Done),
             Op::Fsync { file } => res(self.sys_fsync(cpu, file).await, |()| OpResult::Done),
