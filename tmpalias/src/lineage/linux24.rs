@@ -5,8 +5,8 @@ use vipt_emu::machine::MissPolicy;
 use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, UnmapOrder, Vma};
 use vipt_emu::pte::{Pte, PteLayout};
 
+use crate::lineage::Linux26;
 use crate::parisc;
-use crate::window;
 
 /// Kernel 2.4 (before 2.4.20), parisc.
 ///
@@ -27,9 +27,17 @@ use crate::window;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Linux24;
 
+/// What 2.4 shares with 2.6.14 (the kernel-alias flushes, `copy_user_page` through the kernel
+/// alias, `clear_user_page` through tmpalias, the deferred `PG_dcache_dirty` flush, whole-cache
+/// `flush_cache_mm`): every hook not overridden below.
+const BASE: Linux26 = Linux26::LINUX_2614;
+
 impl ArchHooks for Linux24 {
     fn name(&self) -> &str {
         "linux-2.4"
+    }
+    fn delegate(&self) -> Option<&dyn ArchHooks> {
+        Some(&BASE)
     }
     fn miss_policy(&self) -> MissPolicy {
         MissPolicy {
@@ -39,14 +47,17 @@ impl ArchHooks for Linux24 {
             tmpalias_nonaccess: false,
         }
     }
-    fn map_fixed_checks_colour(&self) -> bool {
-        false
-    }
     fn unmap_order(&self) -> UnmapOrder {
         UnmapOrder::ClearThenFlush
     }
-    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn ptep_get_and_clear<'a>(
+        &'a self,
+        k: &'a Kernel,
+        cpu: CpuId,
+        mm: MmId,
+        va: VirtAddr,
+    ) -> HookFuture<'a, Pte> {
+        Box::pin(async move { k.xchg_pte(cpu, mm, va, Pte::NONE).await })
     }
     fn flush_cache_range<'a>(
         &'a self,
@@ -76,82 +87,12 @@ impl ArchHooks for Linux24 {
                 return;
             }
             parisc::flush_kernel_page(k, cpu, page).await;
-            let Some(file) = parisc::page_file(k, page) else {
-                return;
-            };
+            let Some(file) = parisc::page_file(k, page) else { return };
             k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
             if let Some((vma, va)) = k.file_mappings(page).first().copied() {
                 parisc::flush_user_page(k, cpu, &vma, va).await;
             }
             k.unlock(cpu, LockId::FlushDcacheMmap(file));
-        })
-    }
-    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page(k, cpu, page))
-    }
-    fn update_mmu_cache<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        pte: Pte,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::update_cache_deferred(k, cpu, pte, true))
-    }
-    fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        _va: VirtAddr,
-        _vma: Vma,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            k.copy_page_kernel(cpu, to, from).await;
-            parisc::flush_kernel_page(k, cpu, to).await;
-        })
-    }
-    fn clear_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-        va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            parisc::purge_kernel_page(k, cpu, page).await;
-            window::clear_user_page_asm(k, cpu, page, va).await;
-        })
-    }
-    fn copy_to_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
-        value: u64,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            parisc::flush_user_page(k, cpu, &vma, va).await;
-            let kva = page.word(va.word_in_page()).kernel_va();
-            k.kernel_store(cpu, kva, value).await;
-            k.fdc(cpu, vipt_emu::addr::SpaceId::KERNEL, kva).await;
-        })
-    }
-    fn copy_from_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
-    ) -> HookFuture<'a, u64> {
-        Box::pin(async move {
-            parisc::flush_user_page(k, cpu, &vma, va).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

@@ -236,7 +236,7 @@ impl ArchHooks for Linux26 {
         value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            self.flush_cache_page(k, cpu, vma, va, page).await;
+            k.arch().flush_cache_page(k, cpu, vma, va, page).await;
             let kva = page.word(va.word_in_page()).kernel_va();
             k.kernel_store(cpu, kva, value).await;
             k.fdc(cpu, SpaceId::KERNEL, kva).await;
@@ -251,7 +251,7 @@ impl ArchHooks for Linux26 {
         va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            self.flush_cache_page(k, cpu, vma, va, page).await;
+            k.arch().flush_cache_page(k, cpu, vma, va, page).await;
             k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
         })
     }
