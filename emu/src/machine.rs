@@ -127,6 +127,21 @@ pub struct Machine {
     pub trace: Option<Trace>,
     /// Current micro-step number (advanced by the executor), stamped on trace events.
     pub step: u64,
+    /// Where the last load found its line: for violation reports.
+    pub last_read: Option<LineRead>,
+}
+
+/// Where a load got its value: a CPU's line at a set, already there or just filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineRead {
+    /// The CPU whose cache supplied it.
+    pub cpu: CpuId,
+    /// The set (so the alias's colour).
+    pub set: u32,
+    /// The physical line.
+    pub tag: u64,
+    /// The line was present (a hit) rather than filled from memory by this load.
+    pub hit: bool,
 }
 
 impl std::fmt::Debug for Machine {
@@ -159,6 +174,7 @@ impl Machine {
             chooser,
             trace: None,
             step: 0,
+            last_read: None,
             geo: Geometry {
                 line_shift: cfg.line_bytes.trailing_zeros(),
                 set_mask: cfg.sets.is_power_of_two().then(|| cfg.sets - 1),
@@ -498,13 +514,15 @@ impl Machine {
     }
 
     fn line_for_read(&mut self, cpu: CpuId, set: usize, tag: u64) -> usize {
-        match self.cpus[cpu.index()].cache.lookup(set, tag) {
+        let (way, hit) = match self.cpus[cpu.index()].cache.lookup(set, tag) {
             Some(w) => {
                 self.counters.hits += 1;
-                w
+                (w, true)
             }
-            None => self.fill(cpu, set, tag, false),
-        }
+            None => (self.fill(cpu, set, tag, false), false),
+        };
+        self.last_read = Some(LineRead { cpu, set: set as u32, tag, hit });
+        way
     }
 
     fn line_for_write(&mut self, cpu: CpuId, set: usize, tag: u64) -> usize {

@@ -131,6 +131,9 @@ pub struct Violation {
     pub by: OpRef,
     /// Where the stale value came from and that line's history (filled in by the runner).
     pub detail: Vec<String>,
+    /// Physical line (its number, `pa / line size`) the value was read from, when known.
+    #[serde(default)]
+    pub source_line: Option<u64>,
     /// Operations in flight at the time.
     pub overlapping: Vec<String>,
 }
@@ -255,6 +258,7 @@ impl Oracle {
             by,
             detail: Vec::new(),
             overlapping: Vec::new(),
+            source_line: None,
         });
         self.violations.last_mut()
     }

@@ -642,7 +642,12 @@ impl<'k> Runner<'k> {
                         let flip = self.corrupt_load == Some(self.loads);
                         self.loads += 1;
                         let value = if flip { value ^ 1 } else { value };
-                        self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by);
+                        let source = self.read_source();
+                        let line = self.k.machine().last_read.map(|r| r.tag);
+                        if let Some(v) = self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by) {
+                            v.detail.push(source);
+                            v.source_line = line;
+                        }
                     }
                 }
             }
@@ -717,6 +722,23 @@ impl<'k> Runner<'k> {
         }
     }
 
+    /// Where the load of this step got its value: which CPU's line, at which set (the alias's
+    /// colour), and whether it was already cached or filled from memory now.
+    fn read_source(&self) -> String {
+        let m = self.k.machine();
+        let line = m.config().line_bytes;
+        match m.last_read {
+            Some(r) => format!(
+                "value read from cpu{}'s line at set {} (physical line {:#x}), {}",
+                r.cpu.0,
+                r.set,
+                r.tag * line,
+                if r.hit { "a line already in the cache" } else { "filled from memory by this load" }
+            ),
+            None => "value source unknown".into(),
+        }
+    }
+
     /// Every logical word read back once through the kernel's own paths.
     fn final_readback(&mut self) {
         let final_by = OpRef { cpu: 0, index: None };
@@ -735,14 +757,15 @@ impl<'k> Runner<'k> {
                         let step = self.now();
                         self.k.drain_observations(&mut Vec::new());
                         if let (OpResult::Value(v), Some(pl)) = (r, self.page_loc(p, mi, page)) {
-                            self.oracle.read(
-                                ReadKind::FinalLoad,
-                                Loc { page: pl, word: w },
-                                start,
-                                step,
-                                v,
-                                final_by,
-                            );
+                            let source = self.read_source();
+                            let loc = Loc { page: pl, word: w };
+                            let line = self.k.machine().last_read.map(|r| r.tag);
+                            if let Some(viol) =
+                                self.oracle.read(ReadKind::FinalLoad, loc, start, step, v, final_by)
+                            {
+                                viol.detail.push(source);
+                                viol.source_line = line;
+                            }
                         }
                     }
                 }
@@ -796,23 +819,35 @@ impl<'k> Runner<'k> {
                     _ => None,
                 })
                 .collect();
+            tags.extend(v.source_line);
             tags.sort_unstable();
             tags.dedup();
             for tag in tags {
-                let mut s = format!("line pa {:#x} (tag {tag:#x}):", tag * line_bytes);
+                let mut s = format!("line pa {:#x}:", tag * line_bytes);
                 for e in trace.line_history(tag).filter(|e| e.step <= v.step) {
                     let _ = write!(s, "\n    step {:>6} cpu{} {:?}", e.step, e.cpu.0, e.what);
                 }
-                for e in trace.events.iter().filter(|e| e.step <= v.step) {
-                    if let What::Nullified { insn, space, va } = e.what {
-                        let _ = write!(
-                            s,
-                            "\n    step {:>6} cpu{} nullified {insn:?} {space} {va}",
-                            e.step, e.cpu.0
-                        );
+                v.detail.push(s);
+            }
+            // Nullified flushes before the read, one line per run of consecutive ones.
+            let mut runs: Vec<(u64, u64, u8, String, VirtAddr, VirtAddr, usize)> = Vec::new();
+            for e in trace.events.iter().filter(|e| e.step <= v.step) {
+                if let What::Nullified { insn, space, va } = e.what {
+                    let name = format!("{insn:?} {space}");
+                    match runs.last_mut() {
+                        Some(r) if r.2 == e.cpu.0 && r.3 == name && e.step <= r.1 + 8 => {
+                            r.1 = e.step;
+                            r.5 = va;
+                            r.6 += 1;
+                        }
+                        _ => runs.push((e.step, e.step, e.cpu.0, name, va, va, 1)),
                     }
                 }
-                v.detail.push(s);
+            }
+            for (a, b, cpu, name, lo, hi, n) in runs {
+                v.detail.push(format!(
+                    "steps {a}..={b}: cpu{cpu}: {n} × {name} nullified (no translation), {lo}..={hi}"
+                ));
             }
         }
         drop(m);
