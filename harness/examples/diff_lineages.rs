@@ -17,5 +17,11 @@ fn main() {
             only.push(seed);
         }
     }
-    println!("{} seeds fail on {} but not {}: {:?}", only.len(), la.name, lb.name, &only[..only.len().min(20)]);
+    println!(
+        "{} seeds fail on {} but not {}: {:?}",
+        only.len(),
+        la.name,
+        lb.name,
+        &only[..only.len().min(20)]
+    );
 }
