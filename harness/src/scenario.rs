@@ -27,7 +27,8 @@ pub struct RunConfig {
     pub max_steps: u64,
     /// Record the machine trace (for reports; slower).
     pub trace: bool,
-    /// Let user accesses overlap the teardown of their mapping (see [`Teardown`]).
+    /// Let user accesses overlap the teardown of their mapping (the second workload rule of the
+    /// README: between `flush_cache_range` and the PTE clear a racing store leaves a line behind).
     pub racy_teardown: bool,
     /// Let user accesses overlap an `access_process_vm` write to the same mapping, and allow
     /// such writes into shared file mappings. Off by default: ptrace pokes a stopped tracee,
@@ -154,7 +155,7 @@ struct Flight {
     word: u16,
     /// A write through an alias of some class to a page (SPEC §7's rule).
     gate: Option<(PageLoc, Class)>,
-    /// A user access to a mapping, or the teardown of mappings (see [`Teardown`]).
+    /// A user access to a mapping, or the teardown of mappings (see `Teardown`).
     access: Option<(usize, usize)>,
     teardown: Option<Teardown>,
     /// A poke (`access_process_vm` write): the target is stopped, as under ptrace, so no
