@@ -92,19 +92,31 @@ impl<'k> Executor<'k> {
 
     /// Busy CPUs that can make progress now.
     pub fn runnable(&self) -> ArrayVec<CpuId, 8> {
-        (0..self.tasks.len())
-            .map(|i| CpuId(i as u8))
-            .filter(|&c| self.tasks[c.index()].is_some() && self.k.can_run(c))
-            .collect()
+        let mut out = ArrayVec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            let c = CpuId(i as u8);
+            if t.is_some() && self.k.can_run(c) {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Performs `cpu`'s pending action and runs it to its next preemption point. Returns the
     /// operation's result if it completed.
     pub fn step_cpu(&mut self, cpu: CpuId) -> Result<Option<OpResult>, StepError> {
-        let task = self.tasks[cpu.index()].as_mut().ok_or(StepError::Idle(cpu))?;
+        if self.tasks[cpu.index()].is_none() {
+            return Err(StepError::Idle(cpu));
+        }
         if !self.k.can_run(cpu) {
             return Err(StepError::Blocked(cpu));
         }
+        Ok(self.poll_cpu(cpu))
+    }
+
+    /// `step_cpu` for a CPU known to be busy and runnable.
+    fn poll_cpu(&mut self, cpu: CpuId) -> Option<OpResult> {
+        let task = self.tasks[cpu.index()].as_mut().expect("a busy CPU");
         self.steps += 1;
         self.k.machine().step = self.steps;
         if let Some(log) = &mut self.log {
@@ -116,9 +128,9 @@ impl<'k> Executor<'k> {
                 self.tasks[cpu.index()] = None;
                 self.k.slots[cpu.index()].pending.set(Action::Idle);
                 self.k.machine().chooser().op_finished(cpu);
-                Ok(Some(r))
+                Some(r)
             }
-            Poll::Pending => Ok(None),
+            Poll::Pending => None,
         }
     }
 
@@ -168,7 +180,7 @@ impl<'k> Executor<'k> {
         }
         let cpu =
             if runnable.len() == 1 { runnable[0] } else { self.k.machine().chooser().next_cpu(&runnable) };
-        let r = self.step_cpu(cpu)?;
+        let r = self.poll_cpu(cpu);
         Ok(Some((cpu, r)))
     }
 
