@@ -14,6 +14,21 @@ pub async fn flush_user_page(k: &Kernel, cpu: CpuId, vma: &Vma, va: VirtAddr) ->
     k.flush_page_lines(cpu, vma.space, va.page_base()).await
 }
 
+/// `FLUSH_THRESHOLD` of the 2.6 `cache.c` (and the 3.x default when no boot measurement
+/// overrides it): range flushes of 512 KiB or more flush the whole cache.
+pub const FLUSH_THRESHOLD: u64 = 0x80000;
+
+/// 2.6/3.x `flush_cache_range`: by user address, line by line, when the VMA belongs to the
+/// current mm (only its space is in `%sr3`); otherwise the whole cache. A page of the range
+/// without a translation has its `fdc`s nullified (B13).
+pub async fn flush_cache_range_2x(k: &Kernel, cpu: CpuId, vma: &Vma, start: VirtAddr, end: VirtAddr) {
+    if k.current_mm(cpu) == Some(vma.mm) {
+        flush_user_dcache_range(k, cpu, vma, start, end, FLUSH_THRESHOLD).await;
+    } else {
+        k.flush_cache_all(cpu).await;
+    }
+}
+
 /// `flush_user_dcache_range(start, end)`: `fdc` over every line of `[start, end)` in the
 /// VMA's space, or the whole cache at or above `threshold` bytes.
 pub async fn flush_user_dcache_range(

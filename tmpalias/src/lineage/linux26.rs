@@ -9,10 +9,6 @@ use vipt_emu::pte::Pte;
 use crate::parisc;
 use crate::window;
 
-/// `FLUSH_THRESHOLD` of 2.6.12–2.6.14 `cache.c`: range flushes of 512 KiB or more flush the
-/// whole cache.
-pub const FLUSH_THRESHOLD: u64 = 0x80000;
-
 /// Which `translation_exists()` filter the lineage uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Filter {
@@ -136,13 +132,7 @@ impl ArchHooks for Linux26 {
         start: VirtAddr,
         end: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            if k.current_mm(cpu) == Some(vma.mm) {
-                parisc::flush_user_dcache_range(k, cpu, &vma, start, end, FLUSH_THRESHOLD).await;
-            } else {
-                k.flush_cache_all(cpu).await;
-            }
-        })
+        Box::pin(async move { parisc::flush_cache_range_2x(k, cpu, &vma, start, end).await })
     }
     fn flush_cache_page<'a>(
         &'a self,

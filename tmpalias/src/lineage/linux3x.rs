@@ -8,10 +8,6 @@ use vipt_emu::pte::Pte;
 use crate::parisc;
 use crate::window;
 
-/// `parisc_cache_flush_threshold` default of the 3.x kernels when no measurement overrides
-/// it (the boot-time measurement is `vipt cost`'s business).
-pub const FLUSH_THRESHOLD: u64 = 0x80000;
-
 /// Kernel 3.0–3.9 parisc, after James Bottomley's "parisc: flush pages through tmpalias
 /// space" (`f311847c2fcebd81912e2f0caf8a461dec28db41`).
 ///
@@ -123,13 +119,7 @@ impl ArchHooks for Linux3x {
         start: VirtAddr,
         end: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            if k.current_mm(cpu) == Some(vma.mm) {
-                parisc::flush_user_dcache_range(k, cpu, &vma, start, end, FLUSH_THRESHOLD).await;
-            } else {
-                k.flush_cache_all(cpu).await;
-            }
-        })
+        Box::pin(async move { parisc::flush_cache_range_2x(k, cpu, &vma, start, end).await })
     }
     fn flush_cache_page<'a>(
         &'a self,
