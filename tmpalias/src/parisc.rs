@@ -56,6 +56,20 @@ pub async fn flush_kernel_page(k: &Kernel, cpu: CpuId, page: Pfn) {
     k.flush_kernel_page(cpu, page).await;
 }
 
+/// 3.x and 2022 `flush_kernel_dcache_page_addr`: `fdc` over the kernel address, then purge
+/// its TLB entry so nothing is moved in again.
+pub async fn flush_kernel_page_and_purge(k: &Kernel, cpu: CpuId, page: Pfn) {
+    flush_kernel_page(k, cpu, page).await;
+    k.purge_tlb(cpu, SpaceId::KERNEL, page.kernel_va()).await;
+}
+
+/// 2.6/3.x `clear_user_page`: purge the kernel alias, then zero the page through a tmpalias
+/// alias at the user's colour.
+pub async fn clear_user_page_2x(k: &Kernel, cpu: CpuId, page: Pfn, va: VirtAddr) {
+    purge_kernel_page(k, cpu, page).await;
+    window::clear_user_page_asm(k, cpu, page, va).await;
+}
+
 /// `purge_kernel_dcache_page`: `pdc` over the page's kernel address.
 pub async fn purge_kernel_page(k: &Kernel, cpu: CpuId, page: Pfn) {
     k.purge_page_lines(cpu, SpaceId::KERNEL, page.kernel_va()).await;

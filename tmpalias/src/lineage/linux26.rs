@@ -7,7 +7,6 @@ use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
 use crate::parisc;
-use crate::window;
 
 /// Which `translation_exists()` filter the lineage uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,10 +210,7 @@ impl ArchHooks for Linux26 {
         page: Pfn,
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            parisc::purge_kernel_page(k, cpu, page).await;
-            window::clear_user_page_asm(k, cpu, page, va).await;
-        })
+        Box::pin(parisc::clear_user_page_2x(k, cpu, page, va))
     }
     fn copy_to_user_page<'a>(
         &'a self,

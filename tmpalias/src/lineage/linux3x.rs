@@ -50,11 +50,6 @@ impl Linux3x {
         k.purge_tlb(cpu, vma.space, va).await;
         window::flush_dcache_page_asm(k, cpu, page, va).await;
     }
-
-    async fn flush_kernel_alias(&self, k: &Kernel, cpu: CpuId, page: Pfn) {
-        parisc::flush_kernel_page(k, cpu, page).await;
-        k.purge_tlb(cpu, SpaceId::KERNEL, page.kernel_va()).await;
-    }
 }
 
 impl ArchHooks for Linux3x {
@@ -150,7 +145,7 @@ impl ArchHooks for Linux3x {
             if parisc::defer_if_unmapped(k, page) {
                 return;
             }
-            self.flush_kernel_alias(k, cpu, page).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, page).await;
             let Some(file) = parisc::page_file(k, page) else {
                 return;
             };
@@ -167,7 +162,7 @@ impl ArchHooks for Linux3x {
         })
     }
     fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(self.flush_kernel_alias(k, cpu, page))
+        Box::pin(parisc::flush_kernel_page_and_purge(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
         &'a self,
@@ -193,7 +188,7 @@ impl ArchHooks for Linux3x {
                 window::flush_dcache_page_asm(k, cpu, from, va).await;
             }
             k.copy_page_kernel(cpu, to, from).await;
-            self.flush_kernel_alias(k, cpu, to).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, to).await;
         })
     }
     fn clear_user_highpage<'a>(
@@ -203,10 +198,7 @@ impl ArchHooks for Linux3x {
         page: Pfn,
         va: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            parisc::purge_kernel_page(k, cpu, page).await;
-            window::clear_user_page_asm(k, cpu, page, va).await;
-        })
+        Box::pin(parisc::clear_user_page_2x(k, cpu, page, va))
     }
     fn copy_to_user_page<'a>(
         &'a self,

@@ -53,11 +53,6 @@ impl Linux60 {
             va = va.add_pages(1);
         }
     }
-
-    async fn flush_kernel_alias(&self, k: &Kernel, cpu: CpuId, page: Pfn) {
-        parisc::flush_kernel_page(k, cpu, page).await;
-        k.purge_tlb(cpu, vipt_emu::addr::SpaceId::KERNEL, page.kernel_va()).await;
-    }
 }
 
 impl ArchHooks for Linux60 {
@@ -142,7 +137,7 @@ impl ArchHooks for Linux60 {
             if parisc::defer_if_unmapped(k, page) {
                 return;
             }
-            self.flush_kernel_alias(k, cpu, page).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, page).await;
             let Some(file) = parisc::page_file(k, page) else {
                 return;
             };
@@ -154,7 +149,7 @@ impl ArchHooks for Linux60 {
         })
     }
     fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(self.flush_kernel_alias(k, cpu, page))
+        Box::pin(parisc::flush_kernel_page_and_purge(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
         &'a self,
@@ -178,8 +173,8 @@ impl ArchHooks for Linux60 {
         Box::pin(async move {
             self.flush_if_needed(k, cpu, &vma, va).await;
             k.copy_page_kernel(cpu, to, from).await;
-            self.flush_kernel_alias(k, cpu, to).await;
-            self.flush_kernel_alias(k, cpu, from).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, to).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, from).await;
         })
     }
     fn clear_user_highpage<'a>(
@@ -191,7 +186,7 @@ impl ArchHooks for Linux60 {
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             k.clear_page_kernel(cpu, page).await;
-            self.flush_kernel_alias(k, cpu, page).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, page).await;
         })
     }
     fn copy_to_user_page<'a>(
@@ -206,7 +201,7 @@ impl ArchHooks for Linux60 {
         Box::pin(async move {
             self.flush_if_needed(k, cpu, &vma, va).await;
             k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
-            self.flush_kernel_alias(k, cpu, page).await;
+            parisc::flush_kernel_page_and_purge(k, cpu, page).await;
         })
     }
     fn copy_from_user_page<'a>(
@@ -223,6 +218,6 @@ impl ArchHooks for Linux60 {
         })
     }
     fn kunmap<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(self.flush_kernel_alias(k, cpu, page))
+        Box::pin(parisc::flush_kernel_page_and_purge(k, cpu, page))
     }
 }
