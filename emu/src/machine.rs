@@ -47,6 +47,11 @@ pub struct MissPolicy {
     /// Non-access instructions inside the tmpalias window get a flush-only translation from
     /// the CPU's tmpalias registers (`nadtlb_check_alias`, 3.x and later).
     pub tmpalias_nonaccess: bool,
+    /// Young and dirty are tracked by software (PowerPC e500 style): the data miss handler
+    /// never sets `_PAGE_ACCESSED`, refuses a PTE without it, and refuses a store to a PTE
+    /// without `_PAGE_DIRTY`; the page-fault path must set them. (parisc sets young in the miss
+    /// handler and dirty in the dirty-bit trap.)
+    pub sw_young_dirty: bool,
 }
 
 impl MissPolicy {
@@ -56,6 +61,7 @@ impl MissPolicy {
         flush_ptes: false,
         tmpalias_data: true,
         tmpalias_nonaccess: true,
+        sw_young_dirty: false,
     };
     /// 2.6.14: `_PAGE_FLUSH` honoured, tmpalias only for loads and stores.
     pub const LINUX_2614: MissPolicy = MissPolicy {
@@ -63,6 +69,7 @@ impl MissPolicy {
         flush_ptes: true,
         tmpalias_data: true,
         tmpalias_nonaccess: false,
+        sw_young_dirty: false,
     };
 }
 
@@ -334,14 +341,23 @@ impl Machine {
                 if write && !flags.contains(PteFlags::WRITE) {
                     return None;
                 }
-                if !flags.contains(PteFlags::ACCESSED) {
+                if self.policy.sw_young_dirty {
+                    if !flags.contains(PteFlags::ACCESSED) || (write && !flags.contains(PteFlags::DIRTY)) {
+                        return None;
+                    }
+                } else if !flags.contains(PteFlags::ACCESSED) {
                     self.pt.set_pte(slot, pte.with_flags(PteFlags::ACCESSED));
+                }
+                let mut rights = rights_of(flags);
+                if self.policy.sw_young_dirty && !flags.contains(PteFlags::DIRTY) {
+                    // A clean page is mapped read-only: its first store faults.
+                    rights.remove(Rights::WRITE);
                 }
                 Some(TlbEntry {
                     space,
                     vpn,
                     pfn,
-                    rights: rights_of(flags),
+                    rights,
                     dirty: flags.contains(PteFlags::DIRTY),
                     flush_only: false,
                 })

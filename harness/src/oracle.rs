@@ -65,6 +65,11 @@ pub enum ReadKind {
     FinalLoad,
     /// The final read-back through `read(2)`.
     FinalRead,
+    /// Not a read: a futex store that never completed (its `fixup_user_fault` retry loop hit
+    /// its bound).
+    Livelock,
+    /// Not a read: `_PAGE_DIRTY` was set on a PTE that does not permit writes.
+    DirtyWithoutWrite,
 }
 
 impl fmt::Display for ReadKind {
@@ -76,6 +81,8 @@ impl fmt::Display for ReadKind {
             ReadKind::CowCopy => "COW copy",
             ReadKind::FinalLoad => "final load",
             ReadKind::FinalRead => "final read(2)",
+            ReadKind::Livelock => "futex livelock",
+            ReadKind::DirtyWithoutWrite => "dirty without write",
         })
     }
 }
@@ -231,6 +238,22 @@ impl Oracle {
     /// The writes to `loc` (for reports).
     pub fn history(&self, loc: Loc) -> &[WriteRec] {
         self.hist.get(&loc).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Records a violation that is not a wrong value (a livelock, a broken PTE invariant).
+    pub fn flag(&mut self, kind: ReadKind, loc: Loc, step: u64, by: OpRef) {
+        self.violations.push(Violation {
+            kind,
+            loc,
+            observed: 0,
+            allowed: Vec::new(),
+            start: step,
+            step,
+            by,
+            detail: Vec::new(),
+            overlapping: Vec::new(),
+            source_line: None,
+        });
     }
 
     /// Checks a read; records and returns the violation if it is one.

@@ -118,6 +118,19 @@ pub enum WOp {
         /// Value.
         value: u64,
     },
+    /// A store with page faults disabled (a futex operation).
+    Futex {
+        /// Process.
+        proc: Proc,
+        /// Mapping.
+        map: u8,
+        /// Page.
+        page: u8,
+        /// Word.
+        word: u16,
+        /// Value.
+        value: u64,
+    },
     /// `write(2)` of one word.
     Write {
         /// File.
@@ -218,6 +231,7 @@ impl WOp {
         match self {
             WOp::Load { .. } => "load",
             WOp::Store { .. } => "store",
+            WOp::Futex { .. } => "futex",
             WOp::Write { .. } => "write",
             WOp::Read { .. } => "read",
             WOp::Peek { .. } => "peek",
@@ -297,6 +311,7 @@ impl Workload {
                 let ok = match *op {
                     WOp::Load { word, .. }
                     | WOp::Store { word, .. }
+                    | WOp::Futex { word, .. }
                     | WOp::Peek { word, .. }
                     | WOp::Poke { word, .. } => word_ok(word),
                     WOp::Write { file, pgoff, word, .. } | WOp::Read { file, pgoff, word } => {
@@ -424,6 +439,7 @@ impl Gen {
                         78..=79 => WOp::Munmap { proc, map },
                         80..=81 => WOp::Remap { proc, map },
                         82 => WOp::Exit { proc },
+                        83..=86 => WOp::Futex { proc, map, page, word, value: self.value(cpu) },
                         _ => WOp::Reclaim { target: Target::User { proc, map, page } },
                     }
                 };
@@ -460,7 +476,10 @@ mod tests {
             .iter()
             .flatten()
             .filter_map(|op| match *op {
-                WOp::Store { value, .. } | WOp::Write { value, .. } | WOp::Poke { value, .. } => Some(value),
+                WOp::Store { value, .. }
+                | WOp::Futex { value, .. }
+                | WOp::Write { value, .. }
+                | WOp::Poke { value, .. } => Some(value),
                 _ => None,
             })
             .collect();

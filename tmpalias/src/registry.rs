@@ -7,7 +7,7 @@ use std::sync::Arc;
 use vipt_emu::config::Preset;
 use vipt_emu::mm::{ArchHooks, GenericHooks};
 
-use crate::lineage::{Linux3x, Linux6x, Linux24, Linux26, Linux60, WholeCache};
+use crate::lineage::{Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache};
 
 /// Makes a fresh hook set (one per scenario; called on whichever thread runs it).
 pub type Factory = Arc<dyn Fn() -> Box<dyn ArchHooks> + Send + Sync>;
@@ -194,6 +194,28 @@ impl Registry {
                 || Box::new(WholeCache),
             )
             .kernel("none (reference)"),
+            Lineage::new(
+                "swbits-gup",
+                "software young/dirty; futex fixup_user_fault through gup that does not mark: livelock",
+                || Box::new(SoftDirty::GUP),
+            )
+            .kernel("before 2.6.38 (e500-style sw bits)")
+            .bugs(&["futex livelock"])
+            .preset(Preset::Pipt),
+            Lineage::new(
+                "swbits-fault",
+                "software young/dirty; fixup_user_fault through handle_mm_fault, which marks the PTE",
+                || Box::new(SoftDirty::FAULT),
+            )
+            .kernel("2.6.38+")
+            .preset(Preset::Pipt),
+            Lineage::new(
+                "swbits-gup-marks",
+                "software young/dirty; gup marks the PTE young and dirty itself",
+                || Box::new(SoftDirty::GUP_MARKS),
+            )
+            .kernel("the gup-side fix")
+            .preset(Preset::Pipt),
             Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || {
                 Box::new(GenericHooks)
             })

@@ -7,6 +7,23 @@ use crate::mm::types::{AnonVma, Mapping, Vma};
 use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags, VmaId};
 use crate::pte::{Pte, PteFlags, PteKind};
 
+/// How many times a futex store may call `fixup_user_fault` before it is a livelock.
+pub const MAX_FUTEX_RETRIES: usize = 16;
+
+/// How the core's `fixup_user_fault` makes a faulting atomic access succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixupMode {
+    /// `handle_mm_fault` (since 2.6.38's `fixup_user_fault`): marks the PTE young and dirty.
+    Fault,
+    /// `get_user_pages(write)`, which only makes the page present and writable; with `marks`
+    /// it also sets young and dirty in the PTE (the other fix). Without it, on a machine that
+    /// tracks young/dirty in software, the atomic access keeps faulting: a livelock.
+    Gup {
+        /// gup marks the PTE young and dirty.
+        marks: bool,
+    },
+}
+
 /// How many times one user access may trap before the core gives up (a livelock is a core
 /// bug; the op then fails with [`Errno::Again`]).
 pub const MAX_ACCESS_RETRIES: usize = 64;
@@ -57,6 +74,54 @@ impl Kernel {
         Err(Errno::Again)
     }
 
+    /// A store with page faults disabled (the futex path): on a trap it does not fault but
+    /// calls `fixup_user_fault` and retries, at most [`MAX_FUTEX_RETRIES`] times; past that it
+    /// gives up with [`Errno::Again`] (a livelock).
+    pub async fn futex_store(&self, cpu: CpuId, mm: MmId, va: VirtAddr, value: u64) -> Result<u64, Errno> {
+        let space = self.mm_space(mm);
+        for _ in 0..MAX_FUTEX_RETRIES {
+            match self.user_access_raw(cpu, space, va, Some(value)).await {
+                Ok(v) => {
+                    let step = self.now();
+                    self.observe(Obs::User { cpu, mm, va, store: Some(value), value: v, step });
+                    return Ok(v);
+                }
+                Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
+                Err(Trap::PageFault { .. }) => self.fixup_user_fault(cpu, mm, va).await?,
+            }
+        }
+        Err(Errno::Again)
+    }
+
+    /// `fixup_user_fault` for a write at `va` of `mm`: make the next atomic access succeed.
+    /// How depends on [`crate::mm::ArchHooks::fixup_mode`].
+    pub async fn fixup_user_fault(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Result<(), Errno> {
+        self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
+        let r = match self.arch().fixup_mode() {
+            FixupMode::Fault => self.handle_mm_fault(cpu, mm, va, true).await,
+            FixupMode::Gup { marks } => match self.get_user_page(cpu, mm, va, true).await {
+                Ok((vma, page)) => {
+                    if marks {
+                        // gup itself marks young and dirty, if the PTE still maps the page
+                        // it pinned and permits the write.
+                        let (m, layout) = (PteFlags::ACCESSED | PteFlags::DIRTY, self.layout());
+                        self.update_pte(cpu, mm, va, |p| {
+                            let same = layout.pte_present(p) && p.raw_pfn() == page;
+                            if same && p.has(PteFlags::WRITE) { p.with_flags(m) } else { p }
+                        })
+                        .await;
+                        self.purge_tlb_local(cpu, vma.space, va).await;
+                    }
+                    self.put_page(page);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        self.unlock(cpu, LockId::MmapSem(mm));
+        r
+    }
+
     /// The dirty-bit trap handler: under `pa_dbit_lock`, atomically sets `_PAGE_DIRTY` in a
     /// PTE that is still present and writable (a single read-modify-write: a PTE
     /// write-protected meanwhile stays write-protected), then drops the local TLB entry so the
@@ -103,7 +168,11 @@ impl Kernel {
                 if write && !flags.contains(PteFlags::WRITE) {
                     self.do_wp_page(cpu, vma, va, pte).await
                 } else {
-                    // Spurious: another CPU fixed the PTE, or this CPU's TLB entry is stale.
+                    // `handle_pte_fault`'s tail: mark the PTE young (and dirty for a write it
+                    // permits), as software-tracked young/dirty needs; otherwise spurious
+                    // (another CPU fixed the PTE, or this CPU's TLB entry is stale).
+                    let mark = if write { PteFlags::ACCESSED | PteFlags::DIRTY } else { PteFlags::ACCESSED };
+                    self.update_pte(cpu, vma.mm, va, |p| if p == pte { p.with_flags(mark) } else { p }).await;
                     self.purge_tlb_local(cpu, vma.space, va).await;
                     Ok(())
                 }

@@ -52,6 +52,7 @@ use std::pin::Pin;
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, SpaceId, VirtAddr};
 use crate::machine::MissPolicy;
 use crate::mm::Kernel;
+use crate::mm::fault::FixupMode;
 use crate::mm::gather::MmuGather;
 use crate::mm::types::{MmId, Vma};
 use crate::pte::{Pte, PteFlags};
@@ -104,6 +105,15 @@ pub trait ArchHooks {
             return d.unmap_order();
         }
         UnmapOrder::FlushThenClear
+    }
+
+    /// How `fixup_user_fault` works in this kernel (the futex path). Default:
+    /// [`FixupMode::Fault`], which leaves the PTE young and dirty.
+    fn fixup_mode(&self) -> FixupMode {
+        if let Some(d) = self.delegate() {
+            return d.fixup_mode();
+        }
+        FixupMode::Fault
     }
 
     // ----- PTE updates ------------------------------------------------------------------

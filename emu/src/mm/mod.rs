@@ -38,6 +38,7 @@ use crate::pgtable::PteSlot;
 use crate::pte::{Pte, PteLayout};
 
 pub use exec::{Executor, StepError};
+pub use fault::FixupMode;
 pub use gather::MmuGather;
 pub use hooks::{ArchHooks, GenericHooks, HookFuture, UnmapOrder};
 pub use lock::{LockId, LockMode};
@@ -515,7 +516,9 @@ impl Kernel {
     pub async fn write_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
         self.step(cpu, Action::PteWrite { mm, va }).await;
         if let Some(slot) = self.pte_slot(mm, va) {
+            let old = self.m.borrow().pt.pte(slot);
             self.m.borrow_mut().pt.set_pte(slot, pte);
+            self.check_dirty(cpu, mm, va, old, pte);
             self.note_install(cpu, mm, va, pte);
         }
     }
@@ -538,6 +541,19 @@ impl Kernel {
     /// Forgets an owed install observation (the install lost a race and was abandoned).
     pub fn cancel_install(&self, cpu: CpuId) {
         self.slots[cpu.index()].pending_install.set(None);
+    }
+
+    /// The invariant: `_PAGE_DIRTY` is only ever newly set on a present, writable PTE.
+    fn check_dirty(&self, cpu: CpuId, mm: MmId, va: VirtAddr, old: Pte, new: Pte) {
+        use crate::pte::PteFlags;
+        if self.layout.pte_present(new)
+            && new.has(PteFlags::DIRTY)
+            && !new.has(PteFlags::WRITE)
+            && !old.has(PteFlags::DIRTY)
+        {
+            let step = self.now();
+            self.observe(Obs::DirtyWithoutWrite { cpu, mm, va, step });
+        }
     }
 
     fn note_install(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
@@ -569,6 +585,7 @@ impl Kernel {
         let new = f(old);
         m.pt.set_pte(slot, new);
         drop(m);
+        self.check_dirty(cpu, mm, va, old, new);
         self.note_install(cpu, mm, va, new);
         old
     }

@@ -114,4 +114,16 @@ pub enum Obs {
         /// When.
         step: u64,
     },
+    /// A PTE write set `_PAGE_DIRTY` on a PTE without `_PAGE_WRITE`: dirty recorded for an
+    /// access the PTE does not permit (an invariant every lineage must keep).
+    DirtyWithoutWrite {
+        /// CPU.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+        /// When.
+        step: u64,
+    },
 }

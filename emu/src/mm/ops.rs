@@ -49,6 +49,15 @@ pub enum Op {
         /// Value.
         value: u64,
     },
+    /// A store with page faults disabled (a futex operation): `fixup_user_fault` and retry.
+    Futex {
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+        /// Value.
+        value: u64,
+    },
     /// `mmap`.
     Mmap {
         /// Process.
@@ -150,6 +159,7 @@ impl Op {
         match self {
             Op::Load { .. } => "load",
             Op::Store { .. } => "store",
+            Op::Futex { .. } => "futex",
             Op::Mmap { .. } => "mmap",
             Op::Munmap { .. } => "munmap",
             Op::Fork { .. } => "fork",
@@ -217,6 +227,7 @@ impl Kernel {
         let mm_of = match op {
             Op::Load { mm, .. }
             | Op::Store { mm, .. }
+            | Op::Futex { mm, .. }
             | Op::Mmap { mm, .. }
             | Op::Munmap { mm, .. }
             | Op::Fork { mm }
@@ -245,6 +256,7 @@ impl Kernel {
             Op::Store { mm, va, value } => {
                 res(self.user_access(cpu, mm, va, Some(value)).await, OpResult::Value)
             }
+            Op::Futex { mm, va, value } => res(self.futex_store(cpu, mm, va, value).await, OpResult::Value),
             Op::Mmap { mm, args } => res(self.sys_mmap(cpu, mm, args).await, OpResult::Mapped),
             Op::Munmap { mm, va, pages } => {
                 res(self.sys_munmap(cpu, mm, va, pages).await, |()| OpResult::Done)

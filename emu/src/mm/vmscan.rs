@@ -104,8 +104,10 @@ impl Kernel {
         let mut s = self.state();
         let d = s.pages[page.index()];
         // `__remove_mapping`: only the cache's reference and ours may remain
-        // (`page_ref_freeze(page, 2)`); a pin from `get_user_pages` keeps the page cached.
-        if d.mapcount > 0 || d.refcount != 2 {
+        // (`page_ref_freeze(page, 2)`); a pin from `get_user_pages` keeps the page cached. A
+        // page dirtied again during `pageout` (a `get_user_pages` writer that has already
+        // dropped its pin) is kept too: its new data is not on disk or in swap.
+        if d.mapcount > 0 || d.refcount != 2 || d.flags.contains(PageFlags::DIRTY) {
             return Err(Errno::Busy);
         }
         match d.mapping {

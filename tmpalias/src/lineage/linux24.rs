@@ -3,7 +3,7 @@
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
 use vipt_emu::machine::MissPolicy;
 use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, UnmapOrder, Vma};
-use vipt_emu::pte::{Pte, PteLayout};
+use vipt_emu::pte::Pte;
 
 use crate::lineage::Linux26;
 use crate::parisc;
@@ -40,12 +40,7 @@ impl ArchHooks for Linux24 {
         Some(&BASE)
     }
     fn miss_policy(&self) -> MissPolicy {
-        MissPolicy {
-            layout: PteLayout::Linux2614,
-            flush_ptes: false,
-            tmpalias_data: true,
-            tmpalias_nonaccess: false,
-        }
+        MissPolicy { flush_ptes: false, ..MissPolicy::LINUX_2614 }
     }
     fn unmap_order(&self) -> UnmapOrder {
         UnmapOrder::ClearThenFlush

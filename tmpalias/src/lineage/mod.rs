@@ -5,6 +5,7 @@ pub mod linux26;
 pub mod linux3x;
 pub mod linux60;
 pub mod linux6x;
+pub mod soft_dirty;
 pub mod whole_cache;
 
 pub use linux3x::Linux3x;
@@ -12,4 +13,5 @@ pub use linux6x::Linux6x;
 pub use linux24::Linux24;
 pub use linux26::{Filter, Linux26};
 pub use linux60::Linux60;
+pub use soft_dirty::SoftDirty;
 pub use whole_cache::WholeCache;
