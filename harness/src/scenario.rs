@@ -486,6 +486,13 @@ impl<'k> Runner<'k> {
         OpRef { cpu: cpu as u8, index: Some(index as u16) }
     }
 
+    /// The operation `cpu` is running, or just the CPU between operations.
+    fn current_op(&self, cpu: CpuId) -> OpRef {
+        self.flights[cpu.index()]
+            .as_ref()
+            .map_or(OpRef { cpu: cpu.0, index: None }, |f| Self::by(cpu.index(), f.index))
+    }
+
     /// Starts the next operation of every idle CPU that may start one.
     fn spawn_ready(&mut self) {
         for cpu in 0..self.w.cpus as usize {
@@ -700,17 +707,13 @@ impl<'k> Runner<'k> {
                 for (i, &w) in WORDS.iter().enumerate() {
                     vals[i] = self.k.machine().view_word(va.with_word(w as usize), new.word(w as usize));
                 }
-                let by = self.flights[cpu.index()]
-                    .as_ref()
-                    .map_or(OpRef { cpu: cpu.0, index: None }, |f| Self::by(cpu.index(), f.index));
+                let by = self.current_op(cpu);
                 // A CPU copies one page at a time; an earlier copy of its was abandoned.
                 self.pending_copies.retain(|c| c.cpu != cpu);
                 self.pending_copies.push(Copy { cpu, new, vals, start: copy_start, end: step, by });
             }
             Obs::DirtyWithoutWrite { cpu, mm, va, step } => {
-                let by = self.flights[cpu.index()]
-                    .as_ref()
-                    .map_or(OpRef { cpu: cpu.0, index: None }, |f| Self::by(cpu.index(), f.index));
+                let by = self.current_op(cpu);
                 if let Some((p, map, page)) = self.find_page(mm, va)
                     && let Some(pl) = self.page_loc(p, map, page)
                 {
