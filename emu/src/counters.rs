@@ -43,6 +43,10 @@ pub struct Counters {
     pub ipis: u64,
     /// Words moved by DMA.
     pub dma_words: u64,
+    /// `mmu_gather` flushes that flushed the whole mm (not costed: their purges are).
+    pub gather_mm_flushes: u64,
+    /// `mmu_gather` flushes that purged a range (not costed: their purges are).
+    pub gather_range_flushes: u64,
 }
 
 impl Counters {
@@ -88,7 +92,9 @@ impl Counters {
             purges_broadcast,
             tlb_flush_all,
             ipis,
-            dma_words
+            dma_words,
+            gather_mm_flushes,
+            gather_range_flushes
         )
     }
 }

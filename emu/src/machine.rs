@@ -718,6 +718,30 @@ impl Machine {
         self.ev(cpu, What::PurgeAll { target });
     }
 
+    /// A CPU holding a TLB entry of a user space (not flush-only) that translates to `pfn`.
+    pub fn tlb_holder(&self, pfn: Pfn) -> Option<CpuId> {
+        self.cpus
+            .iter()
+            .position(|c| {
+                c.tlb.entries().iter().any(|e| e.pfn == pfn && e.space != SpaceId::KERNEL && !e.flush_only)
+            })
+            .map(|i| CpuId(i as u8))
+    }
+
+    /// A CPU holding a TLB entry (not flush-only) for `va` of `space` that translates to `pfn`.
+    pub fn tlb_translates(&self, space: SpaceId, va: VirtAddr, pfn: Pfn) -> Option<CpuId> {
+        let vpn = va.vpn();
+        self.cpus
+            .iter()
+            .position(|c| {
+                c.tlb
+                    .entries()
+                    .iter()
+                    .any(|e| e.space == space && e.vpn == vpn && e.pfn == pfn && !e.flush_only)
+            })
+            .map(|i| CpuId(i as u8))
+    }
+
     /// Sets `cpu`'s tmpalias registers.
     pub fn set_tmpalias(&mut self, cpu: CpuId, regs: TmpaliasRegs) {
         self.cpus[cpu.index()].tmpalias = regs;

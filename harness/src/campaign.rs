@@ -60,6 +60,10 @@ pub struct LineageResult {
     pub reproducer: Option<String>,
     /// Wall-clock seconds for the whole lineage (varies).
     pub seconds: f64,
+    /// `mmu_gather` flushes that flushed the whole mm, summed over the scenarios.
+    pub gather_mm_flushes: u64,
+    /// `mmu_gather` flushes that purged a range, summed over the scenarios.
+    pub gather_range_flushes: u64,
 }
 
 #[derive(Default)]
@@ -70,6 +74,8 @@ struct Tally {
     first: Option<(u64, Duration)>,
     classes: BTreeMap<String, u64>,
     first_anomaly: Option<(u64, String)>,
+    mm_flushes: u64,
+    range_flushes: u64,
 }
 
 /// Chunk of seeds a worker takes at a time.
@@ -92,9 +98,11 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
                     }
                     let hi = (lo + CHUNK).min(cfg.seeds.end);
                     for seed in lo..hi {
-                        let w = Workload::generate(seed, max_cpus);
+                        let w = Workload::generate_for(seed, max_cpus, lineage.family);
                         let o = run(&cfg.run, lineage, &w, cfg.scheduler.chooser(seed));
                         local.scenarios += 1;
+                        local.mm_flushes += o.counters.gather_mm_flushes;
+                        local.range_flushes += o.counters.gather_range_flushes;
                         if let Some(a) = o.anomaly {
                             local.anomalies += 1;
                             if local.first_anomaly.as_ref().is_none_or(|(s, _)| seed < *s) {
@@ -115,6 +123,8 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
                 t.scenarios += local.scenarios;
                 t.violations += local.violations;
                 t.anomalies += local.anomalies;
+                t.mm_flushes += local.mm_flushes;
+                t.range_flushes += local.range_flushes;
                 for (k, v) in local.classes {
                     *t.classes.entry(k).or_default() += v;
                 }
@@ -160,6 +170,8 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
         classes: t.classes,
         reproducer,
         seconds: start.elapsed().as_secs_f64(),
+        gather_mm_flushes: t.mm_flushes,
+        gather_range_flushes: t.range_flushes,
     }
 }
 

@@ -36,7 +36,7 @@ pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
     let seed: u64 = u.arbitrary().unwrap_or(0);
     let speculation: bool = u.arbitrary().unwrap_or(true);
     let preset = lineage.preset.unwrap_or(Preset::Tiny);
-    let workload = Workload::generate(seed, preset.config().cpus);
+    let workload = Workload::generate_for(seed, preset.config().cpus, lineage.family);
     let cfg = RunConfig { preset, speculation, ..RunConfig::default() };
     let (rec, tape) = Recorder::new(Box::new(Bytes::new(u.take_rest())));
     let o = run(&cfg, lineage, &workload, Box::new(rec));

@@ -191,6 +191,7 @@ fn lineages(registry: &Registry, json: bool) -> Result<ExitCode, UserError> {
                 serde_json::json!({
                     "name": l.name, "summary": l.summary, "kernel": l.kernel, "bugs": l.bugs,
                     "preset": l.preset.map(|p| p.name()), "default": l.default,
+                    "family": l.family.name(),
                 })
             })
             .collect();
@@ -199,7 +200,11 @@ fn lineages(registry: &Registry, json: bool) -> Result<ExitCode, UserError> {
         for l in registry.iter() {
             let bugs = if l.bugs.is_empty() { String::new() } else { format!(" [{}]", l.bugs.join(" ")) };
             let opt = if l.default { "" } else { " (optional)" };
-            println!("{:<18} {:<30} {}{bugs}{opt}", l.name, l.kernel, l.summary);
+            let family = match l.family {
+                vipt_tmpalias::Family::Mixed => String::new(),
+                f => format!(" {{{} workloads}}", f.name()),
+            };
+            println!("{:<18} {:<30} {}{bugs}{family}{opt}", l.name, l.kernel, l.summary);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -273,6 +278,12 @@ fn print_table(results: &[LineageResult], lineages: &[&Lineage]) {
             println!(
                 "{:<18} {} scenario(s) hit a deadlock or step limit: a bug of the core",
                 "", r.anomalies
+            );
+        }
+        if r.gather_mm_flushes + r.gather_range_flushes > 0 && l.family == vipt_tmpalias::Family::Gather {
+            println!(
+                "{:<18} mmu_gather flushes: {} whole-mm, {} range",
+                "", r.gather_mm_flushes, r.gather_range_flushes
             );
         }
         if let Some(p) = &r.reproducer {

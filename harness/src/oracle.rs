@@ -29,6 +29,12 @@ pub enum PageLoc {
         /// Its number.
         id: u32,
     },
+    /// A physical frame, for violations about a frame rather than a word (freed while
+    /// reachable, stale TLB entries).
+    Frame {
+        /// Its number.
+        pfn: u32,
+    },
 }
 
 /// A logical word.
@@ -45,6 +51,7 @@ impl fmt::Display for Loc {
         match self.page {
             PageLoc::File { file, pgoff } => write!(f, "file{file}:page{pgoff}:word{}", self.word),
             PageLoc::Private { id } => write!(f, "private#{id}:word{}", self.word),
+            PageLoc::Frame { pfn } => write!(f, "frame{pfn}"),
         }
     }
 }
@@ -70,6 +77,13 @@ pub enum ReadKind {
     Livelock,
     /// Not a read: `_PAGE_DIRTY` was set on a PTE that does not permit writes.
     DirtyWithoutWrite,
+    /// Not a read: a store to a device-like shared mapping was followed by no harvest of the
+    /// dirty log naming its page (recorded neither in the PTE dirty bit nor in the log).
+    LostDirty,
+    /// Not a read: a frame was freed while a TLB entry or a lockless walker could reach it.
+    FreedReachable,
+    /// Not a read: an `mmu_gather` flush left a translation of a PTE it cleared.
+    StaleTlb,
 }
 
 impl fmt::Display for ReadKind {
@@ -83,6 +97,9 @@ impl fmt::Display for ReadKind {
             ReadKind::FinalRead => "final read(2)",
             ReadKind::Livelock => "futex livelock",
             ReadKind::DirtyWithoutWrite => "dirty without write",
+            ReadKind::LostDirty => "lost dirtiness",
+            ReadKind::FreedReachable => "freed while reachable",
+            ReadKind::StaleTlb => "stale TLB after gather flush",
         })
     }
 }
@@ -156,6 +173,7 @@ impl Violation {
         let page = match self.loc.page {
             PageLoc::File { .. } => "file",
             PageLoc::Private { .. } => "private",
+            PageLoc::Frame { .. } => "frame",
         };
         format!("{}:{}", self.kind, page)
     }

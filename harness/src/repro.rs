@@ -164,7 +164,7 @@ impl Reproducer {
         seed: u64,
         max_cpus: usize,
     ) -> Option<Reproducer> {
-        let workload = Workload::generate(seed, max_cpus);
+        let workload = Workload::generate_for(seed, max_cpus, lineage.family);
         let (rec, tape) = Recorder::new(scheduler.chooser(seed));
         let o = run(cfg, lineage, &workload, Box::new(rec));
         let v = o.violations.first()?;

@@ -1,6 +1,7 @@
 //! Running one scenario: set-up, the concurrent programs under a scheduler, the final
 //! read-back, all judged by the [`Oracle`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use vipt_emu::addr::{CpuId, PAGE_SIZE, VirtAddr};
@@ -11,7 +12,7 @@ use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::vmscan::ReclaimTarget;
 use vipt_emu::mm::{Errno, Executor, FileId, Kernel, MmId, Obs, Op, OpResult};
 use vipt_emu::trace::What;
-use vipt_tmpalias::Lineage;
+use vipt_tmpalias::{Family, Lineage};
 
 use crate::oracle::{Loc, OpRef, Oracle, PageLoc, ReadKind, Violation};
 use crate::workload::{MAX_FILE_PAGES, MapKind, Proc, Target, WORDS, WOp, Workload};
@@ -73,6 +74,8 @@ pub struct Outcome {
     pub timeline: Vec<String>,
     /// User loads judged during the concurrent phase.
     pub user_loads: u64,
+    /// The machine's event counters at the end of the run.
+    pub counters: vipt_emu::counters::Counters,
 }
 
 impl Outcome {
@@ -163,6 +166,12 @@ struct Flight {
     poke: bool,
     /// The logical page `get_user_pages` pinned, for `access_process_vm`.
     pinned: Option<PageLoc>,
+    /// A `munmap` or re-`mmap` of this mapping of a process: one at a time per mapping, as
+    /// the runner tracks one address per mapping.
+    remaps: Option<(usize, usize)>,
+    /// A `gup_fast` whose address was mapped by nothing the runner knows of when it pinned
+    /// (a mapping being created or torn down at that moment): its read is not judged.
+    unjudged: bool,
     written: Vec<Loc>,
     emu: Op,
 }
@@ -188,6 +197,12 @@ struct Runner<'k> {
     racy_poke: bool,
     corrupt_load: Option<u64>,
     loads: u64,
+    /// The file whose dirty log the workload's cleans harvest ([`Family::Clean`]).
+    dirty_file: Option<u8>,
+    /// Per page offset of `dirty_file`: the last user store to it (step, writer, word).
+    last_store: BTreeMap<u64, (u64, OpRef, u16)>,
+    /// Per page offset of `dirty_file`: the step of the last harvest that named it.
+    synced: BTreeMap<u64, u64>,
 }
 
 /// Runs `w` on a machine of `cfg.preset` (or the lineage's own) with `lineage`'s hooks, every
@@ -227,6 +242,9 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         racy_poke: cfg.racy_poke,
         corrupt_load: cfg.corrupt_load,
         loads: 0,
+        dirty_file: (lineage.family == Family::Clean && !w.files.is_empty()).then_some(0),
+        last_store: BTreeMap::new(),
+        synced: BTreeMap::new(),
     };
     r.setup();
     if cfg.trace {
@@ -236,6 +254,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
     r.concurrent(cfg.max_steps);
     r.ex.speculation = false;
     if r.anomaly.is_none() {
+        r.final_clean();
         r.final_readback();
     }
     if cfg.trace {
@@ -255,6 +274,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         timeline: r.timeline.unwrap_or_default(),
         user_loads: r.loads,
         violations: std::mem::take(&mut r.oracle.violations),
+        counters: k.machine().counters,
     }
 }
 
@@ -356,6 +376,8 @@ impl<'k> Runner<'k> {
             teardown: None,
             poke: false,
             pinned: None,
+            remaps: None,
+            unjudged: false,
             written: Vec::new(),
             emu: Op::Fsync { file: FileId(0) },
         };
@@ -423,6 +445,9 @@ impl<'k> Runner<'k> {
                 let pi = self.proc_index(cpu, proc)?;
                 let m = self.procs[pi].maps.get(map as usize)?;
                 (f.proc, f.map) = (Some(pi), map as usize);
+                if !matches!(op, WOp::Msync { .. }) {
+                    f.remaps = Some((pi, map as usize));
+                }
                 if matches!(op, WOp::Munmap { .. }) {
                     f.teardown = Some(Teardown::Map(pi, map as usize));
                 }
@@ -434,6 +459,15 @@ impl<'k> Runner<'k> {
                     _ => return None,
                 };
             }
+            WOp::GupFast { proc, map, page, word } => {
+                // Lockless by design: no teardown rule holds it back (its read goes through
+                // the page it pinned, not through the mapping).
+                let (pi, mi, pg, va) = user(proc, map, page)?;
+                (f.proc, f.map, f.page, f.word) = (Some(pi), mi, pg, word);
+                self.page_loc(pi, mi, pg)?;
+                f.emu = Op::GupFast { mm: self.procs[pi].mm, va: va.with_word(word as usize) };
+            }
+            WOp::Clean { file } => f.emu = Op::CleanDirty { file: self.files[file as usize] },
             WOp::Fsync { file } => f.emu = Op::Fsync { file: self.files[file as usize] },
             WOp::Truncate { file, pages } => {
                 f.teardown = Some(Teardown::File(file));
@@ -478,7 +512,8 @@ impl<'k> Runner<'k> {
                     || matches!((g.access, f.teardown), (Some((p, m)), Some(t)) if self.tears(t, p, m)));
             let poke_clash =
                 !self.racy_poke && (f.poke || g.poke) && f.access.is_some() && f.access == g.access;
-            !writes_clash && !teardown_clash && !poke_clash
+            let remap_clash = f.remaps.is_some() && f.remaps == g.remaps;
+            !writes_clash && !teardown_clash && !poke_clash && !remap_clash
         })
     }
 
@@ -658,7 +693,14 @@ impl<'k> Runner<'k> {
             Obs::User { cpu, store, value, step, .. } => {
                 let Some((loc, by, _)) = self.flight_loc(cpu.index()) else { return };
                 match store {
-                    Some(v) => self.oracle.write(loc, step, step, v, by),
+                    Some(v) => {
+                        self.oracle.write(loc, step, step, v, by);
+                        if let PageLoc::File { file, pgoff } = loc.page
+                            && Some(file) == self.dirty_file
+                        {
+                            self.last_store.insert(pgoff, (step, by, loc.word));
+                        }
+                    }
                     None => {
                         let flip = self.corrupt_load == Some(self.loads);
                         self.loads += 1;
@@ -673,6 +715,9 @@ impl<'k> Runner<'k> {
                 }
             }
             Obs::Remote { cpu, store, value, step, .. } => {
+                if self.flights[cpu.index()].as_ref().is_some_and(|f| f.unjudged) {
+                    return;
+                }
                 let Some((loc, by, start)) = self.flight_loc(cpu.index()) else { return };
                 match store {
                     Some(v) => {
@@ -718,6 +763,51 @@ impl<'k> Runner<'k> {
                     && let Some(pl) = self.page_loc(p, map, page)
                 {
                     self.oracle.flag(ReadKind::DirtyWithoutWrite, Loc { page: pl, word: 0 }, step, by);
+                }
+            }
+            Obs::DirtySynced { file, pages, step, .. } => {
+                let fi = self.files.iter().position(|&x| x == file).map(|i| i as u8);
+                if fi.is_some() && fi == self.dirty_file {
+                    for pgoff in (0..64).filter(|b| pages & (1 << b) != 0) {
+                        self.synced.insert(pgoff, step);
+                    }
+                }
+            }
+            Obs::FreedReachable { cpu, pfn, table, holder, walker, step } => {
+                let by = self.current_op(cpu);
+                let loc = Loc { page: PageLoc::Frame { pfn: pfn.0 }, word: 0 };
+                self.oracle.flag(ReadKind::FreedReachable, loc, step, by);
+                let what = if table { "page-table page" } else { "page" };
+                let via = if walker { "from inside its gup_fast walk" } else { "through a TLB entry" };
+                if let Some(v) = self.oracle.violations.last_mut() {
+                    v.detail.push(format!("{what} {pfn:?} freed while cpu{} can reach it {via}", holder.0));
+                }
+            }
+            Obs::StaleTlb { cpu, mm, va, pfn, holder, step } => {
+                let by = self.current_op(cpu);
+                let page = self
+                    .find_page(mm, va)
+                    .and_then(|(p, map, page)| self.page_loc(p, map, page))
+                    .unwrap_or(PageLoc::Frame { pfn: pfn.0 });
+                self.oracle.flag(ReadKind::StaleTlb, Loc { page, word: 0 }, step, by);
+                if let Some(v) = self.oracle.violations.last_mut() {
+                    v.detail.push(format!(
+                        "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
+                        holder.0
+                    ));
+                }
+            }
+            Obs::Pinned { cpu, mm, va, .. }
+                if self.flights[cpu.index()]
+                    .as_ref()
+                    .is_some_and(|f| matches!(f.op, WOp::GupFast { .. })) =>
+            {
+                // gup_fast is not held off by teardowns: the address may map something else
+                // by now. What it pinned is whatever the address maps at this step.
+                let pl = self.find_page(mm, va).and_then(|(p, map, page)| self.page_loc(p, map, page));
+                if let Some(f) = &mut self.flights[cpu.index()] {
+                    f.pinned = pl;
+                    f.unjudged = pl.is_none();
                 }
             }
             Obs::Pinned { cpu, .. } => {
@@ -767,6 +857,28 @@ impl<'k> Runner<'k> {
                 if r.hit { "a line already in the cache" } else { "filled from memory by this load" }
             ),
             None => "value source unknown".into(),
+        }
+    }
+
+    /// [`Family::Clean`]: one last clean once every program is done, then the check that
+    /// every page's last store was followed by a harvest naming the page (SPEC §7, lost
+    /// dirtiness): a store that reached neither the PTE dirty bit nor the log is flagged.
+    fn final_clean(&mut self) {
+        let Some(fi) = self.dirty_file else { return };
+        self.sequential(Op::CleanDirty { file: self.files[fi as usize] });
+        self.drain();
+        for (&pgoff, &(step, by, word)) in &self.last_store {
+            if self.synced.get(&pgoff).is_none_or(|&s| s < step) {
+                let loc = Loc { page: PageLoc::File { file: fi, pgoff }, word };
+                self.oracle.flag(ReadKind::LostDirty, loc, step, by);
+                if let Some(v) = self.oracle.violations.last_mut() {
+                    let last =
+                        self.synced.get(&pgoff).map_or("never".to_string(), |s| format!("last at step {s}"));
+                    v.detail.push(format!(
+                        "store at step {step} to page {pgoff}; the dirty log named the page {last}, never after the store"
+                    ));
+                }
+            }
         }
     }
 

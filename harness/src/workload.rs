@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use vipt_emu::addr::{PAGE_SIZE, SHM_COLOUR};
+use vipt_tmpalias::Family;
 
 /// The words of each page that workloads touch: two in the first line, one in each of two
 /// later lines, and the last word of the page.
@@ -223,6 +224,22 @@ pub enum WOp {
         /// Which.
         target: Target,
     },
+    /// `get_user_pages_fast` of a page, then a kernel read of one word of it.
+    GupFast {
+        /// Process.
+        proc: Proc,
+        /// Mapping.
+        map: u8,
+        /// Page.
+        page: u8,
+        /// Word.
+        word: u16,
+    },
+    /// A driver's dirty-log clean and harvest of every shared mapping of a file.
+    Clean {
+        /// File.
+        file: u8,
+    },
 }
 
 impl WOp {
@@ -244,6 +261,8 @@ impl WOp {
             WOp::Fsync { .. } => "fsync",
             WOp::Truncate { .. } => "truncate",
             WOp::Reclaim { .. } => "reclaim",
+            WOp::GupFast { .. } => "gup_fast",
+            WOp::Clean { .. } => "clean",
         }
     }
 }
@@ -313,11 +332,12 @@ impl Workload {
                     | WOp::Store { word, .. }
                     | WOp::Futex { word, .. }
                     | WOp::Peek { word, .. }
-                    | WOp::Poke { word, .. } => word_ok(word),
+                    | WOp::Poke { word, .. }
+                    | WOp::GupFast { word, .. } => word_ok(word),
                     WOp::Write { file, pgoff, word, .. } | WOp::Read { file, pgoff, word } => {
                         file_ok(file, pgoff) && word_ok(word)
                     }
-                    WOp::Fsync { file } => file < nfiles,
+                    WOp::Fsync { file } | WOp::Clean { file } => file < nfiles,
                     WOp::Truncate { file, pages } => file < nfiles && pages <= MAX_FILE_PAGES,
                     WOp::Reclaim { target: Target::File { file, pgoff } } => file_ok(file, pgoff),
                     _ => true,
@@ -330,10 +350,24 @@ impl Workload {
         Ok(())
     }
 
-    /// Generates the workload of `seed` for a machine with `max_cpus` CPUs.
+    /// Generates the [`Family::Mixed`] workload of `seed` for a machine with `max_cpus` CPUs.
     pub fn generate(seed: u64, max_cpus: usize) -> Workload {
-        let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_7a11_0ad5), next_value: 0 };
-        g.workload(max_cpus)
+        Workload::generate_for(seed, max_cpus, Family::Mixed)
+    }
+
+    /// Generates the workload of `seed` in `family` for a machine with `max_cpus` CPUs.
+    pub fn generate_for(seed: u64, max_cpus: usize, family: Family) -> Workload {
+        let salt = match family {
+            Family::Mixed => 0x005e_ed0f_7a11_0ad5,
+            Family::Gather => 0x6a7e_e12f_0000_0003,
+            Family::Clean => 0xc1ea_0d17_0000_0004,
+        };
+        let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ salt), next_value: 0 };
+        match family {
+            Family::Mixed => g.workload(max_cpus),
+            Family::Gather => g.gather(max_cpus),
+            Family::Clean => g.clean(max_cpus),
+        }
     }
 }
 
@@ -441,6 +475,122 @@ impl Gen {
                         82 => WOp::Exit { proc },
                         83..=86 => WOp::Futex { proc, map, page, word, value: self.value(cpu) },
                         _ => WOp::Reclaim { target: Target::User { proc, map, page } },
+                    }
+                };
+                prog.push(op);
+            }
+            programs.push(prog);
+        }
+        Workload { cpus, files, procs, maps, programs }
+    }
+    /// A process for an operation of a program whose home process is `home`: mostly the
+    /// home one, now and then a child forked by this program.
+    fn thread_proc(&mut self, home: u8, forks: u8) -> Proc {
+        if forks > 0 && self.rng.random_range(0..100) < 25 {
+            Proc::Child(self.rng.random_range(0..forks))
+        } else {
+            Proc::Init(home)
+        }
+    }
+
+    /// [`Family::Gather`]: threads of one or two processes store, load and run `gup_fast`
+    /// while others unmap and remap their mappings. Each file mapping lies in a page-table
+    /// page of its own, so unmapping it frees that table.
+    fn gather(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
+        let nfiles = self.rng.random_range(1..=2u8);
+        let files: Vec<FileSpec> =
+            (0..nfiles).map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }).collect();
+        let procs = self.rng.random_range(1..=2u8);
+        let mut maps = Vec::new();
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(2..=3) {
+                let kind = if self.rng.random_range(0..100) < 30 {
+                    MapKind::Anon
+                } else {
+                    let file = self.rng.random_range(0..nfiles);
+                    MapKind::File { file, pgoff: 0, shared: self.rng.random_range(0..100) < 60 }
+                };
+                let pages = match kind {
+                    MapKind::File { file, .. } => files[file as usize].pages,
+                    MapKind::Anon => self.rng.random_range(1..=2),
+                };
+                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
+            }
+        }
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::new();
+        for cpu in 0..cpus as usize {
+            let home = self.rng.random_range(0..procs);
+            let mut forks = 0u8;
+            let n = self.rng.random_range(5..=12);
+            let mut prog = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proc = self.thread_proc(home, forks);
+                let map = self.rng.random_range(0..maps_of(home).max(1));
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let op = match self.rng.random_range(0..100) {
+                    0..=14 => WOp::Load { proc, map, page, word },
+                    15..=34 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
+                    35..=59 => WOp::GupFast { proc, map, page, word },
+                    60..=72 => WOp::Munmap { proc, map },
+                    73..=87 => WOp::Remap { proc, map },
+                    88..=91 => {
+                        forks += 1;
+                        WOp::Fork { proc }
+                    }
+                    92..=95 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                    _ => {
+                        let file = self.rng.random_range(0..nfiles);
+                        WOp::Truncate { file, pages: self.rng.random_range(0..=files[file as usize].pages) }
+                    }
+                };
+                prog.push(op);
+            }
+            programs.push(prog);
+        }
+        Workload { cpus, files, procs, maps, programs }
+    }
+
+    /// [`Family::Clean`]: one device-like file, mapped shared by one or two processes;
+    /// threads store to it and load from it while some clean its dirty log.
+    fn clean(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(3.min(max_cpus).max(2)..=max_cpus.clamp(2, 4)) as u8;
+        let pages = self.rng.random_range(1..=2);
+        let files = vec![FileSpec { pages, colour: 0 }];
+        let procs = self.rng.random_range(1..=2u8);
+        let mut maps = Vec::new();
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(1..=2) {
+                maps.push(MapSpec {
+                    proc: p,
+                    kind: MapKind::File { file: 0, pgoff: 0, shared: true },
+                    pages,
+                    fixed: None,
+                });
+            }
+        }
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::new();
+        for cpu in 0..cpus as usize {
+            let home = self.rng.random_range(0..procs);
+            let mut forks = 0u8;
+            let n = self.rng.random_range(6..=12);
+            let mut prog = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proc = self.thread_proc(home, forks);
+                let map = self.rng.random_range(0..maps_of(home).max(1));
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let op = match self.rng.random_range(0..100) {
+                    0..=14 => WOp::Load { proc, map, page, word },
+                    15..=59 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
+                    60..=64 => WOp::Futex { proc, map, page, word, value: self.value(cpu) },
+                    65..=95 => WOp::Clean { file: 0 },
+                    _ => {
+                        forks += 1;
+                        WOp::Fork { proc }
                     }
                 };
                 prog.push(op);

@@ -25,4 +25,4 @@ pub mod parisc;
 pub mod registry;
 pub mod window;
 
-pub use registry::{Lineage, Registry};
+pub use registry::{Family, Lineage, Registry};

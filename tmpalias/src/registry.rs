@@ -7,10 +7,36 @@ use std::sync::Arc;
 use vipt_emu::config::Preset;
 use vipt_emu::mm::{ArchHooks, GenericHooks};
 
-use crate::lineage::{Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache};
+use crate::lineage::{Clean, Gather, Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache};
 
 /// Makes a fresh hook set (one per scenario; called on whichever thread runs it).
 pub type Factory = Arc<dyn Fn() -> Box<dyn ArchHooks> + Send + Sync>;
+
+/// Which workload family a lineage's scenarios are drawn from: the mix of operations that
+/// can reach the race its variants differ in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Files, anonymous memory, COW, fork, reclaim, truncate, ptrace and futexes: the
+    /// flush-contract workloads (every parisc lineage, `pipt`, `swbits-*`).
+    #[default]
+    Mixed,
+    /// Threads unmapping and remapping while others run `gup_fast` (`gather-*`).
+    Gather,
+    /// Stores to a device-like shared mapping while drivers clean its dirty log
+    /// (`clean-*`).
+    Clean,
+}
+
+impl Family {
+    /// Name, as `vipt lineages` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Mixed => "mixed",
+            Family::Gather => "gather",
+            Family::Clean => "clean",
+        }
+    }
+}
 
 /// A registered lineage.
 #[derive(Clone)]
@@ -28,6 +54,8 @@ pub struct Lineage {
     pub preset: Option<Preset>,
     /// Part of the default campaign.
     pub default: bool,
+    /// The workload family its scenarios are drawn from.
+    pub family: Family,
     make: Factory,
 }
 
@@ -54,6 +82,7 @@ impl Lineage {
             bugs: Vec::new(),
             preset: None,
             default: true,
+            family: Family::Mixed,
             make: Arc::new(make),
         }
     }
@@ -73,6 +102,12 @@ impl Lineage {
     /// Pins the machine preset.
     pub fn preset(mut self, p: Preset) -> Self {
         self.preset = Some(p);
+        self
+    }
+
+    /// Sets the workload family.
+    pub fn family(mut self, f: Family) -> Self {
+        self.family = f;
         self
     }
 
@@ -216,6 +251,65 @@ impl Registry {
             )
             .kernel("the gup-side fix")
             .preset(Preset::Pipt),
+            Lineage::new(
+                "gather-range",
+                "mmu_gather: range flush, then wait for gup_fast walkers, then free pages and tables",
+                || Box::new(Gather::RANGE),
+            )
+            .kernel("generic mmu_gather with MMU_GATHER_RCU_TABLE_FREE")
+            .preset(Preset::Pipt)
+            .family(Family::Gather),
+            Lineage::new(
+                "gather-fullmm",
+                "mmu_gather flushing the whole mm every time: correct, the cost comparison",
+                || Box::new(Gather::FULLMM),
+            )
+            .kernel("architectures without ranged TLB invalidation")
+            .preset(Preset::Pipt)
+            .family(Family::Gather),
+            Lineage::new(
+                "gather-first-page",
+                "mmu_gather whose range ends after the first cleared PTE: stale TLB entries to freed pages",
+                || Box::new(Gather::FIRST_PAGE),
+            )
+            .kernel("plausible range-tracking bug (generic tlb conversions)")
+            .bugs(&["range misses cleared PTEs"])
+            .preset(Preset::Pipt)
+            .family(Family::Gather),
+            Lineage::new(
+                "gather-no-sync",
+                "broadcast TLB invalidation, page tables freed without waiting for gup_fast walkers",
+                || Box::new(Gather::NO_SYNC),
+            )
+            .kernel("before MMU_GATHER_RCU_TABLE_FREE on broadcast-invalidate machines")
+            .bugs(&["table freed under gup_fast"])
+            .preset(Preset::Pipt)
+            .family(Family::Gather),
+            Lineage::new(
+                "clean-deferred",
+                "dirty-log clean with the TLB flush after the PTL is dropped, cleaners not serialised",
+                || Box::new(Clean::DEFERRED),
+            )
+            .kernel("mapping_dirty_helpers without the caller's lock")
+            .bugs(&["lost dirtiness"])
+            .preset(Preset::Pipt)
+            .family(Family::Clean),
+            Lineage::new(
+                "clean-flush-locked",
+                "dirty-log clean purging each cleaned PTE's TLB entry under the PTL",
+                || Box::new(Clean::FLUSH_LOCKED),
+            )
+            .kernel("flush under the page-table lock")
+            .preset(Preset::Pipt)
+            .family(Family::Clean),
+            Lineage::new(
+                "clean-external-lock",
+                "dirty-log clean with the flush batched, cleaners serialised by the driver's lock",
+                || Box::new(Clean::EXTERNAL_LOCK),
+            )
+            .kernel("mapping_dirty_helpers as vmwgfx calls it (5.6+)")
+            .preset(Preset::Pipt)
+            .family(Family::Clean),
             Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || {
                 Box::new(GenericHooks)
             })

@@ -3,8 +3,8 @@
 //! [`crate::mm::hooks`]).
 
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, VirtAddr};
-use crate::mm::Kernel;
 use crate::mm::types::MmId;
+use crate::mm::{Kernel, Obs};
 
 /// A gather in progress. It owes a TLB flush: [`MmuGather::finish`] performs it and then frees
 /// what was gathered. Dropping an unfinished, non-empty gather is a bug of the core (caught in
@@ -24,6 +24,9 @@ pub struct MmuGather {
     pages: Vec<Pfn>,
     /// Page-table pages freed after the flush.
     tables: Vec<Pfn>,
+    /// Every cleared present PTE: its address and the page it mapped. After the flush no
+    /// CPU may still translate any of them (checked in [`MmuGather::finish`]).
+    cleared: Vec<(VirtAddr, Pfn)>,
     finished: bool,
 }
 
@@ -37,6 +40,7 @@ impl MmuGather {
             end: VirtAddr(0),
             pages: Vec::new(),
             tables: Vec::new(),
+            cleared: Vec::new(),
             finished: false,
         }
     }
@@ -46,6 +50,13 @@ impl MmuGather {
         let va = va.page_base();
         self.start = Some(self.start.map_or(va, |s| s.min(va)));
         self.end = self.end.max(va.add_bytes(PAGE_SIZE));
+    }
+
+    /// The present PTE of `va`, which mapped `pfn`, was cleared: `tlb_remove_tlb_entry`,
+    /// remembering the translation for the post-flush check.
+    pub fn remove_pte(&mut self, va: VirtAddr, pfn: Pfn) {
+        self.remove_tlb_entry(va);
+        self.cleared.push((va.page_base(), pfn));
     }
 
     /// `tlb_remove_page`: drop a reference to `pfn` after the flush.
@@ -70,9 +81,32 @@ impl MmuGather {
         &self.pages
     }
 
-    /// `tlb_finish_mmu`: the arch's `tlb_flush`, then the frees.
+    /// `tlb_finish_mmu`: the arch's `tlb_flush`; then the check that no CPU still
+    /// translates a cleared PTE ([`Obs::StaleTlb`]); then, if page tables are freed, the wait
+    /// for lockless walkers ([`ArchHooks::tlb_table_sync`](crate::mm::ArchHooks::tlb_table_sync));
+    /// then the frees. Counts the flush as a whole-mm or a range flush by what it purged.
     pub async fn finish(mut self, k: &Kernel, cpu: CpuId) {
+        k.record_gather_flush(cpu, true);
         k.arch().tlb_flush(k, cpu, &self).await;
+        let (whole, range) = k.record_gather_flush(cpu, false);
+        if whole {
+            k.machine().counters.gather_mm_flushes += 1;
+        } else if range {
+            k.machine().counters.gather_range_flushes += 1;
+        }
+        if !self.cleared.is_empty() {
+            let space = k.mm_space(self.mm);
+            for &(va, pfn) in &self.cleared {
+                let holder = k.machine().tlb_translates(space, va, pfn);
+                if let Some(holder) = holder {
+                    let step = k.now();
+                    k.observe(Obs::StaleTlb { cpu, mm: self.mm, va, pfn, holder, step });
+                }
+            }
+        }
+        if !self.tables.is_empty() && k.arch().tlb_table_sync() {
+            k.sync_lockless_walkers(cpu).await;
+        }
         for &p in &self.pages {
             k.put_page(p);
         }

@@ -84,3 +84,76 @@ impl Kernel {
         r
     }
 }
+
+impl Kernel {
+    /// `get_user_pages_fast` of one page of the current process, then a read of the word at
+    /// `va` through the kernel's alias of the page it pinned.
+    ///
+    /// The walk takes no lock: with interrupts off (holding [`LockId::Irq`] of its own CPU)
+    /// it reads the PMD, then the PTE from the page-table page the PMD named, takes a
+    /// reference on the page if its count is not zero, and reads the PTE again; a changed PTE
+    /// or a zero count drops to the slow path (`get_user_pages` under `mmap_sem`). The
+    /// page-table page must stay a page table for the whole walk: whoever frees one waits
+    /// for walkers first ([`Kernel::sync_lockless_walkers`]).
+    pub async fn gup_fast_read(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Result<u64, Errno> {
+        if self.state().mms[mm.index()].dead {
+            return Err(Errno::Inval);
+        }
+        self.lock(cpu, LockId::Irq(cpu)).await;
+        let pinned = self.gup_fast_walk(cpu, mm, va).await;
+        self.set_walker(cpu, None);
+        self.unlock(cpu, LockId::Irq(cpu));
+        let Some(page) = pinned else {
+            return self.access_process_vm(cpu, mm, va, None).await;
+        };
+        let step = self.now();
+        self.observe(Obs::Pinned { cpu, mm, va, step });
+        let v = self
+            .kernel_load(
+                cpu,
+                page.kernel_va().with_word((va.page_offset() / crate::addr::WORD_BYTES) as usize),
+            )
+            .await;
+        let step = self.now();
+        self.observe(Obs::Remote { cpu, mm, va, store: None, value: v, step });
+        self.put_page(page);
+        Ok(v)
+    }
+
+    /// The lockless part of [`Kernel::gup_fast_read`]: the pinned page, or `None` for the
+    /// slow path.
+    async fn gup_fast_walk(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Option<crate::addr::Pfn> {
+        use crate::mm::Action;
+        let pgd = self.state().mms[mm.index()].pgd;
+        self.step(cpu, Action::Label("gup_fast: read pmd")).await;
+        let table = self.machine().pt.pmd(pgd, va)?;
+        self.set_walker(cpu, Some(table));
+        let index = crate::pgtable::pte_index(va);
+        self.step(cpu, Action::PteRead { mm, va }).await;
+        // A freed table was reported when it was freed; its contents are garbage now.
+        let raw = {
+            let m = self.machine();
+            m.pt.is_table(table).then(|| m.pt.entry(table, index))?
+        };
+        let pte = crate::pte::Pte(raw);
+        let PteKind::Present { pfn, flags } = self.layout().decode(pte) else { return None };
+        if !flags.contains(PteFlags::USER) || !self.machine().mem.pfn_valid(pfn) {
+            return None;
+        }
+        self.step(cpu, Action::Label("gup_fast: try_get_page")).await;
+        if self.page(pfn).refcount == 0 {
+            return None;
+        }
+        self.get_page(pfn);
+        self.step(cpu, Action::PteRead { mm, va }).await;
+        let same = {
+            let m = self.machine();
+            m.pt.is_table(table) && m.pt.entry(table, index) == raw && m.pt.pmd(pgd, va) == Some(table)
+        };
+        if !same {
+            self.put_page(pfn);
+            return None;
+        }
+        Some(pfn)
+    }
+}

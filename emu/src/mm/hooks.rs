@@ -52,6 +52,7 @@ use std::pin::Pin;
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, SpaceId, VirtAddr};
 use crate::machine::MissPolicy;
 use crate::mm::Kernel;
+use crate::mm::clean::CleanMode;
 use crate::mm::fault::FixupMode;
 use crate::mm::gather::MmuGather;
 use crate::mm::types::{MmId, Vma};
@@ -114,6 +115,28 @@ pub trait ArchHooks {
             return d.fixup_mode();
         }
         FixupMode::Fault
+    }
+
+    /// How this kernel orders the TLB flush of a dirty-log clean
+    /// (`clean_record_shared_mapping_range`) against the page-table lock and against other
+    /// cleaners. Default: [`CleanMode::ExternalLock`], as drivers use it today.
+    fn clean_mode(&self) -> CleanMode {
+        if let Some(d) = self.delegate() {
+            return d.clean_mode();
+        }
+        CleanMode::ExternalLock
+    }
+
+    /// Does `tlb_finish_mmu` wait for lockless page-table walkers (`gup_fast`, which runs
+    /// with interrupts off) before it frees page-table pages (`tlb_remove_table_sync_one`,
+    /// or RCU table freeing)? Post-condition when true: no walker that could have read a
+    /// freed table is still inside its walk. Needed wherever the TLB flush itself does not
+    /// interrupt every CPU (broadcast invalidation). Default: true.
+    fn tlb_table_sync(&self) -> bool {
+        if let Some(d) = self.delegate() {
+            return d.tlb_table_sync();
+        }
+        true
     }
 
     // ----- PTE updates ------------------------------------------------------------------

@@ -24,6 +24,13 @@ pub enum LockId {
     Page(Pfn),
     /// `pa_dbit_lock`: serialises the dirty-bit trap handler with PTE updates.
     PaDbit,
+    /// The driver lock that serialises harvests of a file's dirty log (the external lock
+    /// of [`crate::mm::CleanMode::ExternalLock`]).
+    DirtyLog(FileId),
+    /// Interrupts disabled on a CPU (`local_irq_save`). Held exclusively by that CPU's
+    /// lockless page-table walker; a CPU that must wait for the walker to finish (the IPI of
+    /// `tlb_remove_table_sync_one`) takes and releases it.
+    Irq(CpuId),
 }
 
 /// Shared or exclusive.

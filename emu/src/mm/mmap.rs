@@ -254,7 +254,7 @@ impl Kernel {
                 match layout.decode(pte) {
                     PteKind::Present { pfn, .. } => {
                         let old = self.arch().ptep_get_and_clear(self, cpu, vma.mm, va).await;
-                        tlb.remove_tlb_entry(va);
+                        tlb.remove_pte(va, pfn);
                         let page_ok = self.machine().mem.pfn_valid(pfn);
                         if page_ok {
                             if matches!(self.page(pfn).mapping, Mapping::File(_)) && old.has(PteFlags::DIRTY)

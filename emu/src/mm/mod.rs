@@ -12,6 +12,7 @@
 //! State lives in two `RefCell`s: the machine and the kernel's objects. No borrow is ever held
 //! across an `.await`.
 
+pub mod clean;
 pub mod exec;
 pub mod fault;
 pub mod filemap;
@@ -37,6 +38,7 @@ use crate::machine::{FlushOutcome, Machine, Trap};
 use crate::pgtable::PteSlot;
 use crate::pte::{Pte, PteLayout};
 
+pub use clean::CleanMode;
 pub use exec::{Executor, StepError};
 pub use fault::FixupMode;
 pub use gather::MmuGather;
@@ -134,6 +136,13 @@ struct CpuSlot {
     /// A COW copy about to be installed at `(mm, va)`: the PTE write that maps the page is
     /// observed as the install, whichever hook step performs it.
     pending_install: Cell<Option<(MmId, VirtAddr, Pfn)>>,
+    /// The page-table page a lockless walk (`gup_fast`) of this CPU may read, from the
+    /// moment it read the PMD until it re-enables interrupts. Set only while the CPU holds
+    /// [`LockId::Irq`] of itself.
+    walker: Cell<Option<Pfn>>,
+    /// While this CPU runs an `mmu_gather`'s `tlb_flush`: `Some((whole_mm, range))`, what it
+    /// has purged so far (for the flush counters).
+    gather_flush: Cell<Option<(bool, bool)>>,
 }
 
 /// The kernel's objects (everything but the machine).
@@ -178,6 +187,8 @@ pub struct Kernel {
     layout: PteLayout,
     /// Observations, when recording.
     obs: RefCell<Option<Vec<Obs>>>,
+    /// The CPU whose routine runs now (the last one resumed from a preemption point).
+    running: Cell<CpuId>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -225,10 +236,13 @@ impl Kernel {
                     blocked: Cell::new(None),
                     current: Cell::new(None),
                     pending_install: Cell::new(None),
+                    walker: Cell::new(None),
+                    gather_flush: Cell::new(None),
                 })
                 .collect(),
             layout,
             obs: RefCell::new(None),
+            running: Cell::new(CpuId(0)),
         }
     }
 
@@ -314,7 +328,8 @@ impl Kernel {
     /// action and yields to the executor.
     pub async fn step(&self, cpu: CpuId, action: Action) {
         self.slots[cpu.index()].pending.set(action);
-        YieldOnce(false).await
+        YieldOnce(false).await;
+        self.running.set(cpu);
     }
 
     /// A labelled preemption point with no action (for tests and timelines).
@@ -469,8 +484,47 @@ impl Kernel {
         d.refcount -= 1;
         if d.refcount == 0 {
             assert_eq!(d.mapcount, 0, "freeing mapped {pfn:?}");
+            let table = d.flags.contains(PageFlags::PAGETABLE);
             *d = PageDesc::default();
             s.free.push(pfn);
+            drop(s);
+            self.check_unreachable(pfn, table);
+        }
+    }
+
+    /// The invariant of freeing (rule 2 of [`hooks`]): no CPU can reach a frame that is freed,
+    /// neither through a TLB entry of a user space nor from inside a lockless page-table walk.
+    /// Emits [`Obs::FreedReachable`] otherwise.
+    fn check_unreachable(&self, pfn: Pfn, table: bool) {
+        let holder = self.machine().tlb_holder(pfn).map(|c| (c, false)).or_else(|| {
+            self.slots.iter().position(|sl| sl.walker.get() == Some(pfn)).map(|i| (CpuId(i as u8), true))
+        });
+        if let Some((holder, walker)) = holder {
+            let (cpu, step) = (self.running.get(), self.now());
+            self.observe(Obs::FreedReachable { cpu, pfn, table, holder, walker, step });
+        }
+    }
+
+    /// Sets or clears the page-table page `cpu`'s lockless walk may read.
+    pub fn set_walker(&self, cpu: CpuId, table: Option<Pfn>) {
+        self.slots[cpu.index()].walker.set(table);
+    }
+
+    /// Is `cpu` inside a lockless page-table walk?
+    pub fn in_lockless_walk(&self, cpu: CpuId) -> bool {
+        self.slots[cpu.index()].walker.get().is_some()
+    }
+
+    /// `tlb_remove_table_sync_one`: an IPI to every other CPU, waiting for each to take it,
+    /// which a CPU inside a lockless walk (interrupts off) does only once the walk is over.
+    /// Steps only for the CPUs that are inside a walk now.
+    pub async fn sync_lockless_walkers(&self, cpu: CpuId) {
+        for t in 0..self.ncpus() {
+            let t = CpuId(t as u8);
+            if t != cpu && self.in_lockless_walk(t) {
+                self.lock(cpu, LockId::Irq(t)).await;
+                self.unlock(cpu, LockId::Irq(t));
+            }
         }
     }
 
@@ -485,8 +539,9 @@ impl Kernel {
     /// Frees a page-table page.
     pub fn free_table_page(&self, pfn: Pfn) {
         self.m.borrow_mut().pt.remove(pfn);
-        self.clear_page_flags(pfn, PageFlags::PAGETABLE);
+        // `put_page` still sees `PAGETABLE` and reports the frame as a table if reachable.
         self.put_page(pfn);
+        self.clear_page_flags(pfn, PageFlags::PAGETABLE);
     }
 
     // ----- PTE access (one step each) ---------------------------------------------------
@@ -740,26 +795,46 @@ impl Kernel {
         }
     }
 
+    /// Starts (`true`) or ends recording what `cpu`'s TLB purges are, for an `mmu_gather`'s
+    /// flush; returns what was purged since the start: `(whole mm or more, a range)`.
+    pub fn record_gather_flush(&self, cpu: CpuId, start: bool) -> (bool, bool) {
+        let slot = &self.slots[cpu.index()].gather_flush;
+        let was = slot.get().unwrap_or((false, false));
+        slot.set(start.then_some((false, false)));
+        was
+    }
+
+    fn note_purge(&self, cpu: CpuId, whole: bool) {
+        let slot = &self.slots[cpu.index()].gather_flush;
+        if let Some((mm, range)) = slot.get() {
+            slot.set(Some((mm || whole, range || !whole)));
+        }
+    }
+
     /// Broadcast purge of `(space, va)`.
     pub async fn purge_tlb(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) {
+        self.note_purge(cpu, false);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb(cpu, space, va);
     }
 
     /// Local purge of `(space, va)`.
     pub async fn purge_tlb_local(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) {
+        self.note_purge(cpu, false);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb_local(cpu, space, va);
     }
 
     /// Purges every translation of `space` on every CPU.
     pub async fn purge_tlb_space(&self, cpu: CpuId, space: SpaceId) {
+        self.note_purge(cpu, true);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb_space(cpu, space);
     }
 
     /// Flushes every CPU's whole TLB (IPIs to the others).
     pub async fn flush_tlb_all_cpus(&self, cpu: CpuId) {
+        self.note_purge(cpu, true);
         let n = self.ncpus();
         for t in 0..n {
             let target = CpuId(t as u8);

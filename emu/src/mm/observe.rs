@@ -126,4 +126,51 @@ pub enum Obs {
         /// When.
         step: u64,
     },
+    /// A clean harvested the file's dirty log: the driver copies these pages (bit `pgoff`
+    /// of `pages`) to its device now, so every store to them that completed before `step`
+    /// has reached the device.
+    DirtySynced {
+        /// CPU.
+        cpu: CpuId,
+        /// File.
+        file: FileId,
+        /// Bitmask of the page offsets harvested.
+        pages: u64,
+        /// When.
+        step: u64,
+    },
+    /// A frame was freed (a page, or a page-table page when `table`) while `holder` could
+    /// still reach it: through a TLB entry, or (`walker`) from inside a lockless page-table
+    /// walk. The frame may be reused at once, so the holder would read or write someone
+    /// else's memory.
+    FreedReachable {
+        /// The freeing CPU.
+        cpu: CpuId,
+        /// The frame.
+        pfn: Pfn,
+        /// A page-table page.
+        table: bool,
+        /// The CPU that can still reach it.
+        holder: CpuId,
+        /// Reached by a lockless walker (else by a TLB entry).
+        walker: bool,
+        /// When.
+        step: u64,
+    },
+    /// An `mmu_gather`'s TLB flush finished and `holder` still translates `va` of `mm` to
+    /// the page whose PTE the gather cleared: the flushed range missed a cleared PTE.
+    StaleTlb {
+        /// The CPU that finished the gather.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address of the cleared PTE.
+        va: VirtAddr,
+        /// The page it mapped.
+        pfn: Pfn,
+        /// The CPU whose TLB still holds the translation.
+        holder: CpuId,
+        /// When.
+        step: u64,
+    },
 }

@@ -142,6 +142,20 @@ pub enum Op {
         /// Which page.
         target: ReclaimTarget,
     },
+    /// `get_user_pages_fast` of the page at `va` of the current process, then a kernel read
+    /// of that word through the page it pinned (a lockless page-table walk).
+    GupFast {
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+    },
+    /// A driver's dirty-log clean of every shared mapping of `file`, then the harvest of
+    /// the log (`clean_record_shared_mapping_range`). Returns the harvested page bitmask.
+    CleanDirty {
+        /// File.
+        file: FileId,
+    },
     /// `access_process_vm` (ptrace peek/poke) of one word.
     AccessVm {
         /// Target process.
@@ -171,6 +185,8 @@ impl Op {
             Op::Truncate { .. } => "truncate",
             Op::Reclaim { .. } => "reclaim",
             Op::AccessVm { .. } => "access_process_vm",
+            Op::GupFast { .. } => "gup_fast",
+            Op::CleanDirty { .. } => "clean_dirty",
         }
     }
 }
@@ -233,7 +249,8 @@ impl Kernel {
             | Op::Fork { mm }
             | Op::Exit { mm }
             | Op::Msync { mm, .. }
-            | Op::AccessVm { mm, .. } => Some(mm),
+            | Op::AccessVm { mm, .. }
+            | Op::GupFast { mm, .. } => Some(mm),
             _ => None,
         };
         self.set_current_mm(cpu, mm_of);
@@ -245,7 +262,8 @@ impl Kernel {
             | Op::Read { file, .. }
             | Op::ReadWords { file, .. }
             | Op::Fsync { file }
-            | Op::Truncate { file, .. } => Some(file),
+            | Op::Truncate { file, .. }
+            | Op::CleanDirty { file } => Some(file),
             _ => None,
         };
         if file_of.is_some_and(|f| !self.file_ok(f)) {
@@ -284,6 +302,8 @@ impl Kernel {
             Op::AccessVm { mm, va, store } => {
                 res(self.access_process_vm(cpu, mm, va, store).await, OpResult::Value)
             }
+            Op::GupFast { mm, va } => res(self.gup_fast_read(cpu, mm, va).await, OpResult::Value),
+            Op::CleanDirty { file } => res(self.clean_dirty(cpu, file).await, OpResult::Value),
         }
     }
 }

@@ -157,6 +157,10 @@ pub struct FileObj {
     pub i_mmap: Vec<VmaId>,
     /// Colour offset of the file in pages (`get_offset` of its `address_space` pointer).
     pub colour: u64,
+    /// The dirty log a driver keeps for a device-like mapping of the file: bit `pgoff` is
+    /// set when a clean found that page's PTE dirty (`clean_record_shared_mapping_range`), and
+    /// the whole log is harvested (read and cleared) at the end of each clean.
+    pub dirty_log: u64,
 }
 
 impl FileObj {
@@ -168,6 +172,7 @@ impl FileObj {
             disk: (0..pages).map(|_| vec![0u64; WORDS_PER_PAGE].into_boxed_slice()).collect(),
             i_mmap: Vec::new(),
             colour,
+            dirty_log: 0,
         }
     }
     /// The page-cache page at `pgoff`.

@@ -1,5 +1,7 @@
 //! The kernel lineages: named implementations of [`vipt_emu::mm::ArchHooks`].
 
+pub mod clean;
+pub mod gather;
 pub mod linux24;
 pub mod linux26;
 pub mod linux3x;
@@ -8,6 +10,8 @@ pub mod linux6x;
 pub mod soft_dirty;
 pub mod whole_cache;
 
+pub use clean::Clean;
+pub use gather::Gather;
 pub use linux3x::Linux3x;
 pub use linux6x::Linux6x;
 pub use linux24::Linux24;

@@ -1,0 +1,105 @@
+//! Dirty-log cleaning of a shared mapping (`clean_record_shared_mapping_range`, the helper a
+//! graphics driver uses to learn which pages of a device-backed buffer user space wrote).
+//!
+//! For each PTE mapping the file, under the page-table lock: read it ("scan"); if it is dirty,
+//! clear `_PAGE_DIRTY` atomically ("clean", `ptep_modify_prot_start`/`commit`, so a dirty-bit
+//! trap cannot slip in between) and set the page's bit in the file's dirty log. TLB entries
+//! cache the D bit, so a CPU that still holds a writable, dirty translation stores without
+//! trapping and without dirtying the PTE: until the TLB flush, such a store is recorded
+//! nowhere but in the page itself. At the end, the log is harvested: the driver copies the
+//! pages it names to the device.
+//!
+//! The contract (checked by the harness, SPEC §7 "lost dirtiness"): every user store to the
+//! file through a shared mapping is followed by a harvest that names its page. With the
+//! flush batched after the page-table lock is dropped and cleaners not serialised
+//! ([`CleanMode::Deferred`]), another cleaner can harvest the bit before the flush; a store
+//! through the stale entry after that harvest lands in neither the PTE nor the log.
+
+use crate::addr::{CpuId, VirtAddr};
+use crate::mm::types::Vma;
+use crate::mm::{Action, Errno, FileId, Kernel, LockId, Obs};
+use crate::pte::PteFlags;
+
+/// How a clean orders its TLB flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CleanMode {
+    /// The flush is batched per VMA after the page-table lock is dropped, and cleaners are
+    /// not serialised: a concurrent clean may harvest a bit before its flush (lost dirtiness).
+    Deferred,
+    /// Each cleaned PTE's translation is purged before the page-table lock is dropped, and
+    /// only then is its bit set: a harvested bit never has a stale dirty translation behind it.
+    FlushUnderLock,
+    /// The flush is batched as in `Deferred`, but the caller holds a lock of its own
+    /// ([`LockId::DirtyLog`]) across the walk, the flush and the harvest.
+    ExternalLock,
+}
+
+impl Kernel {
+    /// Cleans every shared mapping of `file` and harvests its dirty log; returns the bitmask
+    /// of page offsets harvested.
+    pub async fn clean_dirty(&self, cpu: CpuId, file: FileId) -> Result<u64, Errno> {
+        let mode = self.arch().clean_mode();
+        if mode == CleanMode::ExternalLock {
+            self.lock(cpu, LockId::DirtyLog(file)).await;
+        }
+        self.lock(cpu, LockId::IMmap(file)).await;
+        let vmas: Vec<Vma> = {
+            let s = self.state();
+            s.files[file.index()].i_mmap.iter().map(|&v| s.vma(v)).filter(|v| v.shared).collect()
+        };
+        for vma in &vmas {
+            self.clean_vma(cpu, file, vma, mode).await;
+        }
+        self.unlock(cpu, LockId::IMmap(file));
+        self.label(cpu, "harvest dirty log").await;
+        let pages = std::mem::take(&mut self.state().files[file.index()].dirty_log);
+        let step = self.now();
+        self.observe(Obs::DirtySynced { cpu, file, pages, step });
+        if mode == CleanMode::ExternalLock {
+            self.unlock(cpu, LockId::DirtyLog(file));
+        }
+        Ok(pages)
+    }
+
+    /// `wp_clean_pte` over one VMA, then (unless flushing under the lock) `flush_tlb_range`
+    /// over the pages it cleaned.
+    async fn clean_vma(&self, cpu: CpuId, file: FileId, vma: &Vma, mode: CleanMode) {
+        let layout = self.layout();
+        let mut range: Option<(VirtAddr, VirtAddr)> = None;
+        let mut va = vma.start;
+        while va < vma.end {
+            if self.pte_slot(vma.mm, va).is_none() {
+                va = va.add_pages(1);
+                continue;
+            }
+            self.lock(cpu, LockId::Ptl(vma.mm)).await;
+            let pte = self.read_pte(cpu, vma.mm, va).await;
+            if layout.pte_present(pte) && pte.has(PteFlags::DIRTY) {
+                let old = self
+                    .update_pte(cpu, vma.mm, va, |p| {
+                        if layout.pte_present(p) { p.without_flags(PteFlags::DIRTY) } else { p }
+                    })
+                    .await;
+                if layout.pte_present(old) && old.has(PteFlags::DIRTY) {
+                    if mode == CleanMode::FlushUnderLock {
+                        self.arch().flush_tlb_page(self, cpu, *vma, va).await;
+                    }
+                    let pgoff = vma.pgoff + vma.start.pages_to(va);
+                    if pgoff < 64 {
+                        self.state().files[file.index()].dirty_log |= 1 << pgoff;
+                    }
+                    let next = va.add_pages(1);
+                    range = Some(range.map_or((va, next), |(s, _)| (s, next)));
+                }
+            }
+            self.unlock(cpu, LockId::Ptl(vma.mm));
+            va = va.add_pages(1);
+        }
+        if mode != CleanMode::FlushUnderLock
+            && let Some((start, end)) = range
+        {
+            self.step(cpu, Action::Label("deferred flush_tlb_range")).await;
+            self.arch().flush_tlb_range(self, cpu, vma.mm, start, end).await;
+        }
+    }
+}
