@@ -29,6 +29,12 @@ pub enum Trap {
     },
     /// A store through a writable translation whose D bit is clear.
     DirtyBit,
+    /// No translation of a user page, on a machine whose misses are handled by kernel code
+    /// ([`MissPolicy::hash_miss`]): the kernel's `hash_page` runs and inserts one.
+    TlbMiss {
+        /// The access was a store.
+        write: bool,
+    },
 }
 
 /// How the software miss handlers behave: which PTE layout they decode and which special
@@ -52,6 +58,11 @@ pub struct MissPolicy {
     /// without `_PAGE_DIRTY`; the page-fault path must set them. (parisc sets young in the miss
     /// handler and dirty in the dirty-bit trap.)
     pub sw_young_dirty: bool,
+    /// User-space misses are not handled inside the instruction: they trap
+    /// ([`Trap::TlbMiss`]) to kernel code that walks the page table, updates the PTE without
+    /// the page-table lock and inserts the translation (PowerPC `hash_page`), one step at a
+    /// time, so other CPUs can change the PTE in between.
+    pub hash_miss: bool,
 }
 
 impl MissPolicy {
@@ -62,6 +73,7 @@ impl MissPolicy {
         tmpalias_data: true,
         tmpalias_nonaccess: true,
         sw_young_dirty: false,
+        hash_miss: false,
     };
     /// 2.6.14: `_PAGE_FLUSH` honoured, tmpalias only for loads and stores.
     pub const LINUX_2614: MissPolicy = MissPolicy {
@@ -70,6 +82,7 @@ impl MissPolicy {
         tmpalias_data: true,
         tmpalias_nonaccess: false,
         sw_young_dirty: false,
+        hash_miss: false,
     };
 }
 
@@ -382,6 +395,10 @@ impl Machine {
                 // A flush-only translation grants no data access: drop it and walk.
                 if hit.is_some() {
                     tlb.purge(space, vpn);
+                }
+                if self.policy.hash_miss && space != SpaceId::KERNEL {
+                    self.counters.tlb_misses += 1;
+                    return Err(Trap::TlbMiss { write });
                 }
                 let Some(e) = self.access_miss(cpu, space, va, write) else {
                     self.counters.page_faults += 1;
@@ -716,6 +733,27 @@ impl Machine {
         self.counters.tlb_flush_all += 1;
         self.cpus[target.index()].tlb.clear();
         self.ev(cpu, What::PurgeAll { target });
+    }
+
+    /// Inserts a translation of `va` in `space` to `pfn` with the rights and D bit of
+    /// `flags` into `cpu`'s TLB (the hash-table insert of a software `hash_page`).
+    pub fn insert_translation(
+        &mut self,
+        cpu: CpuId,
+        space: SpaceId,
+        va: VirtAddr,
+        pfn: Pfn,
+        flags: PteFlags,
+    ) {
+        let e = TlbEntry {
+            space,
+            vpn: va.vpn(),
+            pfn,
+            rights: rights_of(flags),
+            dirty: flags.contains(PteFlags::DIRTY),
+            flush_only: false,
+        };
+        self.tlb_insert(cpu, e);
     }
 
     /// A CPU holding a TLB entry of a user space (not flush-only) that translates to `pfn`.

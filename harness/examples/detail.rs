@@ -8,7 +8,7 @@ fn main() {
     let reg = Registry::builtin();
     let l = reg.get(&args[2]).unwrap();
     let cfg = RunConfig { trace: true, ..RunConfig::default() };
-    let w = Workload::generate(seed, 4);
+    let w = Workload::generate_for(seed, 4, l.family);
     println!("{}", serde_json::to_string_pretty(&w).unwrap());
     let o = run(&cfg, l, &w, SchedulerKind::Random.chooser(seed));
     for l in &o.timeline {

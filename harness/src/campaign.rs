@@ -103,7 +103,10 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
                         local.scenarios += 1;
                         local.mm_flushes += o.counters.gather_mm_flushes;
                         local.range_flushes += o.counters.gather_range_flushes;
-                        if let Some(a) = o.anomaly {
+                        // A run that went wrong after a violation is that violation's
+                        // consequence (a broken variant corrupts state); only a run that went
+                        // wrong with no violation is a bug of the core.
+                        if let Some(a) = o.anomaly.filter(|_| o.violations.is_empty()) {
                             local.anomalies += 1;
                             if local.first_anomaly.as_ref().is_none_or(|(s, _)| seed < *s) {
                                 local.first_anomaly = Some((seed, a));

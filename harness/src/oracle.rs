@@ -84,6 +84,12 @@ pub enum ReadKind {
     FreedReachable,
     /// Not a read: an `mmu_gather` flush left a translation of a PTE it cleared.
     StaleTlb,
+    /// Not a read: a lockless PTE update made a cleared PTE present again.
+    PteResurrected,
+    /// Not a read: a translation was inserted for a PTE that is not present.
+    InsertNonPresent,
+    /// Not a read: a lockless PTE update undid a change made after its read.
+    PteUpdateLost,
 }
 
 impl fmt::Display for ReadKind {
@@ -100,6 +106,9 @@ impl fmt::Display for ReadKind {
             ReadKind::LostDirty => "lost dirtiness",
             ReadKind::FreedReachable => "freed while reachable",
             ReadKind::StaleTlb => "stale TLB after gather flush",
+            ReadKind::PteResurrected => "cleared PTE resurrected",
+            ReadKind::InsertNonPresent => "translation for non-present PTE",
+            ReadKind::PteUpdateLost => "lost PTE update",
         })
     }
 }

@@ -203,6 +203,10 @@ struct Runner<'k> {
     last_store: BTreeMap<u64, (u64, OpRef, u16)>,
     /// Per page offset of `dirty_file`: the step of the last harvest that named it.
     synced: BTreeMap<u64, u64>,
+    /// The page tables are corrupt (a cleared PTE was brought back to life): the run stops at
+    /// once, as a real kernel would at its first "bad page map", before the core trips over
+    /// the inconsistency.
+    fatal: bool,
 }
 
 /// Runs `w` on a machine of `cfg.preset` (or the lineage's own) with `lineage`'s hooks, every
@@ -245,6 +249,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         dirty_file: (lineage.family == Family::Clean && !w.files.is_empty()).then_some(0),
         last_store: BTreeMap::new(),
         synced: BTreeMap::new(),
+        fatal: false,
     };
     r.setup();
     if cfg.trace {
@@ -253,7 +258,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
     r.ex.speculation = cfg.speculation;
     r.concurrent(cfg.max_steps);
     r.ex.speculation = false;
-    if r.anomaly.is_none() {
+    if r.anomaly.is_none() && !r.fatal {
         r.final_clean();
         r.final_readback();
     }
@@ -468,6 +473,12 @@ impl<'k> Runner<'k> {
                 f.emu = Op::GupFast { mm: self.procs[pi].mm, va: va.with_word(word as usize) };
             }
             WOp::Clean { file } => f.emu = Op::CleanDirty { file: self.files[file as usize] },
+            WOp::Mprotect { proc, map, none } => {
+                let pi = self.proc_index(cpu, proc)?;
+                let m = self.procs[pi].maps.get(map as usize)?;
+                (f.proc, f.map) = (Some(pi), map as usize);
+                f.emu = Op::Mprotect { mm: self.procs[pi].mm, va: m.va?, pages: m.pages, none };
+            }
             WOp::Fsync { file } => f.emu = Op::Fsync { file: self.files[file as usize] },
             WOp::Truncate { file, pages } => {
                 f.teardown = Some(Teardown::File(file));
@@ -577,6 +588,9 @@ impl<'k> Runner<'k> {
                 }
                 Ok(Some((cpu, done))) => {
                     self.drain();
+                    if self.fatal {
+                        break;
+                    }
                     if let Some(result) = done {
                         self.complete(cpu.index(), result);
                     }
@@ -795,6 +809,25 @@ impl<'k> Runner<'k> {
                         "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
                         holder.0
                     ));
+                }
+            }
+            Obs::PteResurrected { cpu, mm, va, step }
+            | Obs::InsertNonPresent { cpu, mm, va, step }
+            | Obs::PteUpdateLost { cpu, mm, va, step } => {
+                self.fatal |= matches!(o, Obs::PteResurrected { .. });
+                let kind = match o {
+                    Obs::PteResurrected { .. } => ReadKind::PteResurrected,
+                    Obs::InsertNonPresent { .. } => ReadKind::InsertNonPresent,
+                    _ => ReadKind::PteUpdateLost,
+                };
+                let by = self.current_op(cpu);
+                let page = self
+                    .find_page(mm, va)
+                    .and_then(|(p, map, page)| self.page_loc(p, map, page))
+                    .unwrap_or(PageLoc::Frame { pfn: 0 });
+                self.oracle.flag(kind, Loc { page, word: 0 }, step, by);
+                if let Some(v) = self.oracle.violations.last_mut() {
+                    v.detail.push(format!("PTE of {va} of {mm}"));
                 }
             }
             Obs::Pinned { cpu, mm, va, .. }

@@ -240,6 +240,15 @@ pub enum WOp {
         /// File.
         file: u8,
     },
+    /// `mprotect` of a whole mapping to `PROT_NONE` (`none`) or back.
+    Mprotect {
+        /// Process.
+        proc: Proc,
+        /// Mapping.
+        map: u8,
+        /// To `PROT_NONE`.
+        none: bool,
+    },
 }
 
 impl WOp {
@@ -263,6 +272,7 @@ impl WOp {
             WOp::Reclaim { .. } => "reclaim",
             WOp::GupFast { .. } => "gup_fast",
             WOp::Clean { .. } => "clean",
+            WOp::Mprotect { .. } => "mprotect",
         }
     }
 }
@@ -361,12 +371,14 @@ impl Workload {
             Family::Mixed => 0x005e_ed0f_7a11_0ad5,
             Family::Gather => 0x6a7e_e12f_0000_0003,
             Family::Clean => 0xc1ea_0d17_0000_0004,
+            Family::Hash => 0x4a54_0000_0000_0002,
         };
         let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ salt), next_value: 0 };
         match family {
             Family::Mixed => g.workload(max_cpus),
             Family::Gather => g.gather(max_cpus),
             Family::Clean => g.clean(max_cpus),
+            Family::Hash => g.hash(max_cpus),
         }
     }
 }
@@ -545,6 +557,58 @@ impl Gen {
                         let file = self.rng.random_range(0..nfiles);
                         WOp::Truncate { file, pages: self.rng.random_range(0..=files[file as usize].pages) }
                     }
+                };
+                prog.push(op);
+            }
+            programs.push(prog);
+        }
+        Workload { cpus, files, procs, maps, programs }
+    }
+
+    /// [`Family::Hash`]: threads of one or two processes load and store while others unmap,
+    /// remap, `mprotect` to `PROT_NONE` and back, fork and reclaim the same pages, so that a
+    /// lockless TLB-miss handler races every kind of PTE change.
+    fn hash(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
+        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }];
+        let procs = self.rng.random_range(1..=2u8);
+        let mut maps = Vec::new();
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(1..=2) {
+                let r = self.rng.random_range(0..100);
+                let kind =
+                    if r < 40 { MapKind::Anon } else { MapKind::File { file: 0, pgoff: 0, shared: r < 80 } };
+                let pages = match kind {
+                    MapKind::File { .. } => files[0].pages,
+                    MapKind::Anon => self.rng.random_range(1..=2),
+                };
+                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
+            }
+        }
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::new();
+        for cpu in 0..cpus as usize {
+            let home = self.rng.random_range(0..procs);
+            let mut forks = 0u8;
+            let n = self.rng.random_range(6..=12);
+            let mut prog = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proc = self.thread_proc(home, forks);
+                let map = self.rng.random_range(0..maps_of(home).max(1));
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let op = match self.rng.random_range(0..100) {
+                    0..=24 => WOp::Load { proc, map, page, word },
+                    25..=54 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
+                    55..=62 => WOp::Mprotect { proc, map, none: true },
+                    63..=70 => WOp::Mprotect { proc, map, none: false },
+                    71..=77 => WOp::Munmap { proc, map },
+                    78..=84 => WOp::Remap { proc, map },
+                    85..=88 => {
+                        forks += 1;
+                        WOp::Fork { proc }
+                    }
+                    _ => WOp::Reclaim { target: Target::User { proc, map, page } },
                 };
                 prog.push(op);
             }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use vipt_emu::config::Preset;
 use vipt_emu::mm::{ArchHooks, GenericHooks};
 
-use crate::lineage::{Clean, Gather, Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache};
+use crate::lineage::{
+    Clean, Gather, HashPage, Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache,
+};
 
 /// Makes a fresh hook set (one per scenario; called on whichever thread runs it).
 pub type Factory = Arc<dyn Fn() -> Box<dyn ArchHooks> + Send + Sync>;
@@ -25,6 +27,9 @@ pub enum Family {
     /// Stores to a device-like shared mapping while drivers clean its dirty log
     /// (`clean-*`).
     Clean,
+    /// Loads and stores whose TLB misses update PTEs locklessly while other threads unmap,
+    /// remap, `mprotect(PROT_NONE)` and reclaim (`hash-*`).
+    Hash,
 }
 
 impl Family {
@@ -34,6 +39,7 @@ impl Family {
             Family::Mixed => "mixed",
             Family::Gather => "gather",
             Family::Clean => "clean",
+            Family::Hash => "hash",
         }
     }
 }
@@ -251,6 +257,23 @@ impl Registry {
             )
             .kernel("the gup-side fix")
             .preset(Preset::Pipt),
+            Lineage::new(
+                "hash-two-update",
+                "hash_page: two lockless PTE updates from one read, access checked after the first",
+                || Box::new(HashPage::TWO_UPDATE),
+            )
+            .kernel("PowerPC hash_page before the CAS loop (plausible)")
+            .bugs(&["resurrected PTE", "stale insert", "dirty on denied access"])
+            .preset(Preset::Pipt)
+            .family(Family::Hash),
+            Lineage::new(
+                "hash-cas",
+                "hash_page: one compare-and-swap loop, _PAGE_BUSY held across the insert",
+                || Box::new(HashPage::CAS),
+            )
+            .kernel("PowerPC hash_page (ldarx/stdcx. loop)")
+            .preset(Preset::Pipt)
+            .family(Family::Hash),
             Lineage::new(
                 "gather-range",
                 "mmu_gather: range flush, then wait for gup_fast walkers, then free pages and tables",

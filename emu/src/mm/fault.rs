@@ -63,7 +63,8 @@ impl Kernel {
                     return Ok(v);
                 }
                 Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
-                Err(Trap::PageFault { write }) => {
+                Err(Trap::TlbMiss { write }) if self.hash_page(cpu, mm, va, write).await => {}
+                Err(Trap::PageFault { write } | Trap::TlbMiss { write }) => {
                     self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
                     let r = self.handle_mm_fault(cpu, mm, va, write).await;
                     self.unlock(cpu, LockId::MmapSem(mm));
@@ -87,7 +88,11 @@ impl Kernel {
                     return Ok(v);
                 }
                 Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
-                Err(Trap::PageFault { .. }) => self.fixup_user_fault(cpu, mm, va).await?,
+                // The miss handler is not a fault: it runs with page faults disabled too.
+                Err(Trap::TlbMiss { write }) if self.hash_page(cpu, mm, va, write).await => {}
+                Err(Trap::PageFault { .. } | Trap::TlbMiss { .. }) => {
+                    self.fixup_user_fault(cpu, mm, va).await?
+                }
             }
         }
         Err(Errno::Again)
@@ -151,7 +156,7 @@ impl Kernel {
         write: bool,
     ) -> Result<(), Errno> {
         let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
-        if write && !vma.writable {
+        if (write && !vma.writable) || vma.prot_none {
             return Err(Errno::Segv);
         }
         let pte = self.read_pte(cpu, mm, va).await;

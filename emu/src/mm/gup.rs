@@ -21,7 +21,7 @@ impl Kernel {
     ) -> Result<(Vma, crate::addr::Pfn), Errno> {
         for _ in 0..MAX_GUP_RETRIES {
             let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
-            if write && !vma.writable {
+            if (write && !vma.writable) || vma.prot_none {
                 return Err(Errno::Segv);
             }
             let pte = self.read_pte(cpu, mm, va).await;

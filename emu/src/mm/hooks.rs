@@ -55,6 +55,7 @@ use crate::mm::Kernel;
 use crate::mm::clean::CleanMode;
 use crate::mm::fault::FixupMode;
 use crate::mm::gather::MmuGather;
+use crate::mm::hash::HashMode;
 use crate::mm::types::{MmId, Vma};
 use crate::pte::{Pte, PteFlags};
 
@@ -125,6 +126,15 @@ pub trait ArchHooks {
             return d.clean_mode();
         }
         CleanMode::ExternalLock
+    }
+
+    /// How `hash_page` updates the PTE on a machine whose TLB misses trap to the kernel
+    /// ([`MissPolicy::hash_miss`]). Default: [`HashMode::CasLoop`].
+    fn hash_mode(&self) -> HashMode {
+        if let Some(d) = self.delegate() {
+            return d.hash_mode();
+        }
+        HashMode::CasLoop
     }
 
     /// Does `tlb_finish_mmu` wait for lockless page-table walkers (`gup_fast`, which runs

@@ -31,6 +31,9 @@ pub enum LockId {
     /// lockless page-table walker; a CPU that must wait for the walker to finish (the IPI of
     /// `tlb_remove_table_sync_one`) takes and releases it.
     Irq(CpuId),
+    /// `_PAGE_BUSY` of the PTE of a page of an mm (by virtual page number): held by
+    /// `hash_page` between its compare-and-swap and its insert; PTE updaters wait for it.
+    PteBusy(MmId, u64),
 }
 
 /// Shared or exclusive.

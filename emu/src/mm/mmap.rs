@@ -99,6 +99,7 @@ impl Kernel {
             shared: a.shared,
             writable: a.writable,
             exec: false,
+            prot_none: false,
             anon: None,
         };
         let id = self.insert_vma(vma);
@@ -167,6 +168,62 @@ impl Kernel {
             return Err(Errno::Inval);
         }
         self.unmap_region(cpu, mm, &vmas, false).await;
+        self.unlock(cpu, LockId::MmapSem(mm));
+        Ok(())
+    }
+
+    /// `mprotect` of whole VMAs inside `[va, va + pages)`: to `PROT_NONE` (`none`: present
+    /// PTEs lose `_PAGE_USER` and `_PAGE_WRITE`, PowerPC's `PAGE_NONE`), or back (they regain
+    /// `_PAGE_USER`; writes fault again to regain `_PAGE_WRITE`). Flush cache (nothing to do for
+    /// a protection change on a PIPT machine; the hook decides), change the PTEs under the
+    /// page-table lock, then flush the TLB range.
+    pub async fn sys_mprotect(
+        &self,
+        cpu: CpuId,
+        mm: MmId,
+        va: VirtAddr,
+        pages: u64,
+        none: bool,
+    ) -> Result<(), Errno> {
+        if va.page_offset() != 0 || pages == 0 {
+            return Err(Errno::Inval);
+        }
+        let end = va.add_pages(pages);
+        self.lock(cpu, LockId::MmapSem(mm)).await;
+        let vmas: Vec<Vma> = {
+            let s = self.state();
+            s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).filter(|v| v.start < end && va < v.end).collect()
+        };
+        if vmas.is_empty() || vmas.iter().any(|v| v.start < va || v.end > end) {
+            self.unlock(cpu, LockId::MmapSem(mm));
+            return Err(if vmas.is_empty() { Errno::Segv } else { Errno::Inval });
+        }
+        let layout = self.layout();
+        for vma in &vmas {
+            self.arch().flush_cache_range(self, cpu, *vma, vma.start, vma.end).await;
+            if let Some(v) = self.state().vmas[vma.id.index()].as_mut() {
+                v.prot_none = none;
+            }
+            let mut p = vma.start;
+            while p < vma.end {
+                if self.pte_slot(mm, p).is_some() {
+                    self.lock(cpu, LockId::Ptl(mm)).await;
+                    self.update_pte(cpu, mm, p, |pte| {
+                        if !layout.pte_present(pte) {
+                            pte
+                        } else if none {
+                            pte.without_flags(PteFlags::USER | PteFlags::WRITE)
+                        } else {
+                            pte.with_flags(PteFlags::USER)
+                        }
+                    })
+                    .await;
+                    self.unlock(cpu, LockId::Ptl(mm));
+                }
+                p = p.add_pages(1);
+            }
+            self.arch().flush_tlb_range(self, cpu, mm, vma.start, vma.end).await;
+        }
         self.unlock(cpu, LockId::MmapSem(mm));
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod filemap;
 pub mod fork;
 pub mod gather;
 pub mod gup;
+pub mod hash;
 pub mod hooks;
 pub mod lock;
 pub mod mmap;
@@ -42,6 +43,7 @@ pub use clean::CleanMode;
 pub use exec::{Executor, StepError};
 pub use fault::FixupMode;
 pub use gather::MmuGather;
+pub use hash::HashMode;
 pub use hooks::{ArchHooks, GenericHooks, HookFuture, UnmapOrder};
 pub use lock::{LockId, LockMode};
 pub use observe::Obs;
@@ -567,15 +569,10 @@ impl Kernel {
         }
     }
 
-    /// Writes the PTE for `va` of `mm` (nothing if its PTE page is gone).
+    /// Writes the PTE for `va` of `mm` (nothing if its PTE page is gone). Waits while
+    /// `hash_page` holds the PTE busy.
     pub async fn write_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
-        self.step(cpu, Action::PteWrite { mm, va }).await;
-        if let Some(slot) = self.pte_slot(mm, va) {
-            let old = self.m.borrow().pt.pte(slot);
-            self.m.borrow_mut().pt.set_pte(slot, pte);
-            self.check_dirty(cpu, mm, va, old, pte);
-            self.note_install(cpu, mm, va, pte);
-        }
+        self.update_pte(cpu, mm, va, |_| pte).await;
     }
 
     /// Declares that `new` is about to be mapped at `va` of `mm` by this CPU (a COW copy): the
@@ -598,12 +595,13 @@ impl Kernel {
         self.slots[cpu.index()].pending_install.set(None);
     }
 
-    /// The invariant: `_PAGE_DIRTY` is only ever newly set on a present, writable PTE.
+    /// The invariant: `_PAGE_DIRTY` is only ever newly set on a present PTE that permits a
+    /// user write (`_PAGE_WRITE` and `_PAGE_USER`).
     fn check_dirty(&self, cpu: CpuId, mm: MmId, va: VirtAddr, old: Pte, new: Pte) {
         use crate::pte::PteFlags;
         if self.layout.pte_present(new)
             && new.has(PteFlags::DIRTY)
-            && !new.has(PteFlags::WRITE)
+            && !new.has(PteFlags::WRITE | PteFlags::USER)
             && !old.has(PteFlags::DIRTY)
         {
             let step = self.now();
@@ -629,20 +627,80 @@ impl Kernel {
         self.update_pte(cpu, mm, va, |_| pte).await
     }
 
-    /// Atomically replaces the PTE by `f(old)`, returning the old value.
+    /// Atomically replaces the PTE by `f(old)`, returning the old value. While the PTE is
+    /// held busy by `hash_page` ([`crate::mm::hash::PAGE_BUSY`], only on machines with
+    /// [`crate::machine::MissPolicy::hash_miss`]) it waits, as `pte_update` spins on
+    /// `_PAGE_BUSY`.
     pub async fn update_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, f: impl FnOnce(Pte) -> Pte) -> Pte {
+        loop {
+            self.step(cpu, Action::PteWrite { mm, va }).await;
+            let Some(slot) = self.pte_slot(mm, va) else {
+                return Pte::NONE;
+            };
+            let mut m = self.m.borrow_mut();
+            let old = m.pt.pte(slot);
+            let hash = m.policy.hash_miss;
+            if hash && self.pte_busy_held(mm, va) {
+                drop(m);
+                let busy = LockId::PteBusy(mm, va.vpn().0);
+                self.lock(cpu, busy).await;
+                self.unlock(cpu, busy);
+                continue;
+            }
+            // Only `hash_page` sets busy; a value derived from a PTE read while it was busy
+            // (a copy at fork, a read-modify-write) must not carry the bit.
+            let new = if hash { f(old).without_flags(hash::PAGE_BUSY) } else { f(old) };
+            m.pt.set_pte(slot, new);
+            drop(m);
+            self.check_dirty(cpu, mm, va, old, new);
+            self.note_install(cpu, mm, va, new);
+            return old;
+        }
+    }
+
+    /// Does a `hash_page` hold the PTE of `va` of `mm` busy now?
+    pub fn pte_busy_held(&self, mm: MmId, va: VirtAddr) -> bool {
+        !self.s.borrow().locks.available(LockId::PteBusy(mm, va.vpn().0), LockMode::Exclusive)
+    }
+
+    /// Replaces the PTE by `new` if it still holds `old` (one atomic step, `cmpxchg`);
+    /// returns whether it did. Does not wait for `_PAGE_BUSY`: the caller compares against
+    /// a value it read.
+    pub async fn cmpxchg_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, old: Pte, new: Pte) -> bool {
         self.step(cpu, Action::PteWrite { mm, va }).await;
         let Some(slot) = self.pte_slot(mm, va) else {
-            return Pte::NONE;
+            return false;
         };
         let mut m = self.m.borrow_mut();
-        let old = m.pt.pte(slot);
-        let new = f(old);
+        if m.pt.pte(slot) != old {
+            return false;
+        }
         m.pt.set_pte(slot, new);
         drop(m);
         self.check_dirty(cpu, mm, va, old, new);
-        self.note_install(cpu, mm, va, new);
-        old
+        true
+    }
+
+    /// A plain store of `new` to the PTE, computed by a lockless path from a value it read
+    /// earlier (no atomicity with that read, no wait for `_PAGE_BUSY`). The invariant checked:
+    /// it never makes present a PTE that is not present now, nor maps again a page the PTE no
+    /// longer maps (a cleared or replaced PTE brought back to life, [`Obs::PteResurrected`]);
+    /// and it never overwrites a change made since `read`, the value it was computed from (a
+    /// lost update, [`Obs::PteUpdateLost`]).
+    pub async fn store_pte_lockless(&self, cpu: CpuId, mm: MmId, va: VirtAddr, read: Pte, new: Pte) {
+        self.step(cpu, Action::PteWrite { mm, va }).await;
+        let Some(slot) = self.pte_slot(mm, va) else { return };
+        let old = self.m.borrow().pt.pte(slot);
+        self.m.borrow_mut().pt.set_pte(slot, new);
+        let present = |p: Pte| self.layout.pte_present(p);
+        if present(new) && (!present(old) || old.raw_pfn() != new.raw_pfn()) {
+            let step = self.now();
+            self.observe(Obs::PteResurrected { cpu, mm, va, step });
+        } else if old != read {
+            let step = self.now();
+            self.observe(Obs::PteUpdateLost { cpu, mm, va, step });
+        }
+        self.check_dirty(cpu, mm, va, old, new);
     }
 
     // ----- machine actions (one step each) ----------------------------------------------

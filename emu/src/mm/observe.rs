@@ -173,4 +173,40 @@ pub enum Obs {
         /// When.
         step: u64,
     },
+    /// A lockless PTE update stored a present PTE over one that is not present now: a PTE
+    /// cleared meanwhile (unmap, reclaim) brought back to life from a stale read.
+    PteResurrected {
+        /// CPU.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+        /// When.
+        step: u64,
+    },
+    /// `hash_page` inserted a translation of `va` of `mm` while its PTE is not present (or
+    /// maps another page): a translation for a PTE without `_PAGE_PRESENT`.
+    InsertNonPresent {
+        /// CPU.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+        /// When.
+        step: u64,
+    },
+    /// A lockless PTE update stored over a change another CPU made after the update read the
+    /// PTE (a flag change, such as a write-protect or `mprotect`, undone).
+    PteUpdateLost {
+        /// CPU.
+        cpu: CpuId,
+        /// Process.
+        mm: MmId,
+        /// Address.
+        va: VirtAddr,
+        /// When.
+        step: u64,
+    },
 }

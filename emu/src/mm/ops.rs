@@ -142,6 +142,18 @@ pub enum Op {
         /// Which page.
         target: ReclaimTarget,
     },
+    /// `mprotect` of whole VMAs inside `[va, va + pages)` to `PROT_NONE` (`none`) or back to
+    /// their original protection.
+    Mprotect {
+        /// Process.
+        mm: MmId,
+        /// Start.
+        va: VirtAddr,
+        /// Length in pages.
+        pages: u64,
+        /// To `PROT_NONE` (else back).
+        none: bool,
+    },
     /// `get_user_pages_fast` of the page at `va` of the current process, then a kernel read
     /// of that word through the page it pinned (a lockless page-table walk).
     GupFast {
@@ -186,6 +198,7 @@ impl Op {
             Op::Reclaim { .. } => "reclaim",
             Op::AccessVm { .. } => "access_process_vm",
             Op::GupFast { .. } => "gup_fast",
+            Op::Mprotect { .. } => "mprotect",
             Op::CleanDirty { .. } => "clean_dirty",
         }
     }
@@ -250,7 +263,8 @@ impl Kernel {
             | Op::Exit { mm }
             | Op::Msync { mm, .. }
             | Op::AccessVm { mm, .. }
-            | Op::GupFast { mm, .. } => Some(mm),
+            | Op::GupFast { mm, .. }
+            | Op::Mprotect { mm, .. } => Some(mm),
             _ => None,
         };
         self.set_current_mm(cpu, mm_of);
@@ -301,6 +315,9 @@ impl Kernel {
             Op::Reclaim { target } => res(self.reclaim(cpu, target).await, |()| OpResult::Done),
             Op::AccessVm { mm, va, store } => {
                 res(self.access_process_vm(cpu, mm, va, store).await, OpResult::Value)
+            }
+            Op::Mprotect { mm, va, pages, none } => {
+                res(self.sys_mprotect(cpu, mm, va, pages, none).await, |()| OpResult::Done)
             }
             Op::GupFast { mm, va } => res(self.gup_fast_read(cpu, mm, va).await, OpResult::Value),
             Op::CleanDirty { file } => res(self.clean_dirty(cpu, file).await, OpResult::Value),

@@ -114,6 +114,9 @@ pub struct Vma {
     pub writable: bool,
     /// `VM_EXEC`.
     pub exec: bool,
+    /// `PROT_NONE` (by `mprotect`): no access; its present PTEs lack `_PAGE_USER` and
+    /// `_PAGE_WRITE` (PowerPC's `PAGE_NONE`).
+    pub prot_none: bool,
     /// Reverse-map root for its anonymous pages (created on first need).
     pub anon: Option<AnonId>,
 }

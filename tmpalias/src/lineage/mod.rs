@@ -2,6 +2,7 @@
 
 pub mod clean;
 pub mod gather;
+pub mod hash;
 pub mod linux24;
 pub mod linux26;
 pub mod linux3x;
@@ -12,6 +13,7 @@ pub mod whole_cache;
 
 pub use clean::Clean;
 pub use gather::Gather;
+pub use hash::HashPage;
 pub use linux3x::Linux3x;
 pub use linux6x::Linux6x;
 pub use linux24::Linux24;
