@@ -14,9 +14,8 @@
 //! through its stale D=1 entry (no trap, the PTE stays clean); A flushes and harvests nothing.
 //! The second store is in neither the PTE nor the log: no later clean ever harvests it.
 //!
-//! The model holds `i_mmap_lock` exclusively across a cleaner's whole walk *and* its deferred
-//! flush, so B cannot walk while A is stopped before its flush (Linux takes it shared): B has to
-//! walk before the store, which is the only order in which the race exists here.
+//! Cleaners take `i_mmap_lock` shared, as Linux does, so B may also walk while A is stopped;
+//! the schedule here (B walks first) is one of the orders in which the race exists.
 //!
 //! With the flush under the page-table lock, A's bit is set only once X's entry is gone, so a
 //! store after B's harvest traps and dirties the PTE. With the driver's lock, B cannot even

@@ -17,7 +17,7 @@
 
 use crate::addr::{CpuId, VirtAddr};
 use crate::mm::types::Vma;
-use crate::mm::{Action, Errno, FileId, Kernel, LockId, Obs};
+use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, Obs};
 use crate::pte::PteFlags;
 
 /// How a clean orders its TLB flush.
@@ -42,7 +42,8 @@ impl Kernel {
         if mode == CleanMode::ExternalLock {
             self.lock(cpu, LockId::DirtyLog(file)).await;
         }
-        self.lock(cpu, LockId::IMmap(file)).await;
+        // `i_mmap_lock_read`: cleaners walk the mappings side by side.
+        self.lock_mode(cpu, LockId::IMmap(file), LockMode::Shared).await;
         let vmas: Vec<Vma> = {
             let s = self.state();
             s.files[file.index()].i_mmap.iter().map(|&v| s.vma(v)).filter(|v| v.shared).collect()

@@ -39,7 +39,7 @@ pub enum LockId {
 /// Shared or exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LockMode {
-    /// Readers (only `MmapSem` is ever taken shared).
+    /// Readers (`MmapSem`, and `IMmap` by dirty-log cleans).
     Shared,
     /// One holder.
     Exclusive,
