@@ -7,6 +7,18 @@
 //! or of a write that completed before it began and was not followed by another write that
 //! also completed before it began. Anything else is a violation. Nothing here looks at caches
 //! or page tables: only at what programs stored and what they got back.
+//!
+//! Issue 7 extends SPEC §7 with invariants that are not about a value read. The core checks
+//! each at the step where it can break and emits an observation; the runner
+//! ([`crate::scenario`]) records it here with [`Oracle::flag`] under its [`ReadKind`]:
+//! a futex retry loop that never ends (`Livelock`, at the op's end), `_PAGE_DIRTY` set on a PTE
+//! that forbids the write (`DirtyWithoutWrite`, `Kernel::check_dirty`), a lockless PTE store
+//! over a change it did not see (`PteResurrected`, `PteUpdateLost`,
+//! `Kernel::store_pte_lockless`), a translation inserted for a PTE that is not present
+//! (`InsertNonPresent`, `Kernel::hash_insert`), a translation left after an `mmu_gather`
+//! flush (`StaleTlb`, `MmuGather::finish`), a frame freed while a TLB entry or a lockless
+//! walker can reach it (`FreedReachable`, `Kernel::put_page`), and a store that no dirty-log
+//! harvest ever named (`LostDirty`, checked by the runner after a final clean).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -683,6 +683,34 @@ mod tests {
     }
 
     #[test]
+    fn each_family_generates_valid_workloads_with_its_own_operations() {
+        for family in [Family::Gather, Family::Clean, Family::Hash] {
+            assert_eq!(Workload::generate_for(9, 4, family), Workload::generate_for(9, 4, family));
+            assert_ne!(Workload::generate_for(9, 4, family), Workload::generate(9, 4));
+            let mut own = 0;
+            for seed in 0..200 {
+                let w = Workload::generate_for(seed, 4, family);
+                w.validate(4).unwrap_or_else(|e| panic!("{family:?} seed {seed}: {e}"));
+                own += w
+                    .programs
+                    .iter()
+                    .flatten()
+                    .filter(|op| match family {
+                        Family::Gather => matches!(op, WOp::GupFast { .. }),
+                        Family::Clean => matches!(op, WOp::Clean { .. }),
+                        Family::Hash => matches!(op, WOp::Mprotect { .. }),
+                        Family::Mixed => false,
+                    })
+                    .count();
+            }
+            assert!(own > 200, "{family:?}: only {own} of its own operations in 200 workloads");
+        }
+        // The clean family maps only the device file, shared, so every store is tracked.
+        let w = Workload::generate_for(3, 4, Family::Clean);
+        assert!(w.maps.iter().all(|m| m.kind == MapKind::File { file: 0, pgoff: 0, shared: true }));
+    }
+
+    #[test]
     fn values_written_are_unique() {
         let w = Workload::generate(11, 4);
         let mut vals: Vec<u64> = w

@@ -637,16 +637,15 @@ impl Kernel {
             let Some(slot) = self.pte_slot(mm, va) else {
                 return Pte::NONE;
             };
-            let mut m = self.m.borrow_mut();
-            let old = m.pt.pte(slot);
-            let hash = m.policy.hash_miss;
+            let hash = self.m.borrow().policy.hash_miss;
             if hash && self.pte_busy_held(mm, va) {
-                drop(m);
                 let busy = LockId::PteBusy(mm, va.vpn().0);
                 self.lock(cpu, busy).await;
                 self.unlock(cpu, busy);
                 continue;
             }
+            let mut m = self.m.borrow_mut();
+            let old = m.pt.pte(slot);
             // Only `hash_page` sets busy; a value derived from a PTE read while it was busy
             // (a copy at fork, a read-modify-write) must not carry the bit.
             let new = if hash { f(old).without_flags(hash::PAGE_BUSY) } else { f(old) };
