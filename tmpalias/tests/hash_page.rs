@@ -21,10 +21,12 @@
 //!   PTE goes to the fault path, a `PROT_NONE` one is denied); a clear that comes after the swap
 //!   waits for the insert, and its TLB flush then removes the new translation.
 //!
-//! CPU 0 sets up and clears; CPU 1 runs the access whose `hash_page` is stopped. Reclaim keeps
-//! the PTE page; munmap of a file mapping frees it (each owns its PTE page), so the munmap that
-//! a stale store resurrects a PTE in is of an anonymous page beside a keeper mapping. After a
-//! resurrection the core's accounting is corrupt (a free frame mapped): those runs stop there.
+//! CPU 0 sets up and clears; CPU 1 runs the access whose `hash_page` is stopped. `hash_page`
+//! runs with interrupts off, a lockless walker like `gup_fast`: a munmap that frees the PTE page
+//! (each file mapping owns one) clears and flushes, then waits for the walker to leave before it
+//! frees the table. The munmap in which a stale store resurrects a PTE is of an anonymous page
+//! beside a keeper mapping, whose PTE page stays. After a resurrection the core's accounting is
+//! corrupt (a free frame mapped): those runs stop there.
 
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
 use vipt_emu::choice::FirstChooser;
@@ -200,6 +202,8 @@ fn c1_after_read(k: &Kernel, ex: &mut Executor<'_>, r: &Rig, op: Op) {
         Action::UserAccess { space: k.mm_space(mm), va, write: matches!(op, Op::Store { .. }) },
     );
     assert_eq!(ex.step_cpu(C1), Ok(None), "the access misses the TLB");
+    assert_eq!(k.pending(C1), Action::Lock(LockId::Irq(C1)), "hash_page runs with interrupts off");
+    assert_eq!(ex.step_cpu(C1), Ok(None));
     assert_eq!(k.pending(C1), Action::PteRead { mm, va });
     assert_eq!(ex.step_cpu(C1), Ok(None));
     assert_eq!(k.pending(C1), Action::PteWrite { mm, va });
@@ -257,6 +261,7 @@ fn load_stops(name: &str) -> Vec<(bool, bool)> {
         Action::Begin("load"),
         Action::Begin("load"),
         access,
+        Action::Lock(LockId::Irq(C1)),
         Action::PteRead { mm, va },
         Action::PteWrite { mm, va },
         Action::Tlb,
@@ -277,8 +282,8 @@ fn load_stops(name: &str) -> Vec<(bool, bool)> {
 fn a_load_miss_reads_writes_inserts_and_writes_again() {
     let busy = |from_swap: bool| {
         let (no, b) = ((false, false), (from_swap, from_swap));
-        // Begin, Begin, access, PteRead, PteWrite, Tlb, PteWrite, access.
-        vec![no, no, no, no, no, b, b, no]
+        // Begin, Begin, access, Lock(Irq), PteRead, PteWrite, Tlb, PteWrite, access.
+        vec![no, no, no, no, no, no, b, b, no]
     };
     assert_eq!(load_stops(TWO), busy(false));
     assert_eq!(load_stops(CAS), busy(true));
@@ -365,9 +370,19 @@ fn cas_rereads_a_pte_unmapped_after_its_read_and_segfaults() {
         let r = setup(&k, &mut ex);
         c1_after_read(&k, &mut ex, &r, Op::Load { mm: r.mm, va: r.va });
 
-        assert_eq!(run(&mut ex, C0, Clear::Munmap.op(&r)), OpResult::Done);
+        // With its PTE page to free, munmap clears the PTE, flushes, then waits for C1 to
+        // leave its walk before freeing the table.
+        ex.spawn(C0, Clear::Munmap.op(&r));
+        let unmapped = run_or_block(&mut ex, C0);
+        assert_eq!(pte(&k, &r), Pte::NONE);
         assert_eq!(ex.step_cpu(C1), Ok(None));
         assert_eq!(k.pending(C1), Action::PteRead { mm: r.mm, va: r.va });
+        if unmapped.is_none() {
+            assert_eq!(k.pending(C0), Action::Lock(LockId::Irq(C1)));
+            // C1 leaves its walk, then its fault path waits for the munmap's mmap_sem.
+            assert_eq!(run_or_block(&mut ex, C1), None);
+            assert_eq!(ex.run_to_completion(C0), Ok(OpResult::Done));
+        }
         assert_eq!(ex.run_to_completion(C1), Ok(OpResult::Err(Errno::Segv)));
         assert_eq!(pte(&k, &r), Pte::NONE);
         assert_eq!(tlb_pfn(&k, C1, &r), None);
@@ -389,10 +404,15 @@ fn two_update_inserts_a_translation_after_the_pte_was_cleared() {
         c1_before_insert(&mut ex, &r);
         assert!(!k.pte_busy_held(r.mm, r.va));
 
-        assert_eq!(run(&mut ex, C0, clear.op(&r)), OpResult::Done, "{clear:?}");
+        // munmap clears and flushes, then waits for C1's walk before it frees the PTE page
+        // (and drops its page reference); reclaim runs to the end.
+        ex.spawn(C0, clear.op(&r));
+        let done = run_or_block(&mut ex, C0);
+        assert_eq!(done.is_none(), clear == Clear::Munmap, "{clear:?}");
         assert_eq!((present(&k, &r), tlb_pfn(&k, C0, &r)), (false, None), "{clear:?}");
-        // munmap leaves the page in the page cache; reclaim frees it.
-        let refs = if clear == Clear::Munmap { 1 } else { 0 };
+        // The page cache keeps the page after munmap (and the waiting gather still holds its
+        // reference); reclaim frees it.
+        let refs = if clear == Clear::Munmap { 2 } else { 0 };
         assert_eq!((k.page(r.pfn).mapcount, k.page(r.pfn).refcount), (0, refs), "{clear:?}");
         assert_eq!(hazards(&k, &r), [], "{clear:?}");
 
@@ -402,6 +422,12 @@ fn two_update_inserts_a_translation_after_the_pte_was_cleared() {
         assert!(!present(&k, &r), "{clear:?}");
         let page = k.page(r.pfn);
         assert_eq!((page.mapcount, page.refcount), (0, refs), "{clear:?}: a translation of an unmapped page");
+        if done.is_none() {
+            // C1 leaves its walk (its second store resurrects the PTE) and its retried load
+            // is served by the translation it inserted, while the munmap is still running.
+            assert_eq!(run_or_block(&mut ex, C1), Some(OpResult::Value(MAGIC)));
+            assert_eq!(ex.run_to_completion(C0), Ok(OpResult::Done));
+        }
     }
 }
 

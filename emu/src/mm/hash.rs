@@ -53,11 +53,22 @@ fn permits(flags: PteFlags, write: bool) -> bool {
 impl Kernel {
     /// The TLB-miss handler for a user access at `va` of `mm`: true if it inserted a
     /// translation (retry the access), false for the page-fault path.
+    ///
+    /// It runs as an exception handler, with interrupts off: a lockless page-table walker
+    /// like `gup_fast` (it holds [`LockId::Irq`] of its CPU and records the table it reads),
+    /// so a gather waits for it before freeing that table.
     pub async fn hash_page(&self, cpu: CpuId, mm: MmId, va: VirtAddr, write: bool) -> bool {
-        match self.arch().hash_mode() {
+        self.lock(cpu, LockId::Irq(cpu)).await;
+        let pgd = self.state().mms[mm.index()].pgd;
+        let table = self.machine().pt.pmd(pgd, va);
+        self.set_walker(cpu, table);
+        let inserted = match self.arch().hash_mode() {
             HashMode::TwoUpdate => self.hash_page_two_update(cpu, mm, va, write).await,
             HashMode::CasLoop => self.hash_page_cas(cpu, mm, va, write).await,
-        }
+        };
+        self.set_walker(cpu, None);
+        self.unlock(cpu, LockId::Irq(cpu));
+        inserted
     }
 
     async fn hash_page_two_update(&self, cpu: CpuId, mm: MmId, va: VirtAddr, write: bool) -> bool {
