@@ -13,7 +13,9 @@ fn main() {
     let t = std::time::Instant::now();
     let mut steps = 0;
     for seed in 0..n {
-        steps += run(&cfg, l, &Workload::generate(seed, 4), SchedulerKind::Random.chooser(seed)).steps;
+        steps +=
+            run(&cfg, l, &Workload::generate_for(seed, 4, l.family), SchedulerKind::Random.chooser(seed))
+                .steps;
     }
     let s = t.elapsed().as_secs_f64();
     println!(
