@@ -383,6 +383,15 @@ impl Workload {
     }
 }
 
+/// What [`Gen::thread_programs`] drew for one operation.
+struct Slot {
+    cpu: usize,
+    proc: Proc,
+    map: u8,
+    page: u8,
+    word: u16,
+}
+
 struct Gen {
     rng: ChaCha8Rng,
     next_value: u64,
@@ -505,6 +514,40 @@ impl Gen {
         }
     }
 
+    /// One program per CPU for the focused families: each CPU runs threads of a home process
+    /// (or children it forked), and `op` picks each operation from the drawn process, mapping,
+    /// page and word.
+    fn thread_programs(
+        &mut self,
+        cpus: u8,
+        procs: u8,
+        maps: &[MapSpec],
+        len: std::ops::RangeInclusive<usize>,
+        mut op: impl FnMut(&mut Self, Slot) -> WOp,
+    ) -> Vec<Vec<WOp>> {
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::with_capacity(cpus as usize);
+        for cpu in 0..cpus as usize {
+            let home = self.rng.random_range(0..procs);
+            let mut forks = 0u8;
+            let n = self.rng.random_range(len.clone());
+            let mut prog = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proc = self.thread_proc(home, forks);
+                let map = self.rng.random_range(0..maps_of(home).max(1));
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let o = op(self, Slot { cpu, proc, map, page, word });
+                if matches!(o, WOp::Fork { .. }) {
+                    forks += 1;
+                }
+                prog.push(o);
+            }
+            programs.push(prog);
+        }
+        programs
+    }
+
     /// [`Family::Gather`]: threads of one or two processes store, load and run `gup_fast`
     /// while others unmap and remap their mappings. Each file mapping lies in a page-table
     /// page of its own, so unmapping it frees that table.
@@ -530,38 +573,25 @@ impl Gen {
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
             }
         }
-        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
-        let mut programs = Vec::new();
-        for cpu in 0..cpus as usize {
-            let home = self.rng.random_range(0..procs);
-            let mut forks = 0u8;
-            let n = self.rng.random_range(5..=12);
-            let mut prog = Vec::with_capacity(n);
-            for _ in 0..n {
-                let proc = self.thread_proc(home, forks);
-                let map = self.rng.random_range(0..maps_of(home).max(1));
-                let page = self.rng.random_range(0..2u8);
-                let word = self.pick(&WORDS);
-                let op = match self.rng.random_range(0..100) {
-                    0..=14 => WOp::Load { proc, map, page, word },
-                    15..=34 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
-                    35..=59 => WOp::GupFast { proc, map, page, word },
-                    60..=72 => WOp::Munmap { proc, map },
-                    73..=87 => WOp::Remap { proc, map },
-                    88..=91 => {
-                        forks += 1;
-                        WOp::Fork { proc }
-                    }
-                    92..=95 => WOp::Reclaim { target: Target::User { proc, map, page } },
-                    _ => {
-                        let file = self.rng.random_range(0..nfiles);
-                        WOp::Truncate { file, pages: self.rng.random_range(0..=files[file as usize].pages) }
-                    }
-                };
-                prog.push(op);
-            }
-            programs.push(prog);
-        }
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            5..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=14 => WOp::Load { proc, map, page, word },
+                15..=34 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                35..=59 => WOp::GupFast { proc, map, page, word },
+                60..=72 => WOp::Munmap { proc, map },
+                73..=87 => WOp::Remap { proc, map },
+                88..=91 => WOp::Fork { proc },
+                92..=95 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                _ => {
+                    let file = g.rng.random_range(0..nfiles);
+                    WOp::Truncate { file, pages: g.rng.random_range(0..=files[file as usize].pages) }
+                }
+            },
+        );
         Workload { cpus, files, procs, maps, programs }
     }
 
@@ -585,35 +615,22 @@ impl Gen {
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
             }
         }
-        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
-        let mut programs = Vec::new();
-        for cpu in 0..cpus as usize {
-            let home = self.rng.random_range(0..procs);
-            let mut forks = 0u8;
-            let n = self.rng.random_range(6..=12);
-            let mut prog = Vec::with_capacity(n);
-            for _ in 0..n {
-                let proc = self.thread_proc(home, forks);
-                let map = self.rng.random_range(0..maps_of(home).max(1));
-                let page = self.rng.random_range(0..2u8);
-                let word = self.pick(&WORDS);
-                let op = match self.rng.random_range(0..100) {
-                    0..=24 => WOp::Load { proc, map, page, word },
-                    25..=54 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
-                    55..=62 => WOp::Mprotect { proc, map, none: true },
-                    63..=70 => WOp::Mprotect { proc, map, none: false },
-                    71..=77 => WOp::Munmap { proc, map },
-                    78..=84 => WOp::Remap { proc, map },
-                    85..=88 => {
-                        forks += 1;
-                        WOp::Fork { proc }
-                    }
-                    _ => WOp::Reclaim { target: Target::User { proc, map, page } },
-                };
-                prog.push(op);
-            }
-            programs.push(prog);
-        }
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            6..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=24 => WOp::Load { proc, map, page, word },
+                25..=54 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                55..=62 => WOp::Mprotect { proc, map, none: true },
+                63..=70 => WOp::Mprotect { proc, map, none: false },
+                71..=77 => WOp::Munmap { proc, map },
+                78..=84 => WOp::Remap { proc, map },
+                85..=88 => WOp::Fork { proc },
+                _ => WOp::Reclaim { target: Target::User { proc, map, page } },
+            },
+        );
         Workload { cpus, files, procs, maps, programs }
     }
 
@@ -635,32 +652,19 @@ impl Gen {
                 });
             }
         }
-        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
-        let mut programs = Vec::new();
-        for cpu in 0..cpus as usize {
-            let home = self.rng.random_range(0..procs);
-            let mut forks = 0u8;
-            let n = self.rng.random_range(6..=12);
-            let mut prog = Vec::with_capacity(n);
-            for _ in 0..n {
-                let proc = self.thread_proc(home, forks);
-                let map = self.rng.random_range(0..maps_of(home).max(1));
-                let page = self.rng.random_range(0..2u8);
-                let word = self.pick(&WORDS);
-                let op = match self.rng.random_range(0..100) {
-                    0..=14 => WOp::Load { proc, map, page, word },
-                    15..=59 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
-                    60..=64 => WOp::Futex { proc, map, page, word, value: self.value(cpu) },
-                    65..=95 => WOp::Clean { file: 0 },
-                    _ => {
-                        forks += 1;
-                        WOp::Fork { proc }
-                    }
-                };
-                prog.push(op);
-            }
-            programs.push(prog);
-        }
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            6..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=14 => WOp::Load { proc, map, page, word },
+                15..=59 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                60..=64 => WOp::Futex { proc, map, page, word, value: g.value(cpu) },
+                65..=95 => WOp::Clean { file: 0 },
+                _ => WOp::Fork { proc },
+            },
+        );
         Workload { cpus, files, procs, maps, programs }
     }
 }
