@@ -99,10 +99,9 @@ impl Kernel {
         if self.state().mms[mm.index()].dead {
             return Err(Errno::Inval);
         }
-        self.lock(cpu, LockId::Irq(cpu)).await;
+        self.local_irq_save(cpu).await;
         let pinned = self.gup_fast_walk(cpu, mm, va).await;
-        self.set_walker(cpu, None);
-        self.unlock(cpu, LockId::Irq(cpu));
+        self.local_irq_restore(cpu);
         let Some(page) = pinned else {
             return self.access_process_vm(cpu, mm, va, None).await;
         };

@@ -58,7 +58,7 @@ impl Kernel {
     /// like `gup_fast` (it holds [`LockId::Irq`] of its CPU and records the table it reads),
     /// so a gather waits for it before freeing that table.
     pub async fn hash_page(&self, cpu: CpuId, mm: MmId, va: VirtAddr, write: bool) -> bool {
-        self.lock(cpu, LockId::Irq(cpu)).await;
+        self.local_irq_save(cpu).await;
         let pgd = self.state().mms[mm.index()].pgd;
         let table = self.machine().pt.pmd(pgd, va);
         self.set_walker(cpu, table);
@@ -66,8 +66,7 @@ impl Kernel {
             HashMode::TwoUpdate => self.hash_page_two_update(cpu, mm, va, write).await,
             HashMode::CasLoop => self.hash_page_cas(cpu, mm, va, write).await,
         };
-        self.set_walker(cpu, None);
-        self.unlock(cpu, LockId::Irq(cpu));
+        self.local_irq_restore(cpu);
         inserted
     }
 

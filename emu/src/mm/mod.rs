@@ -507,6 +507,18 @@ impl Kernel {
         }
     }
 
+    /// `local_irq_save` for a lockless page-table walk: from now on `cpu` takes no IPI until
+    /// [`Kernel::local_irq_restore`] (a CPU waiting for it blocks on [`LockId::Irq`]).
+    pub async fn local_irq_save(&self, cpu: CpuId) {
+        self.lock(cpu, LockId::Irq(cpu)).await;
+    }
+
+    /// `local_irq_restore` at the end of a lockless walk: the walk reads no table any more.
+    pub fn local_irq_restore(&self, cpu: CpuId) {
+        self.set_walker(cpu, None);
+        self.unlock(cpu, LockId::Irq(cpu));
+    }
+
     /// Sets or clears the page-table page `cpu`'s lockless walk may read.
     pub fn set_walker(&self, cpu: CpuId, table: Option<Pfn>) {
         self.slots[cpu.index()].walker.set(table);
