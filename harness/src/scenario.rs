@@ -692,6 +692,19 @@ impl<'k> Runner<'k> {
         Some((Loc { page: pl, word: f.word }, Self::by(cpu, f.index), f.start))
     }
 
+    /// The logical page `va` of `mm` maps now, as far as the runner knows its mappings.
+    fn logical_page(&self, mm: MmId, va: VirtAddr) -> Option<PageLoc> {
+        self.find_page(mm, va).and_then(|(p, map, page)| self.page_loc(p, map, page))
+    }
+
+    /// Records a violation that is not a wrong value, with one line of explanation.
+    fn flag(&mut self, kind: ReadKind, page: PageLoc, word: u16, step: u64, by: OpRef, detail: String) {
+        self.oracle.flag(kind, Loc { page, word }, step, by);
+        if let Some(v) = self.oracle.violations.last_mut() {
+            v.detail.push(detail);
+        }
+    }
+
     fn find_page(&self, mm: MmId, va: VirtAddr) -> Option<(usize, usize, u64)> {
         let va = va.page_base();
         self.procs.iter().enumerate().filter(|(_, p)| p.mm == mm).find_map(|(pi, p)| {
@@ -773,9 +786,7 @@ impl<'k> Runner<'k> {
             }
             Obs::DirtyWithoutWrite { cpu, mm, va, step } => {
                 let by = self.current_op(cpu);
-                if let Some((p, map, page)) = self.find_page(mm, va)
-                    && let Some(pl) = self.page_loc(p, map, page)
-                {
+                if let Some(pl) = self.logical_page(mm, va) {
                     self.oracle.flag(ReadKind::DirtyWithoutWrite, Loc { page: pl, word: 0 }, step, by);
                 }
             }
@@ -789,27 +800,19 @@ impl<'k> Runner<'k> {
             }
             Obs::FreedReachable { cpu, pfn, table, holder, walker, step } => {
                 let by = self.current_op(cpu);
-                let loc = Loc { page: PageLoc::Frame { pfn: pfn.0 }, word: 0 };
-                self.oracle.flag(ReadKind::FreedReachable, loc, step, by);
                 let what = if table { "page-table page" } else { "page" };
                 let via = if walker { "from inside its gup_fast walk" } else { "through a TLB entry" };
-                if let Some(v) = self.oracle.violations.last_mut() {
-                    v.detail.push(format!("{what} {pfn:?} freed while cpu{} can reach it {via}", holder.0));
-                }
+                let detail = format!("{what} {pfn:?} freed while cpu{} can reach it {via}", holder.0);
+                self.flag(ReadKind::FreedReachable, PageLoc::Frame { pfn: pfn.0 }, 0, step, by, detail);
             }
             Obs::StaleTlb { cpu, mm, va, pfn, holder, step } => {
                 let by = self.current_op(cpu);
-                let page = self
-                    .find_page(mm, va)
-                    .and_then(|(p, map, page)| self.page_loc(p, map, page))
-                    .unwrap_or(PageLoc::Frame { pfn: pfn.0 });
-                self.oracle.flag(ReadKind::StaleTlb, Loc { page, word: 0 }, step, by);
-                if let Some(v) = self.oracle.violations.last_mut() {
-                    v.detail.push(format!(
-                        "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
-                        holder.0
-                    ));
-                }
+                let page = self.logical_page(mm, va).unwrap_or(PageLoc::Frame { pfn: pfn.0 });
+                let detail = format!(
+                    "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
+                    holder.0
+                );
+                self.flag(ReadKind::StaleTlb, page, 0, step, by, detail);
             }
             Obs::PteResurrected { cpu, mm, va, step }
             | Obs::InsertNonPresent { cpu, mm, va, step }
@@ -821,14 +824,8 @@ impl<'k> Runner<'k> {
                     _ => ReadKind::PteUpdateLost,
                 };
                 let by = self.current_op(cpu);
-                let page = self
-                    .find_page(mm, va)
-                    .and_then(|(p, map, page)| self.page_loc(p, map, page))
-                    .unwrap_or(PageLoc::Frame { pfn: 0 });
-                self.oracle.flag(kind, Loc { page, word: 0 }, step, by);
-                if let Some(v) = self.oracle.violations.last_mut() {
-                    v.detail.push(format!("PTE of {va} of {mm}"));
-                }
+                let page = self.logical_page(mm, va).unwrap_or(PageLoc::Frame { pfn: 0 });
+                self.flag(kind, page, 0, step, by, format!("PTE of {va} of {mm}"));
             }
             Obs::Pinned { cpu, mm, va, .. }
                 if self.flights[cpu.index()]
@@ -837,7 +834,7 @@ impl<'k> Runner<'k> {
             {
                 // gup_fast is not held off by teardowns: the address may map something else
                 // by now. What it pinned is whatever the address maps at this step.
-                let pl = self.find_page(mm, va).and_then(|(p, map, page)| self.page_loc(p, map, page));
+                let pl = self.logical_page(mm, va);
                 if let Some(f) = &mut self.flights[cpu.index()] {
                     f.pinned = pl;
                     f.unjudged = pl.is_none();
@@ -900,18 +897,18 @@ impl<'k> Runner<'k> {
         let Some(fi) = self.dirty_file else { return };
         self.sequential(Op::CleanDirty { file: self.files[fi as usize] });
         self.drain();
-        for (&pgoff, &(step, by, word)) in &self.last_store {
-            if self.synced.get(&pgoff).is_none_or(|&s| s < step) {
-                let loc = Loc { page: PageLoc::File { file: fi, pgoff }, word };
-                self.oracle.flag(ReadKind::LostDirty, loc, step, by);
-                if let Some(v) = self.oracle.violations.last_mut() {
-                    let last =
-                        self.synced.get(&pgoff).map_or("never".to_string(), |s| format!("last at step {s}"));
-                    v.detail.push(format!(
-                        "store at step {step} to page {pgoff}; the dirty log named the page {last}, never after the store"
-                    ));
-                }
-            }
+        let lost: Vec<_> = self
+            .last_store
+            .iter()
+            .map(|(&pgoff, &st)| (pgoff, st, self.synced.get(&pgoff).copied()))
+            .filter(|&(_, (step, _, _), synced)| synced.is_none_or(|s| s < step))
+            .collect();
+        for (pgoff, (step, by, word), synced) in lost {
+            let last = synced.map_or("never".to_string(), |s| format!("last at step {s}"));
+            let detail = format!(
+                "store at step {step} to page {pgoff}; the dirty log named the page {last}, never after the store"
+            );
+            self.flag(ReadKind::LostDirty, PageLoc::File { file: fi, pgoff }, word, step, by, detail);
         }
     }
 
