@@ -38,8 +38,10 @@ pub struct RunConfig {
     /// a shared file page) may cache a line that goes stale once the store is written back.
     /// With the option off, pokes into shared file mappings are skipped.
     pub racy_poke: bool,
-    /// Fault injection for testing the oracle: flip the low bit of the value the `n`-th user
-    /// load (counting from 0) returned before it is judged.
+    /// Fault injection for testing the oracle: flip the top bit of the value the `n`-th user
+    /// load (counting from 0) returned before it is judged. No workload writes a value with
+    /// that bit set, so the corrupted value is never one the oracle may allow (flipping the low
+    /// bit could give another write's value that a tie at a step boundary allows).
     pub corrupt_load: Option<u64>,
 }
 
@@ -731,7 +733,7 @@ impl<'k> Runner<'k> {
                     None => {
                         let flip = self.corrupt_load == Some(self.loads);
                         self.loads += 1;
-                        let value = if flip { value ^ 1 } else { value };
+                        let value = if flip { value ^ (1 << 63) } else { value };
                         let source = self.read_source();
                         let line = self.k.machine().last_read.map(|r| r.tag);
                         if let Some(v) = self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by) {
@@ -1118,6 +1120,18 @@ mod tests {
     #[test]
     fn the_oracle_flags_a_corrupted_load() {
         QuickCheck::new().tests(100).quickcheck(corrupted_load_is_flagged as fn(u64, u8) -> TestResult);
+    }
+
+    /// A corrupted load is flagged even where the low-bit flip of its value is another write's
+    /// value that a tie at a step boundary allows (found by the property above).
+    #[test]
+    fn a_corrupted_load_is_flagged_where_a_low_bit_flip_would_be_allowed() {
+        let cfg = RunConfig { corrupt_load: Some(2), ..RunConfig::default() };
+        let o = outcome("pipt", 5_892_754_839_137_258_212, &cfg);
+        assert_eq!(
+            o.violations.first().map(|v| (v.kind, v.observed)),
+            Some((ReadKind::UserLoad, 0x8000_0001_0000_0003))
+        );
     }
 
     #[test]
