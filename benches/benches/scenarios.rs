@@ -1,6 +1,7 @@
-//! Harness throughput: scenarios of the standard workload per second, one core.
+//! Harness throughput: scenarios per second, one core, each lineage on the workloads of its
+//! own seeds (all four lineages draw the standard mixed family).
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use vipt_harness::scenario::{RunConfig, run};
+use vipt_harness::scenario::{RunConfig, run, workload_for};
 use vipt_harness::sched::SchedulerKind;
 use vipt_harness::workload::Workload;
 use vipt_tmpalias::Registry;
@@ -15,7 +16,7 @@ fn scenarios(c: &mut Criterion) {
     g.sample_size(20);
     for name in ["pipt", "linux-2.6.14", "linux-6.x", "whole-cache"] {
         let l = registry.get(name).expect("built-in");
-        let workloads: Vec<Workload> = (0..SCENARIOS).map(|s| Workload::generate(s, 4)).collect();
+        let workloads: Vec<Workload> = (0..SCENARIOS).map(|s| workload_for(l, &cfg, s)).collect();
         g.bench_with_input(BenchmarkId::from_parameter(name), &workloads, |b, ws| {
             b.iter(|| {
                 let mut steps = 0;

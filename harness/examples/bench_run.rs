@@ -1,7 +1,6 @@
 //! Runs N scenarios of one lineage on one thread (for profiling).
-use vipt_harness::scenario::{RunConfig, run};
+use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_harness::workload::Workload;
 use vipt_tmpalias::Registry;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -13,9 +12,7 @@ fn main() {
     let t = std::time::Instant::now();
     let mut steps = 0;
     for seed in 0..n {
-        steps +=
-            run(&cfg, l, &Workload::generate_for(seed, 4, l.family), SchedulerKind::Random.chooser(seed))
-                .steps;
+        steps += run_seed(l, &cfg, SchedulerKind::Random, seed).steps;
     }
     let s = t.elapsed().as_secs_f64();
     println!(

@@ -1,6 +1,6 @@
-use vipt_harness::scenario::{RunConfig, run};
+//! Prints the workload of a seed, the timeline of its run and its first violations.
+use vipt_harness::scenario::{RunConfig, run, workload_for};
 use vipt_harness::sched::SchedulerKind;
-use vipt_harness::workload::Workload;
 use vipt_tmpalias::Registry;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -8,7 +8,7 @@ fn main() {
     let reg = Registry::builtin();
     let l = reg.get(&args[2]).unwrap();
     let cfg = RunConfig { trace: true, ..RunConfig::default() };
-    let w = Workload::generate_for(seed, 4, l.family);
+    let w = workload_for(l, &cfg, seed);
     println!("{}", serde_json::to_string_pretty(&w).unwrap());
     let o = run(&cfg, l, &w, SchedulerKind::Random.chooser(seed));
     for l in &o.timeline {

@@ -1,7 +1,6 @@
 //! Seeds that fail on lineage A and not on lineage B (which bug A has that B fixed).
-use vipt_harness::scenario::{RunConfig, run};
+use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_harness::workload::Workload;
 use vipt_tmpalias::Registry;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -11,9 +10,8 @@ fn main() {
     let cfg = RunConfig::default();
     let mut only = Vec::new();
     for seed in 0..n {
-        let w = Workload::generate(seed, 4);
-        let fa = !run(&cfg, la, &w, SchedulerKind::Random.chooser(seed)).violations.is_empty();
-        if fa && run(&cfg, lb, &w, SchedulerKind::Random.chooser(seed)).violations.is_empty() {
+        let fails = |l| !run_seed(l, &cfg, SchedulerKind::Random, seed).violations.is_empty();
+        if fails(la) && !fails(lb) {
             only.push(seed);
         }
     }

@@ -1,6 +1,7 @@
-use vipt_harness::scenario::{RunConfig, run};
+//! Per lineage, over seeds 0..N: violations, anomalies, steps per scenario and the classes of
+//! first violations.
+use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_harness::workload::Workload;
 use vipt_tmpalias::Registry;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -16,8 +17,7 @@ fn main() {
         let (mut viol, mut anom, mut steps, mut first) = (0, 0, 0u64, None);
         let mut classes = std::collections::BTreeMap::new();
         for seed in 0..n {
-            let w = Workload::generate(seed, 4);
-            let o = run(&cfg, l, &w, SchedulerKind::Random.chooser(seed));
+            let o = run_seed(l, &cfg, SchedulerKind::Random, seed);
             steps += o.steps;
             if o.anomaly.is_some() {
                 anom += 1;

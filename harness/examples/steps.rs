@@ -1,7 +1,7 @@
-// Prints every pending action of every CPU step by step in a window (debug aid).
-use vipt_harness::scenario::{RunConfig, run};
-use vipt_harness::sched::{Recorder, SchedulerKind};
-use vipt_harness::workload::Workload;
+//! Runs one seed of a lineage with tracing and prints how many choices it drew and its first
+//! violation (debug aid).
+use vipt_harness::scenario::{Recording, RunConfig, record_seed};
+use vipt_harness::sched::SchedulerKind;
 use vipt_tmpalias::Registry;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -9,10 +9,8 @@ fn main() {
     let reg = Registry::builtin();
     let l = reg.get(&args[2]).unwrap();
     let cfg = RunConfig { trace: true, ..RunConfig::default() };
-    let w = Workload::generate(seed, 4);
-    let (rec, tape) = Recorder::new(SchedulerKind::Random.chooser(seed));
-    let o = run(&cfg, l, &w, Box::new(rec));
-    println!("choices {}", tape.borrow().len());
+    let Recording { choices, outcome: o, .. } = record_seed(l, &cfg, SchedulerKind::Random, seed);
+    println!("choices {}", choices.len());
     for v in o.violations.iter().take(1) {
         println!("{}", v.summary());
     }

@@ -15,9 +15,8 @@ use serde::Serialize;
 use vipt_tmpalias::Lineage;
 
 use crate::repro::Reproducer;
-use crate::scenario::{RunConfig, run};
+use crate::scenario::{RunConfig, run_seed};
 use crate::sched::SchedulerKind;
-use crate::workload::Workload;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -86,7 +85,6 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
     let start = Instant::now();
     let next = AtomicU64::new(cfg.seeds.start);
     let tally = Mutex::new(Tally::default());
-    let max_cpus = lineage.preset.unwrap_or(cfg.run.preset).config().cpus;
     std::thread::scope(|scope| {
         for _ in 0..cfg.jobs.max(1) {
             scope.spawn(|| {
@@ -98,8 +96,7 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
                     }
                     let hi = (lo + CHUNK).min(cfg.seeds.end);
                     for seed in lo..hi {
-                        let w = Workload::generate_for(seed, max_cpus, lineage.family);
-                        let o = run(&cfg.run, lineage, &w, cfg.scheduler.chooser(seed));
+                        let o = run_seed(lineage, &cfg.run, cfg.scheduler, seed);
                         local.scenarios += 1;
                         local.mm_flushes += o.counters.gather_mm_flushes;
                         local.range_flushes += o.counters.gather_range_flushes;
@@ -149,8 +146,8 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
         bar.suspend(|| eprintln!("warning: {}: seed {seed}: {a}", lineage.name));
     }
     let reproducer = match (&cfg.out, t.first) {
-        (Some(dir), Some((seed, _))) => Reproducer::record(lineage, &cfg.run, cfg.scheduler, seed, max_cpus)
-            .and_then(|r| {
+        (Some(dir), Some((seed, _))) => {
+            Reproducer::record(lineage, &cfg.run, cfg.scheduler, seed).and_then(|r| {
                 let path = dir.join(format!("{}-seed{seed}.json", lineage.name));
                 match r.save(&path) {
                     Ok(()) => Some(path.display().to_string()),
@@ -159,7 +156,8 @@ pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Pro
                         None
                     }
                 }
-            }),
+            })
+        }
         _ => None,
     };
     LineageResult {

@@ -11,9 +11,8 @@ use vipt_tmpalias::{Lineage, Registry};
 
 use crate::campaign::parse_seeds;
 use crate::repro::{Expect, FORMAT, Reproducer, VERSION};
-use crate::scenario::{RunConfig, run};
-use crate::sched::{Bytes, Recorder, SchedulerKind};
-use crate::workload::Workload;
+use crate::scenario::{Recording, RunConfig, run_recorded, workload_for};
+use crate::sched::{Bytes, SchedulerKind};
 
 /// Lineage the `scenario` target checks unless `VIPT_LINEAGE` names another.
 pub const DEFAULT_LINEAGE: &str = "linux-6.x";
@@ -36,15 +35,14 @@ pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
     let seed: u64 = u.arbitrary().unwrap_or(0);
     let speculation: bool = u.arbitrary().unwrap_or(true);
     let preset = lineage.preset.unwrap_or(Preset::Tiny);
-    let workload = Workload::generate_for(seed, preset.config().cpus, lineage.family);
     let cfg = RunConfig { preset, speculation, ..RunConfig::default() };
-    let (rec, tape) = Recorder::new(Box::new(Bytes::new(u.take_rest())));
-    let o = run(&cfg, lineage, &workload, Box::new(rec));
+    let workload = workload_for(lineage, &cfg, seed);
+    let Recording { workload, choices, outcome: o } =
+        run_recorded(&cfg, lineage, workload, Box::new(Bytes::new(u.take_rest())));
     if let Some(a) = o.anomaly {
         return FuzzOutcome::Anomaly(a);
     }
     let Some(v) = o.violations.first() else { return FuzzOutcome::Clean };
-    let choices = tape.borrow().clone();
     FuzzOutcome::Violation(Box::new(Reproducer {
         format: FORMAT.into(),
         version: VERSION,

@@ -8,8 +8,8 @@ use vipt_emu::config::Preset;
 use vipt_tmpalias::{Lineage, Registry};
 
 use crate::oracle::Violation;
-use crate::scenario::{Outcome, RunConfig, run};
-use crate::sched::{Recorder, Replay, SchedulerKind};
+use crate::scenario::{Outcome, Recording, RunConfig, record_seed, run};
+use crate::sched::{Replay, SchedulerKind};
 use crate::workload::Workload;
 
 /// The `format` field of every reproducer.
@@ -162,13 +162,9 @@ impl Reproducer {
         cfg: &RunConfig,
         scheduler: SchedulerKind,
         seed: u64,
-        max_cpus: usize,
     ) -> Option<Reproducer> {
-        let workload = Workload::generate_for(seed, max_cpus, lineage.family);
-        let (rec, tape) = Recorder::new(scheduler.chooser(seed));
-        let o = run(cfg, lineage, &workload, Box::new(rec));
-        let v = o.violations.first()?;
-        let choices = tape.borrow().clone();
+        let Recording { workload, choices, outcome } = record_seed(lineage, cfg, scheduler, seed);
+        let v = outcome.violations.first()?;
         Some(Reproducer {
             format: FORMAT.into(),
             version: VERSION,

@@ -15,6 +15,7 @@ use vipt_emu::trace::What;
 use vipt_tmpalias::{Family, Lineage};
 
 use crate::oracle::{Loc, OpRef, Oracle, PageLoc, ReadKind, Violation};
+use crate::sched::{Recorder, SchedulerKind};
 use crate::workload::{MAX_FILE_PAGES, MapKind, Proc, Target, WORDS, WOp, Workload};
 
 /// How to run scenarios.
@@ -85,6 +86,48 @@ impl Outcome {
     pub fn fingerprint(&self) -> Option<String> {
         self.violations.first().map(Violation::fingerprint)
     }
+}
+
+/// The workload of seed `seed` for `lineage`: its family's workload, sized for the machine the
+/// lineage runs on (its own preset, else `cfg.preset`).
+pub fn workload_for(lineage: &Lineage, cfg: &RunConfig, seed: u64) -> Workload {
+    let cpus = lineage.preset.unwrap_or(cfg.preset).config().cpus;
+    Workload::generate_for(seed, cpus, lineage.family)
+}
+
+/// Runs seed `seed` of `lineage`: its workload ([`workload_for`]) under `scheduler` seeded
+/// with `seed`.
+pub fn run_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, seed: u64) -> Outcome {
+    run(cfg, lineage, &workload_for(lineage, cfg, seed), scheduler.chooser(seed))
+}
+
+/// A run together with every choice it drew, in order (what a reproducer stores).
+#[derive(Clone, Debug)]
+pub struct Recording {
+    /// The workload that ran.
+    pub workload: Workload,
+    /// Every choice of the run: replaying them with [`crate::sched::Replay`] repeats it.
+    pub choices: Vec<u32>,
+    /// What it produced.
+    pub outcome: Outcome,
+}
+
+/// Runs `workload` like [`run`], recording every choice `chooser` makes.
+pub fn run_recorded(
+    cfg: &RunConfig,
+    lineage: &Lineage,
+    workload: Workload,
+    chooser: Box<dyn Chooser>,
+) -> Recording {
+    let (rec, tape) = Recorder::new(chooser);
+    let outcome = run(cfg, lineage, &workload, Box::new(rec));
+    let choices = tape.take();
+    Recording { workload, choices, outcome }
+}
+
+/// Runs seed `seed` of `lineage` like [`run_seed`], recording every choice.
+pub fn record_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, seed: u64) -> Recording {
+    run_recorded(cfg, lineage, workload_for(lineage, cfg, seed), scheduler.chooser(seed))
 }
 
 /// A process as the runner sees it.
@@ -1047,15 +1090,13 @@ impl<'k> Runner<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::{Recorder, Replay, SchedulerKind};
+    use crate::sched::{Replay, SchedulerKind};
     use quickcheck::{QuickCheck, TestResult};
     use vipt_tmpalias::Registry;
 
     fn outcome(lineage: &str, seed: u64, cfg: &RunConfig) -> Outcome {
         let reg = Registry::builtin();
-        let l = reg.get(lineage).unwrap();
-        let w = Workload::generate_for(seed, 4, l.family);
-        run(cfg, l, &w, SchedulerKind::Random.chooser(seed))
+        run_seed(reg.get(lineage).unwrap(), cfg, SchedulerKind::Random, seed)
     }
 
     fn clean(lineage: &str, seed: u64) -> TestResult {
@@ -1152,13 +1193,12 @@ mod tests {
         let cfg = RunConfig::default();
         let mut replayed = 0;
         for seed in 0..40 {
-            let w = Workload::generate(seed, 4);
-            let (rec, tape) = Recorder::new(SchedulerKind::Random.chooser(seed));
-            let a = run(&cfg, l, &w, Box::new(rec));
+            let Recording { workload, choices, outcome: a } =
+                record_seed(l, &cfg, SchedulerKind::Random, seed);
             if a.violations.is_empty() {
                 continue;
             }
-            let b = run(&cfg, l, &w, Box::new(Replay::new(tape.borrow().clone())));
+            let b = run(&cfg, l, &workload, Box::new(Replay::new(choices)));
             assert_eq!(a.steps, b.steps);
             assert_eq!(a.violations, b.violations);
             replayed += 1;
