@@ -10,7 +10,7 @@
 //!
 //! Issue 7 extends SPEC §7 with invariants that are not about a value read. The core checks
 //! each at the step where it can break and emits an observation; the runner
-//! ([`crate::scenario`]) records it here with [`Oracle::flag`] under its [`ReadKind`]:
+//! ([`crate::scenario`]) records it here with [`Oracle::flag`] as a broken [`Invariant`]:
 //! a futex retry loop that never ends (`Livelock`, at the op's end), `_PAGE_DIRTY` set on a PTE
 //! that forbids the write (`DirtyWithoutWrite`, `Kernel::check_dirty`), a lockless PTE store
 //! over a change it did not see (`PteResurrected`, `PteUpdateLost`,
@@ -68,7 +68,7 @@ impl fmt::Display for Loc {
     }
 }
 
-/// What kind of program-level read was wrong.
+/// What kind of program-level read returned a wrong value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadKind {
@@ -84,23 +84,28 @@ pub enum ReadKind {
     FinalLoad,
     /// The final read-back through `read(2)`.
     FinalRead,
-    /// Not a read: a futex store that never completed (its `fixup_user_fault` retry loop hit
-    /// its bound).
+}
+
+/// An invariant of the memory manager that broke at one step (not a value read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invariant {
+    /// A futex store that never completed (its `fixup_user_fault` retry loop hit its bound).
     Livelock,
-    /// Not a read: `_PAGE_DIRTY` was set on a PTE that does not permit writes.
+    /// `_PAGE_DIRTY` was set on a PTE that does not permit writes.
     DirtyWithoutWrite,
-    /// Not a read: a store to a device-like shared mapping was followed by no harvest of the
-    /// dirty log naming its page (recorded neither in the PTE dirty bit nor in the log).
+    /// A store to a device-like shared mapping was followed by no harvest of the dirty log
+    /// naming its page (recorded neither in the PTE dirty bit nor in the log).
     LostDirty,
-    /// Not a read: a frame was freed while a TLB entry or a lockless walker could reach it.
+    /// A frame was freed while a TLB entry or a lockless walker could reach it.
     FreedReachable,
-    /// Not a read: an `mmu_gather` flush left a translation of a PTE it cleared.
+    /// An `mmu_gather` flush left a translation of a PTE it cleared.
     StaleTlb,
-    /// Not a read: a lockless PTE update made a cleared PTE present again.
+    /// A lockless PTE update made a cleared PTE present again.
     PteResurrected,
-    /// Not a read: a translation was inserted for a PTE that is not present.
+    /// A translation was inserted for a PTE that is not present.
     InsertNonPresent,
-    /// Not a read: a lockless PTE update undid a change made after its read.
+    /// A lockless PTE update undid a change made after its read.
     PteUpdateLost,
 }
 
@@ -113,14 +118,21 @@ impl fmt::Display for ReadKind {
             ReadKind::CowCopy => "COW copy",
             ReadKind::FinalLoad => "final load",
             ReadKind::FinalRead => "final read(2)",
-            ReadKind::Livelock => "futex livelock",
-            ReadKind::DirtyWithoutWrite => "dirty without write",
-            ReadKind::LostDirty => "lost dirtiness",
-            ReadKind::FreedReachable => "freed while reachable",
-            ReadKind::StaleTlb => "stale TLB after gather flush",
-            ReadKind::PteResurrected => "cleared PTE resurrected",
-            ReadKind::InsertNonPresent => "translation for non-present PTE",
-            ReadKind::PteUpdateLost => "lost PTE update",
+        })
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invariant::Livelock => "futex livelock",
+            Invariant::DirtyWithoutWrite => "dirty without write",
+            Invariant::LostDirty => "lost dirtiness",
+            Invariant::FreedReachable => "freed while reachable",
+            Invariant::StaleTlb => "stale TLB after gather flush",
+            Invariant::PteResurrected => "cleared PTE resurrected",
+            Invariant::InsertNonPresent => "translation for non-present PTE",
+            Invariant::PteUpdateLost => "lost PTE update",
         })
     }
 }
@@ -157,39 +169,101 @@ pub struct WriteRec {
     pub by: OpRef,
 }
 
-/// A wrong read.
+/// What a violation is: a wrong value, or a broken invariant, each with only what it has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A read returned a value the semantics do not allow.
+    WrongValue {
+        /// What read it.
+        read: ReadKind,
+        /// The value returned.
+        observed: u64,
+        /// The values the semantics allowed (never containing `observed`).
+        allowed: Vec<u64>,
+        /// First step of the read interval (its last is the violation's step).
+        start: u64,
+        /// Physical line (its number, `pa / line size`) the value was read from, when known.
+        #[serde(default)]
+        source_line: Option<u64>,
+    },
+    /// An invariant broke at the violation's step.
+    Broken {
+        /// Which.
+        invariant: Invariant,
+    },
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViolationKind::WrongValue { read, .. } => read.fmt(f),
+            ViolationKind::Broken { invariant } => invariant.fmt(f),
+        }
+    }
+}
+
+/// A wrong value or a broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
-    /// What read it.
-    pub kind: ReadKind,
-    /// The word.
+    /// What went wrong.
+    pub kind: ViolationKind,
+    /// The word (for an invariant about a frame rather than a word, the frame).
     pub loc: Loc,
-    /// The value returned.
-    pub observed: u64,
-    /// The values the semantics allowed.
-    pub allowed: Vec<u64>,
-    /// Read interval.
-    pub start: u64,
-    /// Read interval end (the step of the read itself).
+    /// The step it happened at: the last step of a wrong read's interval (the read itself), or
+    /// the step at which the invariant broke.
     pub step: u64,
-    /// The reading operation.
+    /// The operation that read the value or broke the invariant.
     pub by: OpRef,
-    /// Where the stale value came from and that line's history (filled in by the runner).
+    /// Explanation lines, filled in by the runner: where a wrong value came from, or what broke
+    /// an invariant; then, when tracing, the writes of the word and the history of its lines.
     pub detail: Vec<String>,
-    /// Physical line (its number, `pa / line size`) the value was read from, when known.
-    #[serde(default)]
-    pub source_line: Option<u64>,
-    /// Operations in flight at the time.
+    /// Operations in flight at the time (when tracing).
     pub overlapping: Vec<String>,
 }
 
 impl Violation {
-    /// A short stable identifier of the violation: same run, same fingerprint.
-    pub fn fingerprint(&self) -> String {
-        format!("{}@{}={:#x}@{}", self.kind, self.loc, self.observed, self.step)
+    /// The read kind, for a wrong value.
+    pub fn read_kind(&self) -> Option<ReadKind> {
+        match self.kind {
+            ViolationKind::WrongValue { read, .. } => Some(read),
+            ViolationKind::Broken { .. } => None,
+        }
     }
 
-    /// The class the shrinker preserves: what kind of read of what kind of word.
+    /// The invariant, for a broken one.
+    pub fn invariant(&self) -> Option<Invariant> {
+        match self.kind {
+            ViolationKind::WrongValue { .. } => None,
+            ViolationKind::Broken { invariant } => Some(invariant),
+        }
+    }
+
+    /// First step of the interval the violation covers: a wrong read's start, or the step at
+    /// which the invariant broke.
+    pub fn start(&self) -> u64 {
+        match self.kind {
+            ViolationKind::WrongValue { start, .. } => start,
+            ViolationKind::Broken { .. } => self.step,
+        }
+    }
+
+    /// The value returned and the values allowed. A broken invariant has no value: its
+    /// fingerprint and summary show 0 and an empty set, so that their format is one for every
+    /// violation.
+    fn values(&self) -> (u64, &[u64]) {
+        match &self.kind {
+            ViolationKind::WrongValue { observed, allowed, .. } => (*observed, allowed),
+            ViolationKind::Broken { .. } => (0, &[]),
+        }
+    }
+
+    /// A short stable identifier of the violation: same run, same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        format!("{}@{}={:#x}@{}", self.kind, self.loc, self.values().0, self.step)
+    }
+
+    /// The class the shrinker preserves: what kind of violation of what kind of word.
     pub fn class(&self) -> String {
         let page = match self.loc.page {
             PageLoc::File { .. } => "file",
@@ -199,17 +273,18 @@ impl Violation {
         format!("{}:{}", self.kind, page)
     }
 
-    /// Who wrote the observed value, if anyone.
+    /// One line for people: who read what over which steps, what came back, what was allowed.
     pub fn summary(&self) -> String {
-        let allowed: Vec<String> = self.allowed.iter().map(|v| format!("{v:#x}")).collect();
+        let (observed, allowed) = self.values();
+        let allowed: Vec<String> = allowed.iter().map(|v| format!("{v:#x}")).collect();
         format!(
             "{} by {} of {} over steps {}..={} returned {:#x}; allowed {{{}}}",
             self.kind,
             self.by,
             self.loc,
-            self.start,
+            self.start(),
             self.step,
-            self.observed,
+            observed,
             allowed.join(", ")
         )
     }
@@ -279,20 +354,14 @@ impl Oracle {
         self.hist.get(&loc).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Records a violation that is not a wrong value (a livelock, a broken PTE invariant).
-    pub fn flag(&mut self, kind: ReadKind, loc: Loc, step: u64, by: OpRef) {
-        self.violations.push(Violation {
-            kind,
-            loc,
-            observed: 0,
-            allowed: Vec::new(),
-            start: step,
-            step,
-            by,
-            detail: Vec::new(),
-            overlapping: Vec::new(),
-            source_line: None,
-        });
+    /// Records a broken invariant; returns the violation, for its explanation.
+    pub fn flag(&mut self, invariant: Invariant, loc: Loc, step: u64, by: OpRef) -> &mut Violation {
+        self.push(ViolationKind::Broken { invariant }, loc, step, by)
+    }
+
+    fn push(&mut self, kind: ViolationKind, loc: Loc, step: u64, by: OpRef) -> &mut Violation {
+        self.violations.push(Violation { kind, loc, step, by, detail: Vec::new(), overlapping: Vec::new() });
+        self.violations.last_mut().expect("just pushed")
     }
 
     /// Checks a read; records and returns the violation if it is one.
@@ -310,19 +379,8 @@ impl Oracle {
         if allowed.contains(&observed) {
             return None;
         }
-        self.violations.push(Violation {
-            kind,
-            loc,
-            observed,
-            allowed,
-            start,
-            step: end,
-            by,
-            detail: Vec::new(),
-            overlapping: Vec::new(),
-            source_line: None,
-        });
-        self.violations.last_mut()
+        let kind = ViolationKind::WrongValue { read: kind, observed, allowed, start, source_line: None };
+        Some(self.push(kind, loc, end, by))
     }
 }
 
@@ -358,6 +416,35 @@ mod tests {
         let mut b = o.allowed(L, 25, 26);
         b.sort_unstable();
         assert_eq!(b, vec![7, 9]);
+    }
+
+    #[test]
+    fn fingerprint_class_and_summary_keep_their_format() {
+        let mut o = Oracle::new();
+        let l = Loc { page: PageLoc::File { file: 1, pgoff: 0 }, word: 1 };
+        o.write(l, 615, 615, 0x2_0000_0006, BY);
+        let final_by = OpRef { cpu: 0, index: None };
+        let v = o.read(ReadKind::FinalLoad, l, 1942, 1945, 0, final_by).unwrap().clone();
+        assert_eq!(v.fingerprint(), "final load@file1:page0:word1=0x0@1945");
+        assert_eq!(v.class(), "final load:file");
+        assert_eq!(
+            v.summary(),
+            "final load by cpu0(final) of file1:page0:word1 over steps 1942..=1945 returned 0x0; allowed {0x200000006}"
+        );
+        assert_eq!((v.read_kind(), v.invariant(), v.start()), (Some(ReadKind::FinalLoad), None, 1942));
+        // A broken invariant has no value: it renders as 0 with nothing allowed.
+        let by = OpRef { cpu: 2, index: Some(4) };
+        let v = o
+            .flag(Invariant::FreedReachable, Loc { page: PageLoc::Frame { pfn: 3 }, word: 0 }, 441, by)
+            .clone();
+        assert_eq!(v.fingerprint(), "freed while reachable@frame3=0x0@441");
+        assert_eq!(v.class(), "freed while reachable:frame");
+        assert_eq!(
+            v.summary(),
+            "freed while reachable by cpu2#4 of frame3 over steps 441..=441 returned 0x0; allowed {}"
+        );
+        assert_eq!((v.read_kind(), v.invariant(), v.start()), (None, Some(Invariant::FreedReachable), 441));
+        assert_eq!(o.violations.len(), 2);
     }
 
     #[test]

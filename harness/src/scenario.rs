@@ -14,7 +14,7 @@ use vipt_emu::mm::{Errno, Executor, FileId, Kernel, MmId, Obs, Op, OpResult};
 use vipt_emu::trace::What;
 use vipt_tmpalias::{Family, Lineage};
 
-use crate::oracle::{Loc, OpRef, Oracle, PageLoc, ReadKind, Violation};
+use crate::oracle::{Invariant, Loc, OpRef, Oracle, PageLoc, ReadKind, Violation, ViolationKind};
 use crate::sched::{Recorder, SchedulerKind};
 use crate::workload::{MAX_FILE_PAGES, MapKind, Proc, Target, WORDS, WOp, Workload};
 
@@ -128,6 +128,13 @@ pub fn run_recorded(
 /// Runs seed `seed` of `lineage` like [`run_seed`], recording every choice.
 pub fn record_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, seed: u64) -> Recording {
     run_recorded(cfg, lineage, workload_for(lineage, cfg, seed), scheduler.chooser(seed))
+}
+
+/// Records where a wrong value was read from.
+fn set_source_line(v: &mut Violation, line: Option<u64>) {
+    if let ViolationKind::WrongValue { source_line, .. } = &mut v.kind {
+        *source_line = line;
+    }
 }
 
 /// A process as the runner sees it.
@@ -668,7 +675,7 @@ impl<'k> Runner<'k> {
                 // The futex path's retry loop never made its atomic store succeed.
                 let page = f.proc.and_then(|p| self.page_loc(p, f.map, f.page));
                 if let Some(page) = page {
-                    self.oracle.flag(ReadKind::Livelock, Loc { page, word }, now, by);
+                    self.oracle.flag(Invariant::Livelock, Loc { page, word }, now, by);
                 }
             } else {
                 self.anomaly.get_or_insert(format!("{} on cpu{cpu} hit a retry bound", f.op.name()));
@@ -743,11 +750,8 @@ impl<'k> Runner<'k> {
     }
 
     /// Records a violation that is not a wrong value, with one line of explanation.
-    fn flag(&mut self, kind: ReadKind, page: PageLoc, word: u16, step: u64, by: OpRef, detail: String) {
-        self.oracle.flag(kind, Loc { page, word }, step, by);
-        if let Some(v) = self.oracle.violations.last_mut() {
-            v.detail.push(detail);
-        }
+    fn flag(&mut self, kind: Invariant, page: PageLoc, word: u16, step: u64, by: OpRef, detail: String) {
+        self.oracle.flag(kind, Loc { page, word }, step, by).detail.push(detail);
     }
 
     fn find_page(&self, mm: MmId, va: VirtAddr) -> Option<(usize, usize, u64)> {
@@ -781,7 +785,7 @@ impl<'k> Runner<'k> {
                         let line = self.k.machine().last_read.map(|r| r.tag);
                         if let Some(v) = self.oracle.read(ReadKind::UserLoad, loc, step, step, value, by) {
                             v.detail.push(source);
-                            v.source_line = line;
+                            set_source_line(v, line);
                         }
                     }
                 }
@@ -832,7 +836,7 @@ impl<'k> Runner<'k> {
             Obs::DirtyWithoutWrite { cpu, mm, va, step } => {
                 let by = self.current_op(cpu);
                 if let Some(pl) = self.logical_page(mm, va) {
-                    self.oracle.flag(ReadKind::DirtyWithoutWrite, Loc { page: pl, word: 0 }, step, by);
+                    self.oracle.flag(Invariant::DirtyWithoutWrite, Loc { page: pl, word: 0 }, step, by);
                 }
             }
             Obs::DirtySynced { file, pages, step, .. } => {
@@ -848,7 +852,7 @@ impl<'k> Runner<'k> {
                 let what = if table { "page-table page" } else { "page" };
                 let via = if walker { "from inside its gup_fast walk" } else { "through a TLB entry" };
                 let detail = format!("{what} {pfn:?} freed while cpu{} can reach it {via}", holder.0);
-                self.flag(ReadKind::FreedReachable, PageLoc::Frame { pfn: pfn.0 }, 0, step, by, detail);
+                self.flag(Invariant::FreedReachable, PageLoc::Frame { pfn: pfn.0 }, 0, step, by, detail);
             }
             Obs::StaleTlb { cpu, mm, va, pfn, holder, step } => {
                 let by = self.current_op(cpu);
@@ -857,16 +861,16 @@ impl<'k> Runner<'k> {
                     "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
                     holder.0
                 );
-                self.flag(ReadKind::StaleTlb, page, 0, step, by, detail);
+                self.flag(Invariant::StaleTlb, page, 0, step, by, detail);
             }
             Obs::PteResurrected { cpu, mm, va, step }
             | Obs::InsertNonPresent { cpu, mm, va, step }
             | Obs::PteUpdateLost { cpu, mm, va, step } => {
                 self.fatal |= matches!(o, Obs::PteResurrected { .. });
                 let kind = match o {
-                    Obs::PteResurrected { .. } => ReadKind::PteResurrected,
-                    Obs::InsertNonPresent { .. } => ReadKind::InsertNonPresent,
-                    _ => ReadKind::PteUpdateLost,
+                    Obs::PteResurrected { .. } => Invariant::PteResurrected,
+                    Obs::InsertNonPresent { .. } => Invariant::InsertNonPresent,
+                    _ => Invariant::PteUpdateLost,
                 };
                 let by = self.current_op(cpu);
                 let page = self.logical_page(mm, va).unwrap_or(PageLoc::Frame { pfn: 0 });
@@ -953,7 +957,7 @@ impl<'k> Runner<'k> {
             let detail = format!(
                 "store at step {step} to page {pgoff}; the dirty log named the page {last}, never after the store"
             );
-            self.flag(ReadKind::LostDirty, PageLoc::File { file: fi, pgoff }, word, step, by, detail);
+            self.flag(Invariant::LostDirty, PageLoc::File { file: fi, pgoff }, word, step, by, detail);
         }
     }
 
@@ -982,7 +986,7 @@ impl<'k> Runner<'k> {
                                 self.oracle.read(ReadKind::FinalLoad, loc, start, step, v, final_by)
                             {
                                 viol.detail.push(source);
-                                viol.source_line = line;
+                                set_source_line(viol, line);
                             }
                         }
                     }
@@ -1027,17 +1031,21 @@ impl<'k> Runner<'k> {
             }
             // The cache lines of the word's physical line(s) that stores of these values went
             // through, and every event on them.
+            let (stored, source_line) = match &v.kind {
+                ViolationKind::WrongValue { observed, allowed, source_line, .. } => {
+                    (allowed.iter().copied().chain([*observed]).collect(), *source_line)
+                }
+                ViolationKind::Broken { .. } => (Vec::new(), None),
+            };
             let mut tags: Vec<u64> = trace
                 .events
                 .iter()
                 .filter_map(|e| match e.what {
-                    What::Store { tag, value, .. } if v.allowed.contains(&value) || value == v.observed => {
-                        Some(tag)
-                    }
+                    What::Store { tag, value, .. } if stored.contains(&value) => Some(tag),
                     _ => None,
                 })
                 .collect();
-            tags.extend(v.source_line);
+            tags.extend(source_line);
             tags.sort_unstable();
             tags.dedup();
             for tag in tags {
@@ -1077,7 +1085,7 @@ impl<'k> Runner<'k> {
                         l.split_whitespace()
                             .next()
                             .and_then(|s| s.parse::<u64>().ok())
-                            .is_some_and(|s| s + 2000 >= v.start && s <= v.step)
+                            .is_some_and(|s| s + 2000 >= v.start() && s <= v.step)
                     })
                     .cloned()
                     .collect();
@@ -1127,7 +1135,7 @@ mod tests {
         let cfg = RunConfig { corrupt_load: Some(n), ..RunConfig::default() };
         let o = outcome("pipt", seed, &cfg);
         match o.violations.first() {
-            Some(v) if v.kind == ReadKind::UserLoad => TestResult::passed(),
+            Some(v) if v.read_kind() == Some(ReadKind::UserLoad) => TestResult::passed(),
             other => TestResult::error(format!("seed {seed}: corrupting load {n} gave {other:?}")),
         }
     }
@@ -1169,9 +1177,17 @@ mod tests {
     fn a_corrupted_load_is_flagged_where_a_low_bit_flip_would_be_allowed() {
         let cfg = RunConfig { corrupt_load: Some(2), ..RunConfig::default() };
         let o = outcome("pipt", 5_892_754_839_137_258_212, &cfg);
-        assert_eq!(
-            o.violations.first().map(|v| (v.kind, v.observed)),
-            Some((ReadKind::UserLoad, 0x8000_0001_0000_0003))
+        let kind = o.violations.first().map(|v| &v.kind);
+        assert!(
+            matches!(
+                kind,
+                Some(ViolationKind::WrongValue {
+                    read: ReadKind::UserLoad,
+                    observed: 0x8000_0001_0000_0003,
+                    ..
+                })
+            ),
+            "{kind:?}"
         );
     }
 
@@ -1223,12 +1239,14 @@ mod tests {
     #[test]
     fn the_family_campaigns_find_each_broken_variant_by_its_own_check() {
         let first = |name: &str, n: u64| {
-            (0..n).find_map(|s| outcome(name, s, &RunConfig::default()).violations.first().map(|v| v.kind))
+            (0..n).find_map(|s| {
+                outcome(name, s, &RunConfig::default()).violations.first().and_then(|v| v.invariant())
+            })
         };
-        assert_eq!(first("hash-two-update", 50), Some(ReadKind::PteUpdateLost));
-        assert_eq!(first("gather-first-page", 50), Some(ReadKind::StaleTlb));
-        assert_eq!(first("gather-no-sync", 400), Some(ReadKind::FreedReachable));
-        assert_eq!(first("clean-deferred", 2000), Some(ReadKind::LostDirty));
+        assert_eq!(first("hash-two-update", 50), Some(Invariant::PteUpdateLost));
+        assert_eq!(first("gather-first-page", 50), Some(Invariant::StaleTlb));
+        assert_eq!(first("gather-no-sync", 400), Some(Invariant::FreedReachable));
+        assert_eq!(first("clean-deferred", 2000), Some(Invariant::LostDirty));
         for good in ["hash-cas", "gather-range", "gather-fullmm", "clean-flush-locked", "clean-external-lock"]
         {
             assert_eq!(first(good, 300), None, "{good} shows a violation");
