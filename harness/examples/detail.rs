@@ -11,8 +11,8 @@ fn main() {
     let w = workload_for(l, &cfg, seed);
     println!("{}", serde_json::to_string_pretty(&w).unwrap());
     let o = run(&cfg, l, &w, SchedulerKind::Random.chooser(seed));
-    for l in &o.timeline {
-        println!("{l}");
+    for e in &o.timeline {
+        println!("{e}");
     }
     for v in o.violations.iter().take(3) {
         println!("VIOLATION {}", v.summary());

@@ -351,15 +351,8 @@ fn replay(
                     println!("  {d}");
                 }
                 println!("timeline (operations{}):", if steps { " and micro-steps" } else { "" });
-                for line in o.timeline.iter().filter(|l| steps || !l.contains("   . ")) {
-                    if line
-                        .split_whitespace()
-                        .next()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .is_some_and(|s| s <= v.step)
-                    {
-                        println!("  {line}");
-                    }
+                for e in o.timeline.iter().filter(|e| (steps || !e.is_step()) && e.step <= v.step) {
+                    println!("  {e}");
                 }
                 if o.violations.len() > 1 {
                     println!("{} more violation(s) follow from it", o.violations.len() - 1);

@@ -10,7 +10,7 @@ use vipt_emu::config::{Indexing, Preset};
 use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::vmscan::ReclaimTarget;
-use vipt_emu::mm::{Errno, Executor, FileId, Kernel, MmId, Obs, Op, OpResult};
+use vipt_emu::mm::{Action, Errno, Executor, FileId, Kernel, MmId, Obs, Op, OpResult};
 use vipt_emu::trace::What;
 use vipt_tmpalias::{Family, Lineage};
 
@@ -73,8 +73,9 @@ pub struct Outcome {
     pub reads: u64,
     /// A problem of the run itself (deadlock, step limit, retry bound): a core bug.
     pub anomaly: Option<String>,
-    /// A readable timeline of the concurrent phase (when tracing).
-    pub timeline: Vec<String>,
+    /// When tracing: the programs' operations as they began and ended, and every micro-step
+    /// after set-up, in step order.
+    pub timeline: Vec<TimelineEntry>,
     /// User loads judged during the concurrent phase.
     pub user_loads: u64,
     /// The machine's event counters at the end of the run.
@@ -128,6 +129,60 @@ pub fn run_recorded(
 /// Runs seed `seed` of `lineage` like [`run_seed`], recording every choice.
 pub fn record_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, seed: u64) -> Recording {
     run_recorded(cfg, lineage, workload_for(lineage, cfg, seed), scheduler.chooser(seed))
+}
+
+/// One entry of a run's timeline: at a step, on a CPU, an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// The micro-step count when it happened.
+    pub step: u64,
+    /// The CPU.
+    pub cpu: CpuId,
+    /// What happened.
+    pub event: TimelineEvent,
+}
+
+/// What a timeline entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineEvent {
+    /// Operation `index` of the CPU's program began.
+    Begin {
+        /// Its index in the program.
+        index: usize,
+        /// The operation.
+        op: WOp,
+    },
+    /// Operation `index` of the CPU's program completed.
+    End {
+        /// Its index in the program.
+        index: usize,
+        /// Its name ([`WOp::name`]).
+        op: &'static str,
+        /// What it returned.
+        result: OpResult,
+    },
+    /// The CPU performed a micro-step.
+    Step(Action),
+}
+
+impl TimelineEntry {
+    /// Is it a micro-step (rather than an operation's begin or end)?
+    pub fn is_step(&self) -> bool {
+        matches!(self.event, TimelineEvent::Step(_))
+    }
+}
+
+impl std::fmt::Display for TimelineEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (step, cpu) = (self.step, self.cpu.0);
+        match self.event {
+            TimelineEvent::Begin { index, op } => write!(f, "{step:>6} cpu{cpu} begin #{index} {op:?}"),
+            TimelineEvent::End { index, op, result } => {
+                write!(f, "{step:>6} cpu{cpu} end   #{index} {op} -> {result}")
+            }
+            TimelineEvent::Step(a) => write!(f, "{step:>6} cpu{cpu}   . {a:?}"),
+        }
+    }
 }
 
 /// Records where a wrong value was read from.
@@ -243,7 +298,7 @@ struct Runner<'k> {
     obs: Vec<Obs>,
     ops: usize,
     colours: u64,
-    timeline: Option<Vec<String>>,
+    timeline: Option<Vec<TimelineEntry>>,
     anomaly: Option<String>,
     racy_teardown: bool,
     racy_poke: bool,
@@ -317,10 +372,13 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
     if cfg.trace {
         r.explain_violations();
         if let (Some(log), Some(tl)) = (r.ex.log.take(), r.timeline.as_mut()) {
-            for (step, cpu, a) in log {
-                tl.push(format!("{step:>6} cpu{}   . {a:?}", cpu.0));
-            }
-            tl.sort_by_key(|l| l.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
+            tl.extend(log.into_iter().map(|(step, cpu, a)| TimelineEntry {
+                step,
+                cpu,
+                event: TimelineEvent::Step(a),
+            }));
+            // Stable: entries of one step keep their order, operations before micro-steps.
+            tl.sort_by_key(|e| e.step);
         }
     }
     Outcome {
@@ -617,7 +675,8 @@ impl<'k> Runner<'k> {
                     }
                 }
                 if let Some(t) = &mut self.timeline {
-                    t.push(format!("{:>6} cpu{cpu} begin #{index} {:?}", f.start, op));
+                    let event = TimelineEvent::Begin { index, op };
+                    t.push(TimelineEntry { step: f.start, cpu: CpuId(cpu as u8), event });
                 }
                 self.ex.spawn(CpuId(cpu as u8), f.emu);
                 self.flights[cpu] = Some(f);
@@ -668,7 +727,8 @@ impl<'k> Runner<'k> {
         let by = Self::by(cpu, f.index);
         self.oracle.finish_writes(by, now, &f.written);
         if let Some(t) = &mut self.timeline {
-            t.push(format!("{now:>6} cpu{cpu} end   #{} {} -> {result}", f.index, f.op.name()));
+            let event = TimelineEvent::End { index: f.index, op: f.op.name(), result };
+            t.push(TimelineEntry { step: now, cpu: CpuId(cpu as u8), event });
         }
         if result == OpResult::Err(Errno::Again) {
             if let WOp::Futex { word, .. } = f.op {
@@ -1081,13 +1141,8 @@ impl<'k> Runner<'k> {
             for v in &mut vs {
                 v.overlapping = tl
                     .iter()
-                    .filter(|l| {
-                        l.split_whitespace()
-                            .next()
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .is_some_and(|s| s + 2000 >= v.start() && s <= v.step)
-                    })
-                    .cloned()
+                    .filter(|e| e.step + 2000 >= v.start() && e.step <= v.step)
+                    .map(TimelineEntry::to_string)
                     .collect();
             }
         }
