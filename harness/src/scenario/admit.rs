@@ -1,0 +1,110 @@
+//! Admission under the workload rules: whether an operation may start while others run.
+//!
+//! The oracle promises no violation on a correct kernel only for workloads that follow three
+//! rules (the README's *Workload rules*); the runner enforces them by holding an operation back
+//! until what it clashes with has completed. Each operation states what it [`Claims`] when it
+//! is resolved; [`Rules::may_start`] compares that with the claims of every running one:
+//!
+//! 1. two writers of one page through inequivalent aliases never overlap ([`Class`]);
+//! 2. no user access to a mapping overlaps its teardown ([`Teardown`]), unless
+//!    [`RunConfig::racy_teardown`](super::RunConfig::racy_teardown);
+//! 3. a poke overlaps no other access to its mapping, and goes to anonymous and private
+//!    mappings only, unless [`RunConfig::racy_poke`](super::RunConfig::racy_poke);
+//!
+//! and, for the runner's own bookkeeping, one `munmap` or re-`mmap` at a time per mapping.
+
+use super::shadow::Shadow;
+use crate::oracle::PageLoc;
+use crate::workload::MapKind;
+
+/// What a teardown operation removes; no user access to those mappings may overlap it.
+///
+/// This extends SPEC §7's rule. Between `flush_cache_range` and the PTE clear of a zap, a
+/// racing thread can re-walk the still present PTE, store (or let the CPU speculate) and leave
+/// lines that nothing flushes any more: the store is lost or the freed page is corrupted
+/// later. Every lineage but `whole-cache` has that window (current parisc included: the
+/// generic `mmu_gather` flushes only the TLB after clearing); `RunConfig::racy_teardown`
+/// turns the rule off to study it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Teardown {
+    /// `munmap` of one mapping of a process.
+    Map(usize, usize),
+    /// Exit of a process.
+    Proc(usize),
+    /// `truncate` of a file.
+    File(u8),
+}
+
+/// Class of a writer for the "no concurrent writes through inequivalent aliases" rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Class {
+    /// The kernel's alias (`write(2)`, a poke).
+    Kernel,
+    /// A user mapping of this colour.
+    User(u64),
+}
+
+/// What a running operation holds against the others. Processes and mappings are indices into
+/// [`Shadow::procs`] and its `maps`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Claims {
+    /// A write through an alias of some class to a page (SPEC §7's rule).
+    pub(super) gate: Option<(PageLoc, Class)>,
+    /// A user access to mapping `.1` of process `.0`.
+    pub(super) access: Option<(usize, usize)>,
+    /// The teardown of mappings.
+    pub(super) teardown: Option<Teardown>,
+    /// A poke (`access_process_vm` write): the target is stopped, as under ptrace, so no
+    /// other access to that mapping may overlap it. Set only with `access`.
+    pub(super) poke: bool,
+    /// A `munmap` or re-`mmap` of mapping `.1` of process `.0`: one at a time per mapping, as
+    /// the shadow tracks one address per mapping.
+    pub(super) remaps: Option<(usize, usize)>,
+}
+
+/// Which of the rules hold.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rules {
+    /// Rule 2 lifted: user accesses may overlap the teardown of their mapping.
+    pub(super) racy_teardown: bool,
+    /// Rule 3 lifted: pokes may overlap other accesses and go to shared file mappings.
+    pub(super) racy_poke: bool,
+}
+
+impl Rules {
+    /// May an operation poke (write through `access_process_vm`) into a mapping of `kind`?
+    pub(super) fn may_poke(&self, kind: MapKind) -> bool {
+        self.racy_poke || !matches!(kind, MapKind::File { shared: true, .. })
+    }
+
+    /// May an operation claiming `f` start now, given the claims of what is running?
+    pub(super) fn may_start<'a>(
+        &self,
+        sh: &Shadow,
+        f: &Claims,
+        running: impl IntoIterator<Item = &'a Claims>,
+    ) -> bool {
+        running.into_iter().all(|g| {
+            let writes_clash =
+                matches!((f.gate, g.gate), (Some((p1, c1)), Some((p2, c2))) if p1 == p2 && c1 != c2);
+            let teardown_clash = !self.racy_teardown
+                && (matches!((f.access, g.teardown), (Some((p, m)), Some(t)) if tears(sh, t, p, m))
+                    || matches!((g.access, f.teardown), (Some((p, m)), Some(t)) if tears(sh, t, p, m)));
+            let poke_clash =
+                !self.racy_poke && (f.poke || g.poke) && f.access.is_some() && f.access == g.access;
+            let remap_clash = f.remaps.is_some() && f.remaps == g.remaps;
+            !writes_clash && !teardown_clash && !poke_clash && !remap_clash
+        })
+    }
+}
+
+/// Does teardown `t` remove mapping `map` of process `p`?
+fn tears(sh: &Shadow, t: Teardown, p: usize, map: usize) -> bool {
+    match t {
+        Teardown::Map(tp, tm) => (tp, tm) == (p, map),
+        Teardown::Proc(tp) => tp == p,
+        Teardown::File(file) => {
+            matches!(sh.procs[p].maps.get(map).map(|m| m.kind), Some(MapKind::File { file: f, .. }) if f == file)
+        }
+    }
+}

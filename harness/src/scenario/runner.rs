@@ -1,0 +1,217 @@
+//! The runner: the driving loop of a scenario. It sets the workload up with operations run one
+//! at a time, then runs the programs concurrently under the executor — resolving and admitting
+//! each CPU's next operation, stepping whichever CPU the scheduler picks, feeding every
+//! observation to the judge, and applying each completed operation to the shadow model — and
+//! finally runs what the family check wants run once the programs are done.
+
+use vipt_emu::addr::{CpuId, VirtAddr};
+use vipt_emu::mm::{Errno, Executor, Kernel, Obs, Op, OpResult};
+
+use super::RunConfig;
+use super::admit::Rules;
+use super::family::FamilyCheck;
+use super::judge::Judge;
+use super::resolve::{Flight, resolve};
+use super::shadow::Shadow;
+use super::timeline::{TimelineEntry, TimelineEvent};
+use crate::workload::{WOp, Workload};
+
+/// The state of one run.
+pub(super) struct Runner<'k> {
+    /// The kernel under test (and through it the machine).
+    pub(super) k: &'k Kernel,
+    /// Its executor: one task per CPU; its step count is the run's clock.
+    pub(super) ex: Executor<'k>,
+    /// The workload being run.
+    w: &'k Workload,
+    /// What the workload created, as far as the completed operations tell.
+    pub(super) shadow: Shadow,
+    /// Per CPU: the operation it runs, from its start until the step it completes.
+    flights: Vec<Option<Flight>>,
+    /// The oracle and everything judged.
+    pub(super) judge: Judge,
+    /// The workload rules in force.
+    rules: Rules,
+    /// Cache colours of the machine (1 when physically indexed).
+    colours: u64,
+    /// Per CPU: the index of the next operation of its program to resolve; every operation
+    /// before it has started or was skipped.
+    pc: Vec<usize>,
+    /// Buffer the observations of a step are drained into (empty between drains).
+    obs: Vec<Obs>,
+    /// Operations completed, set-up and read-back included.
+    pub(super) ops: usize,
+    /// When tracing: the operations as they began and ended, in that order.
+    pub(super) timeline: Option<Vec<TimelineEntry>>,
+    /// The first problem of the run itself (deadlock, step limit, retry bound); the run stops
+    /// at it.
+    pub(super) anomaly: Option<String>,
+}
+
+impl<'k> Runner<'k> {
+    /// A runner for `w` on `k`, a machine with `colours` cache colours, judging with the
+    /// family check `check`.
+    pub(super) fn new(
+        k: &'k Kernel,
+        w: &'k Workload,
+        cfg: &RunConfig,
+        colours: u64,
+        check: Option<Box<dyn FamilyCheck>>,
+    ) -> Self {
+        Runner {
+            k,
+            ex: Executor::new(k),
+            w,
+            shadow: Shadow::new(w.cpus as usize),
+            flights: vec![None; w.cpus as usize],
+            judge: Judge::new(cfg.corrupt_load, check),
+            rules: Rules { racy_teardown: cfg.racy_teardown, racy_poke: cfg.racy_poke },
+            colours,
+            pc: vec![0; w.cpus as usize],
+            obs: Vec::new(),
+            ops: 0,
+            timeline: cfg.trace.then(Vec::new),
+            anomaly: None,
+        }
+    }
+
+    /// The current step.
+    pub(super) fn now(&self) -> u64 {
+        self.ex.steps
+    }
+
+    /// Runs `op` alone on CPU 0 to its end (set-up and read-back).
+    pub(super) fn sequential(&mut self, op: Op) -> OpResult {
+        self.ex.spawn(CpuId(0), op);
+        let r = match self.ex.run_to_completion(CpuId(0)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.anomaly.get_or_insert(format!("set-up/read-back: {e}"));
+                OpResult::Err(Errno::Again)
+            }
+        };
+        self.ops += 1;
+        r
+    }
+
+    /// Creates the workload's files, initial processes and mappings.
+    pub(super) fn setup(&mut self) {
+        for f in &self.w.files {
+            self.shadow.files.push(self.k.create_file(f.pages, f.colour));
+        }
+        for _ in 0..self.w.procs {
+            self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));
+        }
+        for spec in &self.w.maps {
+            let p = spec.proc as usize;
+            let mm = self.shadow.procs[p].mm;
+            let args = self.shadow.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr));
+            let va = match self.sequential(Op::Mmap { mm, args }) {
+                OpResult::Mapped(va) => Some(va),
+                _ => None,
+            };
+            self.shadow.add_map(p, spec.kind, spec.pages, va, &mut self.judge.oracle);
+        }
+        self.drain();
+    }
+
+    /// Starts the next operation of every idle CPU that may start one.
+    fn spawn_ready(&mut self) {
+        for cpu in 0..self.w.cpus as usize {
+            while self.flights[cpu].is_none() && self.pc[cpu] < self.w.programs[cpu].len() {
+                let index = self.pc[cpu];
+                let op = self.w.programs[cpu][index];
+                let Some(mut f) = resolve(&self.shadow, &self.rules, self.colours, cpu, index, op) else {
+                    self.pc[cpu] += 1;
+                    continue;
+                };
+                let running = self.flights.iter().flatten().map(|g| &g.claims);
+                if !self.rules.may_start(&self.shadow, &f.claims, running) {
+                    break;
+                }
+                self.pc[cpu] += 1;
+                f.start = self.now();
+                self.judge.op_started(&mut f);
+                if let Some(t) = &mut self.timeline {
+                    let event = TimelineEvent::Begin { index, op };
+                    t.push(TimelineEntry { step: f.start, cpu: CpuId(cpu as u8), event });
+                }
+                self.ex.spawn(CpuId(cpu as u8), f.emu);
+                self.flights[cpu] = Some(f);
+            }
+        }
+    }
+
+    /// The concurrent phase: every program to its end, or until the run goes wrong, the page
+    /// tables are corrupt, or `max_steps` is passed.
+    pub(super) fn concurrent(&mut self, max_steps: u64) {
+        loop {
+            self.spawn_ready();
+            match self.ex.schedule_step() {
+                Ok(None) => {
+                    if self.pc.iter().zip(&self.w.programs).all(|(&pc, p)| pc >= p.len()) {
+                        break;
+                    }
+                    // Every CPU idle but some waits at the gate: impossible (the gate only
+                    // waits on running operations).
+                    self.anomaly = Some("gated with nothing running".into());
+                    break;
+                }
+                Ok(Some((cpu, done))) => {
+                    self.drain();
+                    if self.judge.fatal {
+                        break;
+                    }
+                    if let Some(result) = done {
+                        self.complete(cpu.index(), result);
+                    }
+                }
+                Err(e) => {
+                    self.anomaly = Some(format!("{e} at step {}", self.now()));
+                    break;
+                }
+            }
+            if self.ex.steps > max_steps {
+                self.anomaly = Some(format!("step limit {max_steps} reached"));
+                break;
+            }
+        }
+        self.drain();
+    }
+
+    /// CPU `cpu`'s operation completed with `result`.
+    fn complete(&mut self, cpu: usize, result: OpResult) {
+        let Some(f) = self.flights[cpu].take() else { return };
+        self.ops += 1;
+        let now = self.now();
+        self.judge.op_finished(&self.shadow, &f, result, now);
+        if let Some(t) = &mut self.timeline {
+            let event = TimelineEvent::End { index: f.index, op: f.op.name(), result };
+            t.push(TimelineEntry { step: now, cpu: CpuId(cpu as u8), event });
+        }
+        if result == OpResult::Err(Errno::Again) && !matches!(f.op, WOp::Futex { .. }) {
+            self.anomaly.get_or_insert(format!("{} on cpu{cpu} hit a retry bound", f.op.name()));
+        }
+        self.shadow.completed(cpu, &f, result, &mut self.judge.oracle);
+        self.k.machine().chooser().op_finished(CpuId(cpu as u8));
+    }
+
+    /// Feeds the observations of the last step to the judge.
+    pub(super) fn drain(&mut self) {
+        let mut obs = std::mem::take(&mut self.obs);
+        self.k.drain_observations(&mut obs);
+        for o in obs.drain(..) {
+            self.judge.observe(o, self.k, &mut self.shadow, &mut self.flights);
+        }
+        self.obs = obs;
+    }
+
+    /// Once the programs are done: the family check's final operations, then its verdict.
+    pub(super) fn final_checks(&mut self) {
+        for op in self.judge.final_ops(&self.shadow) {
+            self.sequential(op);
+            self.drain();
+        }
+        self.judge.at_end();
+    }
+}
