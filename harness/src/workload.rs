@@ -548,6 +548,30 @@ impl Gen {
         programs
     }
 
+    /// The set-up mappings of the focused families: for each of `procs` processes, a number
+    /// drawn from `per_proc` of mappings of the kind `kind` draws. A file mapping covers its
+    /// whole file from page 0, an anonymous one one or two pages.
+    fn proc_maps(
+        &mut self,
+        procs: u8,
+        per_proc: std::ops::RangeInclusive<i32>,
+        files: &[FileSpec],
+        mut kind: impl FnMut(&mut Self) -> MapKind,
+    ) -> Vec<MapSpec> {
+        let mut maps = Vec::new();
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(per_proc.clone()) {
+                let kind = kind(self);
+                let pages = match kind {
+                    MapKind::File { file, .. } => files[file as usize].pages,
+                    MapKind::Anon => self.rng.random_range(1..=2),
+                };
+                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
+            }
+        }
+        maps
+    }
+
     /// [`Family::Gather`]: threads of one or two processes store, load and run `gup_fast`
     /// while others unmap and remap their mappings. Each file mapping lies in a page-table
     /// page of its own, so unmapping it frees that table.
@@ -557,22 +581,14 @@ impl Gen {
         let files: Vec<FileSpec> =
             (0..nfiles).map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }).collect();
         let procs = self.rng.random_range(1..=2u8);
-        let mut maps = Vec::new();
-        for p in 0..procs {
-            for _ in 0..self.rng.random_range(2..=3) {
-                let kind = if self.rng.random_range(0..100) < 30 {
-                    MapKind::Anon
-                } else {
-                    let file = self.rng.random_range(0..nfiles);
-                    MapKind::File { file, pgoff: 0, shared: self.rng.random_range(0..100) < 60 }
-                };
-                let pages = match kind {
-                    MapKind::File { file, .. } => files[file as usize].pages,
-                    MapKind::Anon => self.rng.random_range(1..=2),
-                };
-                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
+        let maps = self.proc_maps(procs, 2..=3, &files, |g| {
+            if g.rng.random_range(0..100) < 30 {
+                MapKind::Anon
+            } else {
+                let file = g.rng.random_range(0..nfiles);
+                MapKind::File { file, pgoff: 0, shared: g.rng.random_range(0..100) < 60 }
             }
-        }
+        });
         let programs = self.thread_programs(
             cpus,
             procs,
@@ -602,19 +618,10 @@ impl Gen {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
         let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }];
         let procs = self.rng.random_range(1..=2u8);
-        let mut maps = Vec::new();
-        for p in 0..procs {
-            for _ in 0..self.rng.random_range(1..=2) {
-                let r = self.rng.random_range(0..100);
-                let kind =
-                    if r < 40 { MapKind::Anon } else { MapKind::File { file: 0, pgoff: 0, shared: r < 80 } };
-                let pages = match kind {
-                    MapKind::File { .. } => files[0].pages,
-                    MapKind::Anon => self.rng.random_range(1..=2),
-                };
-                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
-            }
-        }
+        let maps = self.proc_maps(procs, 1..=2, &files, |g| {
+            let r = g.rng.random_range(0..100);
+            if r < 40 { MapKind::Anon } else { MapKind::File { file: 0, pgoff: 0, shared: r < 80 } }
+        });
         let programs = self.thread_programs(
             cpus,
             procs,
@@ -641,17 +648,8 @@ impl Gen {
         let pages = self.rng.random_range(1..=2);
         let files = vec![FileSpec { pages, colour: 0 }];
         let procs = self.rng.random_range(1..=2u8);
-        let mut maps = Vec::new();
-        for p in 0..procs {
-            for _ in 0..self.rng.random_range(1..=2) {
-                maps.push(MapSpec {
-                    proc: p,
-                    kind: MapKind::File { file: 0, pgoff: 0, shared: true },
-                    pages,
-                    fixed: None,
-                });
-            }
-        }
+        let maps =
+            self.proc_maps(procs, 1..=2, &files, |_| MapKind::File { file: 0, pgoff: 0, shared: true });
         let programs = self.thread_programs(
             cpus,
             procs,
