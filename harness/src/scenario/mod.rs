@@ -346,13 +346,14 @@ mod tests {
     fn the_family_campaigns_find_each_broken_variant_by_its_own_check() {
         let first = |name: &str, n: u64| {
             (0..n).find_map(|s| {
-                outcome(name, s, &RunConfig::default()).violations.first().and_then(|v| v.invariant())
+                outcome(name, s, &RunConfig::default()).violations.first().map(|v| v.kind.clone())
             })
         };
-        assert_eq!(first("hash-two-update", 50), Some(Invariant::PteUpdateLost));
-        assert_eq!(first("gather-first-page", 50), Some(Invariant::StaleTlb));
-        assert_eq!(first("gather-no-sync", 400), Some(Invariant::FreedReachable));
-        assert_eq!(first("clean-deferred", 2000), Some(Invariant::LostDirty));
+        let broken = |invariant| Some(ViolationKind::Broken { invariant });
+        assert_eq!(first("hash-two-update", 50), broken(Invariant::PteUpdateLost));
+        assert_eq!(first("gather-first-page", 50), broken(Invariant::StaleTlb));
+        assert_eq!(first("gather-no-sync", 400), broken(Invariant::FreedReachable));
+        assert_eq!(first("clean-deferred", 2000), broken(Invariant::LostDirty));
         for good in ["hash-cas", "gather-range", "gather-fullmm", "clean-flush-locked", "clean-external-lock"]
         {
             assert_eq!(first(good, 300), None, "{good} shows a violation");
