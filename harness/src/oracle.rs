@@ -8,7 +8,7 @@
 //! also completed before it began. Anything else is a violation. Nothing here looks at caches
 //! or page tables: only at what programs stored and what they got back.
 //!
-//! Issue 7 extends SPEC §7 with invariants that are not about a value read. The core checks
+//! The MMU race families add invariants that are not about a value read. The core checks
 //! each at the step where it can break and emits an observation; the runner
 //! ([`crate::scenario`]) records it here with [`Oracle::flag`] as a broken [`Invariant`]:
 //! a futex retry loop that never ends (`Livelock`, at the op's end), `_PAGE_DIRTY` set on a PTE
@@ -18,7 +18,7 @@
 //! (`InsertNonPresent`, `Kernel::hash_insert`), a translation left after an `mmu_gather`
 //! flush (`StaleTlb`, `MmuGather::finish`), a frame freed while a TLB entry or a lockless
 //! walker can reach it (`FreedReachable`, `Kernel::put_page`), and a store that no dirty-log
-//! harvest ever named (`LostDirty`, checked by the runner after a final clean).
+//! harvest ever named (`LostDirty`, checked by the clean family's check after a final clean).
 
 use std::collections::BTreeMap;
 use std::fmt;

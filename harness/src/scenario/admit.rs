@@ -19,7 +19,7 @@ use crate::workload::MapKind;
 
 /// What a teardown operation removes; no user access to those mappings may overlap it.
 ///
-/// This extends SPEC §7's rule. Between `flush_cache_range` and the PTE clear of a zap, a
+/// This is the second workload rule. Between `flush_cache_range` and the PTE clear of a zap, a
 /// racing thread can re-walk the still present PTE, store (or let the CPU speculate) and leave
 /// lines that nothing flushes any more: the store is lost or the freed page is corrupted
 /// later. Every lineage but `whole-cache` has that window (current parisc included: the
@@ -48,7 +48,7 @@ pub(super) enum Class {
 /// [`Shadow::procs`] and its `maps`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Claims {
-    /// A write through an alias of some class to a page (SPEC §7's rule).
+    /// A write through an alias of some class to a page (rule 1).
     pub(super) gate: Option<(PageLoc, Class)>,
     /// A user access to mapping `.1` of process `.0`.
     pub(super) access: Option<(usize, usize)>,

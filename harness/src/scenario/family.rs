@@ -83,7 +83,7 @@ impl FamilyCheck for DirtyLog {
         vec![Op::CleanDirty { file: sh.files[self.file as usize] }]
     }
 
-    /// Every page's last store must be followed by a harvest naming the page (SPEC §7, lost
+    /// Every page's last store must be followed by a harvest naming the page (lost
     /// dirtiness): a store that reached neither the PTE dirty bit nor the log is flagged.
     fn at_end(&self, oracle: &mut Oracle) {
         for (&pgoff, &(step, by, word)) in &self.last_store {

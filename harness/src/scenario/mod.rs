@@ -266,7 +266,8 @@ mod tests {
         TestResult::passed()
     }
 
-    /// Issue 7's correct variants never violate, whatever the workload of their family.
+    /// The correct variants of the MMU race families never violate, whatever the workload of
+    /// their family.
     #[test]
     fn any_family_workload_on_a_correct_variant_is_clean() {
         QuickCheck::new().tests(150).quickcheck(family_variants_clean as fn(u64) -> TestResult);
@@ -340,8 +341,8 @@ mod tests {
         }
     }
 
-    /// Each broken variant of issue 7's families 2–4 is found, with the check of its family,
-    /// within a few thousand seeds; the correct ones are not.
+    /// Each broken variant of the hash, gather and clean families is found, with the check of
+    /// its family, within a few thousand seeds; the correct ones are not.
     #[test]
     fn the_family_campaigns_find_each_broken_variant_by_its_own_check() {
         let first = |name: &str, n: u64| {
