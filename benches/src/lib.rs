@@ -5,7 +5,7 @@
 use vipt_emu::addr::{CpuId, Pfn, SpaceId, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::{Machine, MissPolicy};
+use vipt_emu::machine::Machine;
 use vipt_emu::pte::PteFlags;
 
 /// Pages the emulator benchmark touches.
@@ -16,11 +16,11 @@ pub const BASE: u64 = 0x0010_0000;
 /// A `preset` machine with space 1 mapping [`PAGES`] writable, dirty pages at [`BASE`]: the
 /// set-up of the emulator throughput benchmark (no kernel: raw loads and stores).
 pub fn machine_with_pages(preset: Preset) -> Machine {
-    let mut m = Machine::new(preset.config(), MissPolicy::CURRENT, Box::new(FirstChooser));
-    let (pgd, table) = (Pfn(0), Pfn(1));
+    let mut m = Machine::new(preset.config(), Box::new(FirstChooser));
+    let (pgd, table) = (Pfn::new(0), Pfn::new(1));
     m.pt.install(pgd);
     m.pt.install(table);
-    m.pt.set_pmd(pgd, VirtAddr(BASE), Some(table));
+    m.pt.set_pmd(pgd, VirtAddr::new(BASE), Some(table));
     m.attach_space(SpaceId(1), pgd);
     let flags = PteFlags::PRESENT
         | PteFlags::USER
@@ -29,9 +29,9 @@ pub fn machine_with_pages(preset: Preset) -> Machine {
         | PteFlags::DIRTY
         | PteFlags::ACCESSED;
     for p in 0..PAGES {
-        let va = VirtAddr(BASE).add_pages(p);
-        let slot = m.pt.slot(pgd, va).expect("table installed");
-        let pte = m.policy.layout.mk_pte(Pfn(2 + p as u32), flags);
+        let va = VirtAddr::new(BASE).add_pages(p);
+        let slot = m.pt.walk(pgd, va).expect("table installed");
+        let pte = m.policy.layout.mk_pte(Pfn::new(2 + p as u32), flags);
         m.pt.set_pte(slot, pte);
     }
     m
@@ -43,7 +43,7 @@ pub fn access_loop(m: &mut Machine, cpu: CpuId, n: u64) -> u64 {
     let span = PAGES * 4096;
     let mut sum = 0u64;
     for i in 0..n {
-        let va = VirtAddr(BASE + (i * 136) % span).align_down(8);
+        let va = VirtAddr::new(BASE + (i * 136) % span).align_down(8);
         if i % 4 == 0 {
             m.store(cpu, SpaceId(1), va, i).expect("mapped");
         } else {

@@ -1,8 +1,10 @@
 //! Address newtypes.
 //!
-//! Virtual addresses, physical addresses and page-frame numbers are distinct types so that a
-//! kernel routine cannot index the cache with a physical address or walk a page table with a
-//! pfn by mistake. Conversions are explicit methods; there is no raw arithmetic between kinds.
+//! Virtual addresses, physical addresses, page-frame numbers and virtual page numbers are
+//! distinct types with private fields, so that a kernel routine cannot index the cache with a
+//! physical address or walk a page table with a pfn by mistake. Conversions and the arithmetic
+//! callers need are methods here; `raw()` gives the number itself for hardware index
+//! computations (cache sets, table indices) and printing.
 
 use std::fmt;
 
@@ -19,10 +21,6 @@ pub const PAGE_OFFSET: u64 = 0x1000_0000;
 /// The colour modulus the kernel assumes (`SHM_COLOUR`, 4 MiB): mappings congruent modulo this
 /// are equivalent on every machine whose alias boundary divides it.
 pub const SHM_COLOUR: u64 = 0x0040_0000;
-/// Start of the per-CPU tmpalias window (current layout: `PAGE_OFFSET - 2 * 4 MiB`).
-pub const TMPALIAS_MAP_START: u64 = PAGE_OFFSET - 2 * SHM_COLOUR;
-/// Size of the tmpalias window: a "to" half and a "from" half of 4 MiB each.
-pub const TMPALIAS_SIZE: u64 = 2 * SHM_COLOUR;
 /// Lowest user address handed out by `mmap` (below it nothing is mapped).
 pub const USER_BASE: u64 = 0x0001_0000;
 /// Top of user space (exclusive).
@@ -30,19 +28,19 @@ pub const TASK_SIZE: u64 = 0x0c00_0000;
 
 /// A physical page-frame number.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Pfn(pub u32);
+pub struct Pfn(u32);
 
 /// A physical byte address.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PhysAddr(pub u64);
+pub struct PhysAddr(u64);
 
 /// A virtual byte address (in some space: see [`SpaceId`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct VirtAddr(pub u64);
+pub struct VirtAddr(u64);
 
 /// A virtual page number (`VirtAddr >> PAGE_SHIFT`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Vpn(pub u64);
+pub struct Vpn(u64);
 
 /// A PA-RISC space identifier. Space 0 is the kernel; each mm has its own.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -65,6 +63,14 @@ impl CpuId {
 }
 
 impl Pfn {
+    /// Frame number `n`.
+    pub const fn new(n: u32) -> Self {
+        Pfn(n)
+    }
+    /// The frame number.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
     /// Physical address of the first byte of the frame.
     pub fn phys(self) -> PhysAddr {
         PhysAddr((self.0 as u64) << PAGE_SHIFT)
@@ -85,6 +91,18 @@ impl Pfn {
 }
 
 impl PhysAddr {
+    /// Physical byte address `a`.
+    pub const fn new(a: u64) -> Self {
+        PhysAddr(a)
+    }
+    /// The address as a number.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+    /// `self + bytes`.
+    pub fn add_bytes(self, bytes: u64) -> PhysAddr {
+        PhysAddr(self.0 + bytes)
+    }
     /// The frame holding this address.
     pub fn pfn(self) -> Pfn {
         Pfn((self.0 >> PAGE_SHIFT) as u32)
@@ -108,6 +126,14 @@ impl PhysAddr {
 }
 
 impl VirtAddr {
+    /// Virtual byte address `a`.
+    pub const fn new(a: u64) -> Self {
+        VirtAddr(a)
+    }
+    /// The address as a number.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
     /// The virtual page number.
     pub fn vpn(self) -> Vpn {
         Vpn(self.0 >> PAGE_SHIFT)
@@ -136,9 +162,17 @@ impl VirtAddr {
     pub fn with_word(self, word: usize) -> VirtAddr {
         VirtAddr(self.page_base().0 + word as u64 * WORD_BYTES)
     }
+    /// `self - bytes`.
+    pub fn sub_bytes(self, bytes: u64) -> VirtAddr {
+        VirtAddr(self.0 - bytes)
+    }
     /// Whole pages from `self` up to `end` (exclusive); both page aligned.
     pub fn pages_to(self, end: VirtAddr) -> u64 {
         (end.0 - self.0) / PAGE_SIZE
+    }
+    /// Bytes from `self` up to `end` (`end >= self`).
+    pub fn bytes_to(self, end: VirtAddr) -> u64 {
+        end.0 - self.0
     }
     /// Colour of the address modulo `modulus` (a power of two): its offset within it.
     pub fn colour(self, modulus: u64) -> u64 {
@@ -148,10 +182,6 @@ impl VirtAddr {
     pub fn linear_map_phys(self) -> Option<PhysAddr> {
         self.0.checked_sub(PAGE_OFFSET).map(PhysAddr)
     }
-    /// Is this address inside the tmpalias window?
-    pub fn in_tmpalias_window(self) -> bool {
-        (TMPALIAS_MAP_START..TMPALIAS_MAP_START + TMPALIAS_SIZE).contains(&self.0)
-    }
     /// This address rounded down to a multiple of `align` (a power of two).
     pub fn align_down(self, align: u64) -> VirtAddr {
         VirtAddr(self.0 & !(align - 1))
@@ -159,6 +189,14 @@ impl VirtAddr {
 }
 
 impl Vpn {
+    /// Virtual page number `n`.
+    pub const fn new(n: u64) -> Self {
+        Vpn(n)
+    }
+    /// The page number.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
     /// First byte of the page.
     pub fn addr(self) -> VirtAddr {
         VirtAddr(self.0 << PAGE_SHIFT)
@@ -208,7 +246,7 @@ mod tests {
 
     #[test]
     fn linear_map_round_trips() {
-        let pfn = Pfn(7);
+        let pfn = Pfn::new(7);
         let va = pfn.word(3).kernel_va();
         assert_eq!(va.linear_map_phys(), Some(pfn.word(3)));
         assert_eq!(va.word_in_page(), 3);
@@ -216,10 +254,13 @@ mod tests {
     }
 
     #[test]
-    fn tmpalias_window_sits_below_the_linear_map() {
-        assert!(VirtAddr(TMPALIAS_MAP_START).in_tmpalias_window());
-        assert!(!VirtAddr(PAGE_OFFSET).in_tmpalias_window());
-        assert!(VirtAddr(PAGE_OFFSET - 1).in_tmpalias_window());
-        const { assert!(TASK_SIZE <= TMPALIAS_MAP_START) };
+    fn address_arithmetic_stays_within_its_kind() {
+        let a = VirtAddr::new(0x1234_5678);
+        assert_eq!(a.page_base().raw(), 0x1234_5000);
+        assert_eq!(a.add_pages(2).sub_bytes(2 * PAGE_SIZE), a);
+        assert_eq!(a.page_base().bytes_to(a), 0x678);
+        assert_eq!(a.vpn().addr(), a.page_base());
+        assert_eq!(a.colour(SHM_COLOUR), 0x0034_5678);
+        assert_eq!(Pfn::new(3).phys().add_bytes(8), Pfn::new(3).word(1));
     }
 }

@@ -105,6 +105,10 @@ pub struct MachineConfig {
     pub swap_slots: usize,
     /// Cycle costs.
     pub costs: CostTable,
+    /// `parisc_requires_coherency()`: the CPU is a PA8800/PA8900, whose caches the kernel
+    /// treats specially (flush the kernel alias on every user install, flush small ranges page
+    /// by page instead of the whole cache).
+    pub requires_coherency: bool,
 }
 
 /// A configuration error.
@@ -162,6 +166,7 @@ impl Preset {
             tlb_entries: 16,
             swap_slots: 1024,
             costs: CostTable::DEFAULT,
+            requires_coherency: false,
         };
         match self {
             Preset::Tiny => tiny,
@@ -177,6 +182,7 @@ impl Preset {
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::DEFAULT,
+                requires_coherency: false,
             },
             Preset::Pa8800 => MachineConfig {
                 name: "pa8800",
@@ -189,6 +195,7 @@ impl Preset {
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::DEFAULT,
+                requires_coherency: true,
             },
             // Memory covers the 16 MiB the boot-time range measurement flushes.
             Preset::Rp3440 => MachineConfig {
@@ -202,6 +209,7 @@ impl Preset {
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::RP3440,
+                requires_coherency: true,
             },
         }
     }
@@ -303,5 +311,7 @@ mod tests {
         assert_eq!(c.cache_bytes(), 32 << 20);
         assert_eq!(Preset::Tiny.config().colours(), 4);
         assert_eq!(Preset::Pipt.config().colours(), 1);
+        let coherent: Vec<_> = Preset::ALL.into_iter().filter(|p| p.config().requires_coherency).collect();
+        assert_eq!(coherent, [Preset::Pa8800, Preset::Rp3440], "the PA8800/PA8900 machines");
     }
 }

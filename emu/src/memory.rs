@@ -29,7 +29,7 @@ impl Memory {
     }
 
     fn split(pa: PhysAddr) -> (usize, usize) {
-        let w = (pa.0 / WORD_BYTES) as usize;
+        let w = (pa.raw() / WORD_BYTES) as usize;
         (w / WORDS_PER_PAGE, w % WORDS_PER_PAGE)
     }
 
@@ -83,13 +83,13 @@ mod tests {
     #[test]
     fn unwritten_frames_read_zero_and_writes_stick() {
         let mut m = Memory::new(4);
-        let pa = Pfn(2).word(7);
+        let pa = Pfn::new(2).word(7);
         assert_eq!(m.read(pa), 0);
-        assert!(m.frame(Pfn(3)).iter().all(|&w| w == 0));
+        assert!(m.frame(Pfn::new(3)).iter().all(|&w| w == 0));
         m.write(pa, 9);
         assert_eq!(m.read(pa), 9);
-        assert_eq!(m.slice(Pfn(2).word(6), 2), &[0, 9]);
-        m.slice_mut(Pfn(1).word(0), 2).copy_from_slice(&[1, 2]);
-        assert_eq!(m.frame(Pfn(1))[..3], [1, 2, 0]);
+        assert_eq!(m.slice(Pfn::new(2).word(6), 2), &[0, 9]);
+        m.slice_mut(Pfn::new(1).word(0), 2).copy_from_slice(&[1, 2]);
+        assert_eq!(m.frame(Pfn::new(1))[..3], [1, 2, 0]);
     }
 }

@@ -1,4 +1,7 @@
-//! Page-table pages: a two-level table (pgd → PTE pages) per space.
+//! Page-table pages: a two-level table (pgd → PTE pages) per space, and the one walker
+//! ([`PageTables::walk`]) that the TLB miss handlers and the memory manager both use. A
+//! lockless walker (`gup_fast`) takes the same two levels one step at a time
+//! ([`PageTables::pmd`], then [`PageTables::entry`] at [`pte_index`]).
 //!
 //! Page-table pages are real frames taken from the frame allocator and freed like pages, but
 //! their words are kept here rather than in [`crate::memory::Memory`]: the miss handler reads
@@ -33,12 +36,12 @@ pub struct PageTables {
 
 /// Index of `va` in the pgd.
 pub fn pgd_index(va: VirtAddr) -> usize {
-    ((va.0 / PMD_SIZE) as usize) % PTRS_PER_PGD
+    ((va.raw() / PMD_SIZE) as usize) % PTRS_PER_PGD
 }
 
 /// Index of `va` in its PTE page.
 pub fn pte_index(va: VirtAddr) -> usize {
-    (va.0 >> PAGE_SHIFT) as usize % PTRS_PER_PTE
+    (va.raw() >> PAGE_SHIFT) as usize % PTRS_PER_PTE
 }
 
 impl PageTables {
@@ -77,17 +80,17 @@ impl PageTables {
     /// The PTE page a pgd entry points to.
     pub fn pmd(&self, pgd: Pfn, va: VirtAddr) -> Option<Pfn> {
         let e = self.entry(pgd, pgd_index(va));
-        (e & 1 == 1).then_some(Pfn((e >> PAGE_SHIFT) as u32))
+        (e & 1 == 1).then_some(Pfn::new((e >> PAGE_SHIFT) as u32))
     }
 
     /// Points the pgd entry for `va` at PTE page `pte_page` (or clears it).
     pub fn set_pmd(&mut self, pgd: Pfn, va: VirtAddr, pte_page: Option<Pfn>) {
-        let v = pte_page.map_or(0, |p| ((p.0 as u64) << PAGE_SHIFT) | 1);
+        let v = pte_page.map_or(0, |p| ((p.raw() as u64) << PAGE_SHIFT) | 1);
         self.set_entry(pgd, pgd_index(va), v);
     }
 
-    /// Where the PTE for `va` lives, if its PTE page exists.
-    pub fn slot(&self, pgd: Pfn, va: VirtAddr) -> Option<PteSlot> {
+    /// The walk: where the PTE for `va` lives under `pgd`, if its PTE page exists.
+    pub fn walk(&self, pgd: Pfn, va: VirtAddr) -> Option<PteSlot> {
         self.pmd(pgd, va).map(|page| PteSlot { page, index: pte_index(va) })
     }
 
@@ -103,7 +106,7 @@ impl PageTables {
 
     /// The PTE for `va` under `pgd` (`Pte::NONE` without a PTE page).
     pub fn lookup(&self, pgd: Pfn, va: VirtAddr) -> Pte {
-        self.slot(pgd, va).map_or(Pte::NONE, |s| self.pte(s))
+        self.walk(pgd, va).map_or(Pte::NONE, |s| self.pte(s))
     }
 
     /// Does PTE page `pfn` hold only zero entries?

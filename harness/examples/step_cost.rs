@@ -1,14 +1,13 @@
 //! Cost of bare micro-steps (a label yield, no machine action) through the executor.
 use vipt_emu::addr::CpuId;
+use vipt_emu::arch::{ArchConfig, GenericHooks};
 use vipt_emu::choice::SeededChooser;
 use vipt_emu::config::Preset;
 use vipt_emu::machine::Machine;
-use vipt_emu::mm::{ArchHooks, Executor, GenericHooks, Kernel, OpResult};
+use vipt_emu::mm::{Executor, Kernel, OpResult};
 fn main() {
-    let k = Kernel::new(
-        Machine::new(Preset::Tiny.config(), GenericHooks.miss_policy(), Box::new(SeededChooser::new(1))),
-        Box::new(GenericHooks),
-    );
+    let m = Machine::new(Preset::Tiny.config(), Box::new(SeededChooser::new(1)));
+    let k = Kernel::new(m, Box::new(GenericHooks), ArchConfig::GENERIC);
     let n: u64 = std::env::args().nth(1).map_or(2_000_000, |s| s.parse().unwrap());
     let t = std::time::Instant::now();
     let mut ex = Executor::new(&k);

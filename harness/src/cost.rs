@@ -6,12 +6,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 use vipt_emu::addr::{CpuId, PAGE_OFFSET, PAGE_SIZE, Pfn, SpaceId, VirtAddr};
+use vipt_emu::arch::{ArchConfig, GenericHooks};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
 use vipt_emu::counters::Counters;
 use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
-use vipt_emu::mm::{ArchHooks, Executor, GenericHooks, Kernel, Op, OpResult};
+use vipt_emu::mm::{Executor, Kernel, Op, OpResult};
 use vipt_tmpalias::Lineage;
 
 /// Bytes the kernel's range measurement flushes (the rp3440 log flushed 16 MiB).
@@ -32,8 +33,7 @@ pub struct BootTiming {
 }
 
 fn run_task<'k>(
-    k: &'k Kernel,
-    name: &'static str,
+    k: &'k Kernel, name: &'static str,
     task: std::pin::Pin<Box<dyn std::future::Future<Output = OpResult> + 'k>>,
 ) -> Counters {
     let before = k.machine().counters;
@@ -48,10 +48,8 @@ pub fn boot_timing(preset: Preset) -> BootTiming {
     let cfg = preset.config();
     let costs = cfg.costs;
     let ncpus = cfg.cpus as u64;
-    let kernel = Kernel::new(
-        Machine::new(cfg, GenericHooks.miss_policy(), Box::new(FirstChooser)),
-        Box::new(GenericHooks),
-    );
+    let kernel =
+        Kernel::new(Machine::new(cfg, Box::new(FirstChooser)), Box::new(GenericHooks), ArchConfig::GENERIC);
     let k = &kernel;
     // Whole cache: the boot CPU's own share of the `fdce` loop (the others run theirs at the
     // same time) plus its IPIs.
@@ -59,7 +57,7 @@ pub fn boot_timing(preset: Preset) -> BootTiming {
         k,
         "flush_data_cache",
         Box::pin(async {
-            k.flush_cache_all(CpuId(0)).await;
+            k.cx(CpuId(0)).flush_cache_all().await;
             OpResult::Done
         }),
     );
@@ -76,7 +74,7 @@ pub fn boot_timing(preset: Preset) -> BootTiming {
         Box::pin(async move {
             let mut off = 0;
             while off < range_bytes {
-                k.fdc(CpuId(0), SpaceId::KERNEL, VirtAddr(PAGE_OFFSET + off)).await;
+                k.cx(CpuId(0)).fdc(SpaceId::KERNEL, VirtAddr::new(PAGE_OFFSET + off)).await;
                 off += line;
             }
             OpResult::Done
@@ -127,12 +125,11 @@ pub struct FlushBench {
 impl FlushBench {
     /// Builds the set-up on `preset` (or the lineage's own machine).
     pub fn new(lineage: &Lineage, preset: Preset, mappings: usize, dirty: Dirty) -> FlushBench {
-        let hooks = lineage.hooks();
         let cfg = lineage.preset.unwrap_or(preset).config();
         let ncpus = cfg.cpus;
         let lines = cfg.lines_per_page();
         let wpl = cfg.words_per_line();
-        let k = Kernel::new(Machine::new(cfg, hooks.miss_policy(), Box::new(FirstChooser)), hooks);
+        let k = lineage.boot(cfg, Box::new(FirstChooser));
         let file = k.create_file(1, 0);
         let mut ops = Vec::new();
         {
@@ -174,7 +171,7 @@ impl FlushBench {
             k,
             "flush_dcache_page",
             Box::pin(async move {
-                k.arch().flush_dcache_page(k, CpuId(0), page).await;
+                k.arch(CpuId(0)).flush_dcache_page(page).await;
                 OpResult::Done
             }),
         )

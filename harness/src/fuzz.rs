@@ -110,7 +110,7 @@ pub fn fuzz_pte(data: &[u8]) {
         let mut b = [0u8; 4];
         b[..chunk.len()].copy_from_slice(chunk);
         let v = u32::from_le_bytes(b) as u64;
-        let target = Pfn((v as u32) >> 20);
+        let target = Pfn::new((v as u32) >> 20);
         check_pte(v, target);
     }
 }
@@ -128,16 +128,16 @@ pub fn check_pte(v: u64, target: Pfn) {
     assert_eq!(l.translation_filter_2614(pte), v != 0, "2.6.14 filter {v:#x}");
     assert_eq!(
         l.translation_matches_2615(pte, target),
-        (present || flush) && pfn == target.0,
+        (present || flush) && pfn == target.raw(),
         "2.6.15 filter {v:#x}"
     );
-    assert_eq!(l.translation_matches_2614(pte, target), v != 0 && pfn == target.0, "2.6.14 match {v:#x}");
+    assert_eq!(l.translation_matches_2614(pte, target), v != 0 && pfn == target.raw(), "2.6.14 match {v:#x}");
     let want = if v == 0 {
         PteKind::None
     } else if present {
-        PteKind::Present { pfn: Pfn(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
+        PteKind::Present { pfn: Pfn::new(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
     } else if flush {
-        PteKind::FlushOnly { pfn: Pfn(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
+        PteKind::FlushOnly { pfn: Pfn::new(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
     } else if file {
         PteKind::File { pgoff: (v >> 11) as u32 }
     } else {
@@ -163,7 +163,7 @@ pub fn check_pte(v: u64, target: Pfn) {
     let want = if v == 0 {
         PteKind::None
     } else if present {
-        PteKind::Present { pfn: Pfn(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
+        PteKind::Present { pfn: Pfn::new(pfn), flags: PteFlags::from_bits_truncate(v & 0xfff) }
     } else {
         PteKind::Swap {
             ty: (v & 0x1f) as u8,
@@ -238,8 +238,8 @@ mod tests {
         for v in
             [0u64, 0x200, 0x400, 0x20, 0x620, 0xffff_ffff, 0x1234_5678, 0x0000_0fff, 0x0000_1000, 0x0000_0a40]
         {
-            check_pte(v, Pfn((v >> 12) as u32));
-            check_pte(v, Pfn(1));
+            check_pte(v, Pfn::new((v >> 12) as u32));
+            check_pte(v, Pfn::new(1));
         }
     }
 }

@@ -302,10 +302,7 @@ fn load(registry: &Registry, file: &std::path::Path) -> Result<(Reproducer, Line
 }
 
 fn replay(
-    registry: &Registry,
-    file: &std::path::Path,
-    json: bool,
-    steps: bool,
+    registry: &Registry, file: &std::path::Path, json: bool, steps: bool,
 ) -> Result<ExitCode, UserError> {
     let (r, l) = load(registry, file)?;
     let o = r.replay(&l, true);
@@ -364,9 +361,7 @@ fn replay(
 }
 
 fn shrink_cmd(
-    registry: &Registry,
-    file: &std::path::Path,
-    out: Option<PathBuf>,
+    registry: &Registry, file: &std::path::Path, out: Option<PathBuf>,
 ) -> Result<ExitCode, UserError> {
     let (r, l) = load(registry, file)?;
     let Some(rep) = shrink(&r, &l) else {
@@ -393,10 +388,7 @@ fn shrink_cmd(
 }
 
 fn import_fuzz(
-    registry: &Registry,
-    file: &std::path::Path,
-    lineage: Option<String>,
-    out: Option<PathBuf>,
+    registry: &Registry, file: &std::path::Path, lineage: Option<String>, out: Option<PathBuf>,
 ) -> Result<ExitCode, UserError> {
     use vipt_harness::fuzz::{DEFAULT_LINEAGE, FuzzOutcome, scenario_from_bytes};
     let name =
@@ -425,10 +417,7 @@ fn import_fuzz(
 }
 
 fn cost(
-    registry: &Registry,
-    preset: Preset,
-    json: bool,
-    plot: Option<PathBuf>,
+    registry: &Registry, preset: Preset, json: bool, plot: Option<PathBuf>,
 ) -> Result<ExitCode, UserError> {
     use vipt_harness::cost::{Dirty, boot_timing, flush_cost, plot_svg};
     let t = boot_timing(preset);

@@ -366,13 +366,7 @@ impl Oracle {
 
     /// Checks a read; records and returns the violation if it is one.
     pub fn read(
-        &mut self,
-        kind: ReadKind,
-        loc: Loc,
-        start: u64,
-        end: u64,
-        observed: u64,
-        by: OpRef,
+        &mut self, kind: ReadKind, loc: Loc, start: u64, end: u64, observed: u64, by: OpRef,
     ) -> Option<&mut Violation> {
         self.reads += 1;
         let allowed = self.allowed(loc, start, end);

@@ -158,10 +158,7 @@ impl Reproducer {
 
     /// Records seed `seed` of a campaign as a reproducer, if it shows a violation.
     pub fn record(
-        lineage: &Lineage,
-        cfg: &RunConfig,
-        scheduler: SchedulerKind,
-        seed: u64,
+        lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, seed: u64,
     ) -> Option<Reproducer> {
         let Recording { workload, choices, outcome } = record_seed(lineage, cfg, scheduler, seed);
         let v = outcome.violations.first()?;

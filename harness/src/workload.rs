@@ -518,11 +518,7 @@ impl Gen {
     /// (or children it forked), and `op` picks each operation from the drawn process, mapping,
     /// page and word.
     fn thread_programs(
-        &mut self,
-        cpus: u8,
-        procs: u8,
-        maps: &[MapSpec],
-        len: std::ops::RangeInclusive<usize>,
+        &mut self, cpus: u8, procs: u8, maps: &[MapSpec], len: std::ops::RangeInclusive<usize>,
         mut op: impl FnMut(&mut Self, Slot) -> WOp,
     ) -> Vec<Vec<WOp>> {
         let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
@@ -552,10 +548,7 @@ impl Gen {
     /// drawn from `per_proc` of mappings of the kind `kind` draws. A file mapping covers its
     /// whole file from page 0, an anonymous one one or two pages.
     fn proc_maps(
-        &mut self,
-        procs: u8,
-        per_proc: std::ops::RangeInclusive<i32>,
-        files: &[FileSpec],
+        &mut self, procs: u8, per_proc: std::ops::RangeInclusive<i32>, files: &[FileSpec],
         mut kind: impl FnMut(&mut Self) -> MapKind,
     ) -> Vec<MapSpec> {
         let mut maps = Vec::new();

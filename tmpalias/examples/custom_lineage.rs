@@ -1,40 +1,28 @@
 //! A lineage defined outside `vipt-tmpalias`: `linux-6.x` whose COW copy forgets to flush the
-//! source's user alias first (the pre-2013 "minifail" mistake). It wraps `Linux6x`, overrides
-//! `copy_user_highpage`, lets `delegate` forward every other hook, is registered under a new
-//! name and run next to `linux-6.x` on one deterministic scenario.
+//! source's user alias first (the pre-2013 "minifail" mistake). A [`Patch`] replaces that one
+//! routine; every other routine and every knob stay `linux-6.x`'s. It is registered under a
+//! new name and run next to `linux-6.x` on one deterministic scenario.
 
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
+use vipt_emu::arch::{ArchCtx, ArchHooks, HookFuture, Patch};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
-use vipt_emu::mm::{ArchHooks, Executor, HookFuture, Kernel, Op, OpResult, Vma};
-use vipt_tmpalias::lineage::Linux6x;
+use vipt_emu::mm::{Executor, Op, OpResult, Vma};
 use vipt_tmpalias::{Lineage, Registry, parisc};
 
-/// `linux-6.x` with a COW copy that skips `flush_cache_page_phys(from)`.
-struct NoSourceFlush(Linux6x);
+/// `copy_user_highpage` through the kernel aliases only, with no flush of the source first.
+#[derive(Clone)]
+struct NoSourceFlush;
 
-impl ArchHooks for NoSourceFlush {
-    fn name(&self) -> &str {
-        "linux-6.x-no-source-flush"
-    }
-    fn delegate(&self) -> Option<&dyn ArchHooks> {
-        Some(&self.0)
-    }
+impl Patch for NoSourceFlush {
     fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        _: VirtAddr,
-        _: Vma,
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, to: Pfn, from: Pfn, _va: VirtAddr, _vma: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.copy_page_kernel(cpu, to, from).await; // reads `from` through its kernel alias only
-            parisc::flush_kernel_page_tmpalias(k, cpu, to).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, from).await;
+            cx.copy_page_kernel(to, from).await; // reads `from` through its kernel alias only
+            parisc::flush_kernel_page_tmpalias(cx, to).await;
+            parisc::flush_kernel_page_tmpalias(cx, from).await;
         })
     }
 }
@@ -42,9 +30,8 @@ impl ArchHooks for NoSourceFlush {
 /// Process A stores 0xa into word 0 of a shared file mapping (colour 0; the page's kernel
 /// alias has colour 3 on `tiny`); process B, mapping the same page privately, writes word 1
 /// (COW) and then loads word 0: it must see A's 0xa. Returns B's load.
-fn scenario(hooks: Box<dyn ArchHooks>) -> u64 {
-    let m = Machine::new(Preset::Tiny.config(), hooks.miss_policy(), Box::new(FirstChooser));
-    let k = Kernel::new(m, hooks);
+fn scenario(lineage: &Lineage) -> u64 {
+    let k = lineage.boot(Preset::Tiny.config(), Box::new(FirstChooser));
     let f = k.create_file(1, 0);
     let (a, b) = (k.create_mm().unwrap(), k.create_mm().unwrap());
     let map = |shared| MmapArgs { pages: 1, file: Some((f, 0)), shared, writable: true, fixed: None };
@@ -65,12 +52,11 @@ fn scenario(hooks: Box<dyn ArchHooks>) -> u64 {
 
 fn main() {
     let mut registry = Registry::builtin();
-    let custom = Lineage::new("linux-6.x-no-source-flush", "COW copy without source flush", || {
-        Box::new(NoSourceFlush(Linux6x))
-    });
-    registry.register(custom.kernel("6.10+, patched").bugs(&["B7"]).optional()).unwrap();
+    let base = registry.get("linux-6.x").unwrap();
+    let custom = base.patched("linux-6.x-no-source-flush", "COW copy without source flush", NoSourceFlush);
+    registry.register(custom.kernel("6.10+, patched").bugs(&["B7"])).unwrap();
     for name in ["linux-6.x-no-source-flush", "linux-6.x"] {
-        let v = scenario(registry.get(name).unwrap().hooks());
+        let v = scenario(registry.get(name).unwrap());
         println!("{name:>26}: B's COW copy reads word 0 = {v:#x} (A stored 0xa)");
     }
 }

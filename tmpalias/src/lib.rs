@@ -1,7 +1,8 @@
 //! `vipt-tmpalias`: the per-CPU tmpalias window and the parisc kernel lineages.
 //!
-//! A *lineage* is a set of [`vipt_emu::mm::ArchHooks`] standing for what one era of parisc
-//! Linux did in `flush_dcache_page` and its relatives. Each is documented with its kernel
+//! A *lineage* is a set of routines ([`vipt_emu::arch::ArchHooks`]) and knobs
+//! ([`vipt_emu::arch::ArchConfig`]) standing for what one era of parisc Linux did in
+//! `flush_dcache_page` and its relatives. Each is documented with its kernel
 //! version, what it does step by step and its sources; [`registry::Registry::builtin`] lists
 //! them by name. The historic bugs of `parisc-facts.md` §8 are each reachable in one of them:
 //!
@@ -15,14 +16,16 @@
 //! | B17 (racy PTE checks; `ptep_clear_flush` without flush) | `linux-6.0` |
 //! | B21 (non-congruent `MAP_FIXED`; one flush only) | `linux-2.4`, `linux-2.6.x` |
 //!
-//! A downstream crate adds its own lineage by implementing `ArchHooks` (often wrapping a
-//! built-in one) and [`registry::Registry::register`]ing it; see `examples/custom_lineage.rs`.
+//! A downstream crate adds its own lineage by implementing `ArchHooks`, or by patching a
+//! built-in one ([`Lineage::patched`] with a [`vipt_emu::arch::Patch`]), and
+//! [`registry::Registry::register`]ing it; see `examples/custom_lineage.rs` and
+//! `examples/patch_lineage.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod lineage;
+pub mod pacache;
 pub mod parisc;
 pub mod registry;
-pub mod window;
 
 pub use registry::{Family, Lineage, Registry};

@@ -1,17 +1,21 @@
-//! The lineage registry: every lineage by name, with a one-line summary, so the harness and
-//! users can pick one by name and a downstream crate can add its own.
+//! The lineage registry: every lineage by name, with a one-line summary, its routines and its
+//! knobs, so the harness and users can pick one by name and a downstream crate can add its
+//! own, or patch a built-in one.
 
 use std::fmt;
 use std::sync::Arc;
 
-use vipt_emu::config::Preset;
-use vipt_emu::mm::{ArchHooks, GenericHooks};
+use vipt_emu::arch::{ArchConfig, ArchHooks, GenericHooks, Patch, Patched};
+use vipt_emu::choice::Chooser;
+use vipt_emu::config::{MachineConfig, Preset};
+use vipt_emu::machine::Machine;
+use vipt_emu::mm::Kernel;
 
 use crate::lineage::{
-    Clean, Gather, HashPage, Linux3x, Linux6x, Linux24, Linux26, Linux60, SoftDirty, WholeCache,
+    Gather, Linux3x, Linux6x, Linux24, Linux26, Linux60, WholeCache, clean, hash, soft_dirty,
 };
 
-/// Makes a fresh hook set (one per scenario; called on whichever thread runs it).
+/// Makes a fresh set of routines (one per scenario; called on whichever thread runs it).
 pub type Factory = Arc<dyn Fn() -> Box<dyn ArchHooks> + Send + Sync>;
 
 /// Which workload family a lineage's scenarios are drawn from: the mix of operations that
@@ -62,6 +66,8 @@ pub struct Lineage {
     pub default: bool,
     /// The workload family its scenarios are drawn from.
     pub family: Family,
+    /// Its knobs.
+    pub config: ArchConfig,
     make: Factory,
 }
 
@@ -75,10 +81,10 @@ impl fmt::Debug for Lineage {
 }
 
 impl Lineage {
-    /// A lineage named `name` whose hooks `make` builds; in the default campaign.
+    /// A lineage named `name` with knobs `config` and the routines `make` builds; in the
+    /// default campaign.
     pub fn new(
-        name: impl Into<String>,
-        summary: impl Into<String>,
+        name: impl Into<String>, summary: impl Into<String>, config: ArchConfig,
         make: impl Fn() -> Box<dyn ArchHooks> + Send + Sync + 'static,
     ) -> Self {
         Lineage {
@@ -89,8 +95,35 @@ impl Lineage {
             preset: None,
             default: true,
             family: Family::Mixed,
+            config,
             make: Arc::new(make),
         }
+    }
+
+    /// A new lineage named `name`: this one with `patch` applied. Every routine the patch does
+    /// not replace, every knob, the machine and the workload family stay this one's; the kernel
+    /// versions and historic bugs start empty, and it is not in the default campaign.
+    pub fn patched<P: Patch + Clone + Send + Sync + 'static>(
+        &self, name: impl Into<String>, summary: impl Into<String>, patch: P,
+    ) -> Lineage {
+        let base = self.make.clone();
+        Lineage {
+            name: name.into(),
+            summary: summary.into(),
+            kernel: String::new(),
+            bugs: Vec::new(),
+            preset: self.preset,
+            default: false,
+            family: self.family,
+            config: self.config,
+            make: Arc::new(move || Box::new(Patched::new(base(), patch.clone()))),
+        }
+    }
+
+    /// Changes some knobs.
+    pub fn configure(mut self, change: impl FnOnce(&mut ArchConfig)) -> Self {
+        change(&mut self.config);
+        self
     }
 
     /// Sets the kernel versions.
@@ -123,9 +156,15 @@ impl Lineage {
         self
     }
 
-    /// A fresh hook set.
+    /// A fresh set of its routines.
     pub fn hooks(&self) -> Box<dyn ArchHooks> {
         (self.make)()
+    }
+
+    /// Boots a kernel of this lineage on a fresh machine of `cfg`, every choice drawn from
+    /// `chooser`.
+    pub fn boot(&self, cfg: MachineConfig, chooser: Box<dyn Chooser>) -> Kernel {
+        Kernel::new(Machine::new(cfg, chooser), self.hooks(), self.config)
     }
 }
 
@@ -156,13 +195,15 @@ impl Registry {
             Lineage::new(
                 "linux-2.4",
                 "first mapping flushed unchecked; rmap clears the PTE before flushing",
-                || Box::new(Linux24),
+                Linux24::CONFIG,
+                Linux24::hooks,
             )
             .kernel("2.4.0-2.4.19")
             .bugs(&["B1", "B21"]),
             Lineage::new(
                 "linux-2.6.14",
                 "translation_exists lets swap/file PTEs through; one flush; no TLB purges",
+                Linux26::CONFIG,
                 || Box::new(Linux26::LINUX_2614),
             )
             .kernel("2.6.12-2.6.14")
@@ -170,6 +211,7 @@ impl Registry {
             Lineage::new(
                 "linux-2.6.15",
                 "Hugh Dickins' present|flush filter + pfn check; still one flush, no purges",
+                Linux26::CONFIG,
                 || Box::new(Linux26::LINUX_2615),
             )
             .kernel("2.6.15-2.6.x")
@@ -177,6 +219,7 @@ impl Registry {
             Lineage::new(
                 "recheck",
                 "2.6.15 re-checking the PTE after each flush and moving on if it changed",
+                Linux26::CONFIG,
                 || Box::new(Linux26::RECHECK),
             )
             .kernel("proposal (Hugh Dickins, 2005)")
@@ -184,6 +227,7 @@ impl Registry {
             Lineage::new(
                 "tmpalias",
                 "TLB purge + flush by physical address per colour; COW copy without source flush",
+                Linux3x::CONFIG,
                 || Box::new(Linux3x::TMPALIAS),
             )
             .kernel("3.0-3.9")
@@ -191,13 +235,8 @@ impl Registry {
             Lineage::new(
                 "tmpalias+purge",
                 "tmpalias with the 2013 TLB-purge patch only (B7 half-fix i)",
-                || {
-                    Box::new(Linux3x {
-                        name: "tmpalias+purge",
-                        purge_on_pte_change: true,
-                        flush_source_before_copy: false,
-                    })
-                },
+                Linux3x::CONFIG,
+                || Box::new(Linux3x::PURGE),
             )
             .kernel("3.x + 7139bc15")
             .bugs(&["B7", "B13"])
@@ -205,13 +244,8 @@ impl Registry {
             Lineage::new(
                 "tmpalias+precopy",
                 "tmpalias with the pre-copy source flush only (B7 half-fix ii): copies complete, B13 remains",
-                || {
-                    Box::new(Linux3x {
-                        name: "tmpalias+precopy",
-                        purge_on_pte_change: false,
-                        flush_source_before_copy: true,
-                    })
-                },
+                Linux3x::CONFIG,
+                || Box::new(Linux3x::PRECOPY),
             )
             .kernel("3.x + 6d2ddc2f")
             .bugs(&["B13"])
@@ -219,6 +253,7 @@ impl Registry {
             Lineage::new(
                 "linux-6.0",
                 "PA8800 path: racy PTE checks, flushes by user address, ptep_clear_flush without flush",
+                Linux60::CONFIG,
                 || Box::new(Linux60),
             )
             .kernel("5.19-6.9 (PA8800/PA8900)")
@@ -226,19 +261,22 @@ impl Registry {
             Lineage::new(
                 "linux-6.x",
                 "current: purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes the page",
+                Linux6x::CONFIG,
                 || Box::new(Linux6x),
             )
             .kernel("6.10+"),
             Lineage::new(
                 "whole-cache",
                 "flush every CPU's whole cache at every hook: always correct, the cost ceiling",
+                WholeCache::CONFIG,
                 || Box::new(WholeCache),
             )
             .kernel("none (reference)"),
             Lineage::new(
                 "swbits-gup",
                 "software young/dirty; futex fixup_user_fault through gup that does not mark: livelock",
-                || Box::new(SoftDirty::GUP),
+                soft_dirty::GUP,
+                || Box::new(GenericHooks),
             )
             .kernel("before 2.6.38 (e500-style sw bits)")
             .bugs(&["futex livelock"])
@@ -246,21 +284,24 @@ impl Registry {
             Lineage::new(
                 "swbits-fault",
                 "software young/dirty; fixup_user_fault through handle_mm_fault, which marks the PTE",
-                || Box::new(SoftDirty::FAULT),
+                soft_dirty::FAULT,
+                || Box::new(GenericHooks),
             )
             .kernel("2.6.38+")
             .preset(Preset::Pipt),
             Lineage::new(
                 "swbits-gup-marks",
                 "software young/dirty; gup marks the PTE young and dirty itself",
-                || Box::new(SoftDirty::GUP_MARKS),
+                soft_dirty::GUP_MARKS,
+                || Box::new(GenericHooks),
             )
             .kernel("the gup-side fix")
             .preset(Preset::Pipt),
             Lineage::new(
                 "hash-two-update",
                 "hash_page: two lockless PTE updates from one read, access checked after the first",
-                || Box::new(HashPage::TWO_UPDATE),
+                hash::TWO_UPDATE,
+                || Box::new(GenericHooks),
             )
             .kernel("PowerPC hash_page before the CAS loop (plausible)")
             .bugs(&["resurrected PTE", "stale insert", "dirty on denied access"])
@@ -269,7 +310,8 @@ impl Registry {
             Lineage::new(
                 "hash-cas",
                 "hash_page: one compare-and-swap loop, _PAGE_BUSY held across the insert",
-                || Box::new(HashPage::CAS),
+                hash::CAS,
+                || Box::new(GenericHooks),
             )
             .kernel("PowerPC hash_page (ldarx/stdcx. loop)")
             .preset(Preset::Pipt)
@@ -277,6 +319,7 @@ impl Registry {
             Lineage::new(
                 "gather-range",
                 "mmu_gather: range flush, then wait for gup_fast walkers, then free pages and tables",
+                Gather::CONFIG,
                 || Box::new(Gather::RANGE),
             )
             .kernel("generic mmu_gather with MMU_GATHER_RCU_TABLE_FREE")
@@ -285,6 +328,7 @@ impl Registry {
             Lineage::new(
                 "gather-fullmm",
                 "mmu_gather flushing the whole mm every time: correct, the cost comparison",
+                Gather::CONFIG,
                 || Box::new(Gather::FULLMM),
             )
             .kernel("architectures without ranged TLB invalidation")
@@ -293,6 +337,7 @@ impl Registry {
             Lineage::new(
                 "gather-first-page",
                 "mmu_gather whose range ends after the first cleared PTE: stale TLB entries to freed pages",
+                Gather::CONFIG,
                 || Box::new(Gather::FIRST_PAGE),
             )
             .kernel("plausible range-tracking bug (generic tlb conversions)")
@@ -302,7 +347,8 @@ impl Registry {
             Lineage::new(
                 "gather-no-sync",
                 "broadcast TLB invalidation, page tables freed without waiting for gup_fast walkers",
-                || Box::new(Gather::NO_SYNC),
+                Gather::NO_SYNC,
+                || Box::new(Gather::RANGE),
             )
             .kernel("before MMU_GATHER_RCU_TABLE_FREE on broadcast-invalidate machines")
             .bugs(&["table freed under gup_fast"])
@@ -311,7 +357,8 @@ impl Registry {
             Lineage::new(
                 "clean-deferred",
                 "dirty-log clean with the TLB flush after the PTL is dropped, cleaners not serialised",
-                || Box::new(Clean::DEFERRED),
+                clean::DEFERRED,
+                || Box::new(GenericHooks),
             )
             .kernel("mapping_dirty_helpers without the caller's lock")
             .bugs(&["lost dirtiness"])
@@ -320,7 +367,8 @@ impl Registry {
             Lineage::new(
                 "clean-flush-locked",
                 "dirty-log clean purging each cleaned PTE's TLB entry under the PTL",
-                || Box::new(Clean::FLUSH_LOCKED),
+                clean::FLUSH_LOCKED,
+                || Box::new(GenericHooks),
             )
             .kernel("flush under the page-table lock")
             .preset(Preset::Pipt)
@@ -328,14 +376,18 @@ impl Registry {
             Lineage::new(
                 "clean-external-lock",
                 "dirty-log clean with the flush batched, cleaners serialised by the driver's lock",
-                || Box::new(Clean::EXTERNAL_LOCK),
+                clean::EXTERNAL_LOCK,
+                || Box::new(GenericHooks),
             )
             .kernel("mapping_dirty_helpers as vmwgfx calls it (5.6+)")
             .preset(Preset::Pipt)
             .family(Family::Clean),
-            Lineage::new("pipt", "the generic no-op hooks on the pipt machine: the sanity baseline", || {
-                Box::new(GenericHooks)
-            })
+            Lineage::new(
+                "pipt",
+                "the generic no-op routines on the pipt machine: the sanity baseline",
+                ArchConfig::GENERIC,
+                || Box::new(GenericHooks),
+            )
             .kernel("generic")
             .preset(Preset::Pipt),
         ];
@@ -378,13 +430,11 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vipt_emu::machine::MissPolicy;
 
     #[test]
-    fn builtin_names_match_their_hooks_and_are_unique() {
+    fn builtin_names_are_unique_and_the_default_set_holds_the_flush_lineages() {
         let r = Registry::builtin();
-        for l in r.iter() {
-            assert_eq!(l.hooks().name(), l.name, "factory of {} names itself differently", l.name);
-        }
         for want in [
             "linux-2.4",
             "linux-2.6.14",
@@ -400,26 +450,28 @@ mod tests {
         assert_eq!(r.get("pipt").unwrap().preset, Some(Preset::Pipt));
         let mut r2 = r.clone();
         assert_eq!(
-            r2.register(Lineage::new("pipt", "dup", || Box::new(GenericHooks))),
+            r2.register(Lineage::new("pipt", "dup", ArchConfig::GENERIC, || Box::new(GenericHooks))),
             Err(RegistryError::Duplicate("pipt".into()))
         );
     }
 
+    #[derive(Clone)]
+    struct Nothing;
+    impl Patch for Nothing {}
+
     #[test]
-    fn a_wrapper_delegates_every_hook_it_does_not_override() {
-        struct Wrapper(Linux26);
-        impl ArchHooks for Wrapper {
-            fn name(&self) -> &str {
-                "wrapped-2.6.14"
-            }
-            fn delegate(&self) -> Option<&dyn ArchHooks> {
-                Some(&self.0)
-            }
-        }
-        let w = Wrapper(Linux26::LINUX_2614);
-        assert_eq!(w.miss_policy(), vipt_emu::machine::MissPolicy::LINUX_2614);
-        assert!(!w.map_fixed_checks_colour());
-        let plain = GenericHooks;
-        assert!(plain.map_fixed_checks_colour());
+    fn a_patched_lineage_keeps_every_knob_and_its_machine() {
+        let r = Registry::builtin();
+        let base = r.get("linux-2.6.14").unwrap();
+        let p = base.patched("wrapped-2.6.14", "no change", Nothing);
+        assert_eq!(p.config, base.config);
+        assert_eq!(p.config.miss, MissPolicy::LINUX_2614);
+        assert!(!p.config.map_fixed_checks_colour);
+        assert!(!p.default);
+        let q =
+            r.get("swbits-gup").unwrap().patched("x", "y", Nothing).configure(|c| c.tlb_table_sync = false);
+        assert_eq!(q.preset, Some(Preset::Pipt));
+        assert_eq!(q.config.fixup, r.get("swbits-gup").unwrap().config.fixup);
+        assert!(!q.config.tlb_table_sync);
     }
 }

@@ -33,7 +33,6 @@
 use vipt_emu::addr::{CpuId, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::{Action, Executor, FileId, Kernel, LockId, MmId, Obs, Op, OpResult, StepError};
 use vipt_emu::pte::PteFlags;
@@ -63,10 +62,10 @@ const DEFERRED_FLUSH: Action = Action::Label("deferred flush_tlb_range");
 // ----- rig --------------------------------------------------------------------------------
 
 fn kernel(name: &str) -> Kernel {
-    let hooks = Registry::builtin().get(name).unwrap_or_else(|| panic!("no lineage {name}")).hooks();
+    let l = Registry::builtin().get(name).cloned().unwrap_or_else(|| panic!("no lineage {name}"));
     let mut cfg = Preset::Pipt.config();
     cfg.cpus = cfg.cpus.max(4);
-    let k = Kernel::new(Machine::new(cfg, hooks.miss_policy(), Box::new(FirstChooser)), hooks);
+    let k = l.boot(cfg, Box::new(FirstChooser));
     k.record_observations();
     k
 }
@@ -158,13 +157,13 @@ fn lost_stores(k: &Kernel, r: &Rig) -> Vec<u64> {
     k.drain_observations(&mut obs);
     let harvested_after = |t: u64| {
         obs.iter().any(|o| {
-            matches!(*o, Obs::DirtySynced { file, pages, step, .. } if file == r.f && pages & P != 0 && step > t)
+            matches!(o.obs, Obs::DirtySynced { file, pages, .. } if file == r.f && pages & P != 0 && o.step > t)
         })
     };
     obs.iter()
-        .filter_map(|o| match *o {
-            Obs::User { mm, va, store: Some(v), step, .. } if mm == r.mm && va == r.va => {
-                (!harvested_after(step)).then_some(v)
+        .filter_map(|o| match o.obs {
+            Obs::User { mm, va, store: Some(v), .. } if mm == r.mm && va == r.va => {
+                (!harvested_after(o.step)).then_some(v)
             }
             _ => None,
         })

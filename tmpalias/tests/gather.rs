@@ -23,7 +23,6 @@ use vipt_emu::addr::{CpuId, PAGE_SIZE, Pfn, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
 use vipt_emu::counters::Counters;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::{Action, Errno, Executor, Kernel, LockId, MmId, Obs, Op, OpResult, StepError};
 use vipt_emu::pgtable::PMD_SIZE;
@@ -39,9 +38,8 @@ const MAGIC: u64 = 0x5a5a;
 // ----- rig --------------------------------------------------------------------------------
 
 fn kernel(name: &str) -> Kernel {
-    let hooks = Registry::builtin().get(name).unwrap_or_else(|| panic!("no lineage {name}")).hooks();
-    let k =
-        Kernel::new(Machine::new(Preset::Pipt.config(), hooks.miss_policy(), Box::new(FirstChooser)), hooks);
+    let l = Registry::builtin().get(name).cloned().unwrap_or_else(|| panic!("no lineage {name}"));
+    let k = l.boot(Preset::Pipt.config(), Box::new(FirstChooser));
     k.record_observations();
     k
 }
@@ -90,8 +88,10 @@ fn is_table(k: &Kernel, pfn: Pfn) -> bool {
 fn reports(k: &Kernel) -> Vec<Obs> {
     let mut obs = Vec::new();
     k.drain_observations(&mut obs);
-    obs.retain(|o| matches!(o, Obs::FreedReachable { .. } | Obs::StaleTlb { .. }));
-    obs
+    obs.into_iter()
+        .map(|o| o.obs)
+        .filter(|o| matches!(o, Obs::FreedReachable { .. } | Obs::StaleTlb { .. }))
+        .collect()
 }
 
 /// Steps `cpu` until it completes (`Some`) or blocks on a lock (`None`).
@@ -190,7 +190,7 @@ fn first_page_range_leaves_the_second_page_stale_and_reachable() {
         let keeper = map_anon(&mut ex, mm, 1);
         let va = map_anon(&mut ex, mm, 2);
         let va2 = va.add_bytes(PAGE_SIZE);
-        assert_eq!(keeper.0 / PMD_SIZE, va2.0 / PMD_SIZE, "one PTE page");
+        assert_eq!(keeper.raw() / PMD_SIZE, va2.raw() / PMD_SIZE, "one PTE page");
         assert_eq!(load(&mut ex, C1, mm, va), OpResult::Value(0));
         assert_eq!(load(&mut ex, C1, mm, va2), OpResult::Value(0));
         assert_eq!(run(&mut ex, C1, Op::Store { mm, va: va2, value: MAGIC }), OpResult::Value(MAGIC));
@@ -235,7 +235,7 @@ fn first_page_range_on_a_file_mapping_is_stale_but_frees_nothing_reachable() {
         let mut ex = Executor::new(&k);
         let mm = k.create_mm().unwrap();
         let va = map_file(&k, &mut ex, mm, 2);
-        assert_eq!(va.0 % PMD_SIZE, 0, "the range (widened to the table's 2 MiB) starts at va");
+        assert_eq!(va.raw() % PMD_SIZE, 0, "the range (widened to the table's 2 MiB) starts at va");
         let va2 = va.add_bytes(PAGE_SIZE);
         assert_eq!(load(&mut ex, C1, mm, va), OpResult::Value(0));
         assert_eq!(load(&mut ex, C1, mm, va2), OpResult::Value(0));

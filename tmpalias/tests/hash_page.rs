@@ -31,7 +31,6 @@
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::hash::{PAGE_BUSY, PAGE_HASHPTE};
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::vmscan::ReclaimTarget;
@@ -55,9 +54,8 @@ const OTHER: u64 = 0x0bad;
 // ----- rig --------------------------------------------------------------------------------
 
 fn kernel(name: &str) -> Kernel {
-    let hooks = Registry::builtin().get(name).unwrap_or_else(|| panic!("no lineage {name}")).hooks();
-    let k =
-        Kernel::new(Machine::new(Preset::Pipt.config(), hooks.miss_policy(), Box::new(FirstChooser)), hooks);
+    let l = Registry::builtin().get(name).cloned().unwrap_or_else(|| panic!("no lineage {name}"));
+    let k = l.boot(Preset::Pipt.config(), Box::new(FirstChooser));
     k.record_observations();
     k
 }
@@ -151,7 +149,7 @@ fn hazards(k: &Kernel, r: &Rig) -> Vec<Hazard> {
         assert_eq!((mm, va.page_base()), (r.mm, r.va), "an observation about another page");
     };
     obs.iter()
-        .filter_map(|o| match *o {
+        .filter_map(|o| match o.obs {
             Obs::PteResurrected { cpu, mm, va, .. } => {
                 at(mm, va);
                 Some(Hazard::Resurrected(cpu))
@@ -441,7 +439,7 @@ fn cas_clear_waits_for_the_insert_and_flushes_it() {
         let k = kernel(CAS);
         let mut ex = Executor::new(&k);
         let r = setup(&k, &mut ex);
-        let busy = LockId::PteBusy(r.mm, r.va.vpn().0);
+        let busy = LockId::PteBusy(r.mm, r.va.vpn().raw());
         c1_before_insert(&mut ex, &r);
         assert!(k.pte_busy_held(r.mm, r.va));
         assert!(pte(&k, &r).has(PAGE_BUSY));
@@ -582,7 +580,7 @@ fn cas_mprotect_waits_for_the_insert_and_flushes_it() {
     c1_before_insert(&mut ex, &r);
     ex.spawn(C0, mprotect_none(&r));
     assert_eq!(run_or_block(&mut ex, C0), None);
-    assert_eq!(k.pending(C0), Action::Lock(LockId::PteBusy(r.mm, r.va.vpn().0)));
+    assert_eq!(k.pending(C0), Action::Lock(LockId::PteBusy(r.mm, r.va.vpn().raw())));
     assert!(pte(&k, &r).has(PteFlags::USER));
 
     assert_eq!(ex.run_until(C1, |a| matches!(a, Action::UserAccess { .. })), Ok(None));

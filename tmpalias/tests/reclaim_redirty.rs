@@ -10,10 +10,9 @@
 use vipt_emu::addr::CpuId;
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::vmscan::ReclaimTarget;
-use vipt_emu::mm::{Action, Errno, Executor, Kernel, Op, OpResult};
+use vipt_emu::mm::{Action, Errno, Executor, Op, OpResult};
 use vipt_tmpalias::Registry;
 
 const C0: CpuId = CpuId(0);
@@ -24,9 +23,7 @@ const POKED: u64 = 0x0b0b;
 
 #[test]
 fn a_page_redirtied_during_pageout_stays_in_the_swap_cache() {
-    let hooks = Registry::builtin().get("pipt").unwrap().hooks();
-    let m = Machine::new(Preset::Pipt.config(), hooks.miss_policy(), Box::new(FirstChooser));
-    let k = Kernel::new(m, hooks);
+    let k = Registry::builtin().get("pipt").unwrap().boot(Preset::Pipt.config(), Box::new(FirstChooser));
     let mut ex = Executor::new(&k);
     let run = |ex: &mut Executor<'_>, cpu, op| {
         ex.spawn(cpu, op);

@@ -9,7 +9,6 @@
 use vipt_emu::addr::{CpuId, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::Preset;
-use vipt_emu::machine::Machine;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::{Errno, Executor, Kernel, MmId, Op, OpResult};
 use vipt_emu::pte::PteFlags;
@@ -20,9 +19,8 @@ const OLD: u64 = 0x01d0;
 const NEW: u64 = 0x0f07;
 
 fn kernel(name: &str) -> Kernel {
-    let hooks = Registry::builtin().get(name).unwrap_or_else(|| panic!("no lineage {name}")).hooks();
-    let m = Machine::new(Preset::Pipt.config(), hooks.miss_policy(), Box::new(FirstChooser));
-    Kernel::new(m, hooks)
+    let l = Registry::builtin().get(name).cloned().unwrap_or_else(|| panic!("no lineage {name}"));
+    l.boot(Preset::Pipt.config(), Box::new(FirstChooser))
 }
 
 fn run(ex: &mut Executor<'_>, op: Op) -> OpResult {

@@ -16,29 +16,17 @@
 //! through the stale entry after that harvest lands in neither the PTE nor the log.
 
 use crate::addr::{CpuId, VirtAddr};
+use crate::arch::CleanMode;
+use crate::mm::tlbflush::TlbFlushOwed;
 use crate::mm::types::Vma;
 use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, Obs};
 use crate::pte::PteFlags;
-
-/// How a clean orders its TLB flush.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CleanMode {
-    /// The flush is batched per VMA after the page-table lock is dropped, and cleaners are
-    /// not serialised: a concurrent clean may harvest a bit before its flush (lost dirtiness).
-    Deferred,
-    /// Each cleaned PTE's translation is purged before the page-table lock is dropped, and
-    /// only then is its bit set: a harvested bit never has a stale dirty translation behind it.
-    FlushUnderLock,
-    /// The flush is batched as in `Deferred`, but the caller holds a lock of its own
-    /// ([`LockId::DirtyLog`]) across the walk, the flush and the harvest.
-    ExternalLock,
-}
 
 impl Kernel {
     /// Cleans every shared mapping of `file` and harvests its dirty log; returns the bitmask
     /// of page offsets harvested.
     pub async fn clean_dirty(&self, cpu: CpuId, file: FileId) -> Result<u64, Errno> {
-        let mode = self.arch().clean_mode();
+        let mode = self.config.clean;
         if mode == CleanMode::ExternalLock {
             self.lock(cpu, LockId::DirtyLog(file)).await;
         }
@@ -54,8 +42,7 @@ impl Kernel {
         self.unlock(cpu, LockId::IMmap(file));
         self.label(cpu, "harvest dirty log").await;
         let pages = std::mem::take(&mut self.state().files[file.index()].dirty_log);
-        let step = self.now();
-        self.observe(Obs::DirtySynced { cpu, file, pages, step });
+        self.observe(Obs::DirtySynced { cpu, file, pages });
         if mode == CleanMode::ExternalLock {
             self.unlock(cpu, LockId::DirtyLog(file));
         }
@@ -83,7 +70,7 @@ impl Kernel {
                     .await;
                 if layout.pte_present(old) && old.has(PteFlags::DIRTY) {
                     if mode == CleanMode::FlushUnderLock {
-                        self.arch().flush_tlb_page(self, cpu, *vma, va).await;
+                        self.arch(cpu).flush_tlb_page(*vma, va).await;
                     }
                     let pgoff = vma.pgoff + vma.start.pages_to(va);
                     if pgoff < 64 {
@@ -99,8 +86,9 @@ impl Kernel {
         if mode != CleanMode::FlushUnderLock
             && let Some((start, end)) = range
         {
+            let owed = TlbFlushOwed::range(vma.mm, start, end);
             self.step(cpu, Action::Label("deferred flush_tlb_range")).await;
-            self.arch().flush_tlb_range(self, cpu, vma.mm, start, end).await;
+            owed.flush(self, cpu).await;
         }
     }
 }

@@ -70,10 +70,7 @@ impl<'k> Executor<'k> {
     /// Starts an arbitrary kernel routine on `cpu`, which must be idle (for tools and
     /// benchmarks that run one hook, e.g. `flush_dcache_page`, as micro-steps).
     pub fn spawn_task(
-        &mut self,
-        cpu: CpuId,
-        name: &'static str,
-        task: Pin<Box<dyn Future<Output = OpResult> + 'k>>,
+        &mut self, cpu: CpuId, name: &'static str, task: Pin<Box<dyn Future<Output = OpResult> + 'k>>,
     ) {
         assert!(self.tasks[cpu.index()].is_none(), "{cpu:?} is busy");
         self.tasks[cpu.index()] = Some(task);
@@ -146,9 +143,7 @@ impl<'k> Executor<'k> {
     /// Runs `cpu` alone until its *pending* action satisfies `pred` (the action has not been
     /// performed yet), or its operation completes (then `Ok(Some(result))`).
     pub fn run_until(
-        &mut self,
-        cpu: CpuId,
-        pred: impl Fn(&Action) -> bool,
+        &mut self, cpu: CpuId, pred: impl Fn(&Action) -> bool,
     ) -> Result<Option<OpResult>, StepError> {
         loop {
             if let Some(r) = self.step_cpu(cpu)? {

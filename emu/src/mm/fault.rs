@@ -2,6 +2,7 @@
 //! dirty-bit trap.
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
+use crate::arch::FixupMode;
 use crate::machine::Trap;
 use crate::mm::types::{AnonVma, Mapping, Vma};
 use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags, VmaId};
@@ -9,20 +10,6 @@ use crate::pte::{Pte, PteFlags, PteKind};
 
 /// How many times a futex store may call `fixup_user_fault` before it is a livelock.
 pub const MAX_FUTEX_RETRIES: usize = 16;
-
-/// How the core's `fixup_user_fault` makes a faulting atomic access succeed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FixupMode {
-    /// `handle_mm_fault` (since 2.6.38's `fixup_user_fault`): marks the PTE young and dirty.
-    Fault,
-    /// `get_user_pages(write)`, which only makes the page present and writable; with `marks`
-    /// it also sets young and dirty in the PTE (the other fix). Without it, on a machine that
-    /// tracks young/dirty in software, the atomic access keeps faulting: a livelock.
-    Gup {
-        /// gup marks the PTE young and dirty.
-        marks: bool,
-    },
-}
 
 /// How many times one user access may trap before the core gives up (a livelock is a core
 /// bug; the op then fails with [`Errno::Again`]).
@@ -48,18 +35,13 @@ impl Kernel {
     /// handling of a real CPU: dirty-bit traps and page faults are handled and the access
     /// retried. Returns the value loaded (or stored).
     pub async fn user_access(
-        &self,
-        cpu: CpuId,
-        mm: crate::mm::MmId,
-        va: VirtAddr,
-        store: Option<u64>,
+        &self, cpu: CpuId, mm: crate::mm::MmId, va: VirtAddr, store: Option<u64>,
     ) -> Result<u64, Errno> {
         let space = self.mm_space(mm);
         for _ in 0..MAX_ACCESS_RETRIES {
             match self.user_access_raw(cpu, space, va, store).await {
                 Ok(v) => {
-                    let step = self.now();
-                    self.observe(Obs::User { cpu, mm, va, store, value: v, step });
+                    self.observe(Obs::User { cpu, mm, va, store, value: v });
                     return Ok(v);
                 }
                 Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
@@ -83,8 +65,7 @@ impl Kernel {
         for _ in 0..MAX_FUTEX_RETRIES {
             match self.user_access_raw(cpu, space, va, Some(value)).await {
                 Ok(v) => {
-                    let step = self.now();
-                    self.observe(Obs::User { cpu, mm, va, store: Some(value), value: v, step });
+                    self.observe(Obs::User { cpu, mm, va, store: Some(value), value: v });
                     return Ok(v);
                 }
                 Err(Trap::DirtyBit) => self.dbit_trap(cpu, mm, va).await,
@@ -99,10 +80,10 @@ impl Kernel {
     }
 
     /// `fixup_user_fault` for a write at `va` of `mm`: make the next atomic access succeed.
-    /// How depends on [`crate::mm::ArchHooks::fixup_mode`].
+    /// How depends on [`crate::arch::ArchConfig::fixup`].
     pub async fn fixup_user_fault(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Result<(), Errno> {
         self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
-        let r = match self.arch().fixup_mode() {
+        let r = match self.config.fixup {
             FixupMode::Fault => self.handle_mm_fault(cpu, mm, va, true).await,
             FixupMode::Gup { marks } => match self.get_user_page(cpu, mm, va, true).await {
                 Ok((vma, page)) => {
@@ -149,11 +130,7 @@ impl Kernel {
 
     /// `handle_mm_fault`, with `mmap_sem` held (shared or exclusive) by the caller.
     pub async fn handle_mm_fault(
-        &self,
-        cpu: CpuId,
-        mm: crate::mm::MmId,
-        va: VirtAddr,
-        write: bool,
+        &self, cpu: CpuId, mm: crate::mm::MmId, va: VirtAddr, write: bool,
     ) -> Result<(), Errno> {
         let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
         if (write && !vma.writable) || vma.prot_none {
@@ -221,30 +198,24 @@ impl Kernel {
         let mut s = self.state();
         let d = &mut s.pages[page.index()];
         d.mapping = Mapping::Anon(vma.anon.expect("anon_vma prepared"));
-        d.index = va.vpn().0;
+        d.index = va.vpn().raw();
     }
 
     /// Installs `pte` for a page the caller holds a reference to, if the slot still holds
     /// `expect`. The reference becomes the mapping's. Returns false (and drops nothing) on a race.
     async fn install_pte(
-        &self,
-        cpu: CpuId,
-        vma: &Vma,
-        va: VirtAddr,
-        expect: Pte,
-        page: Pfn,
-        pte: Pte,
+        &self, cpu: CpuId, vma: &Vma, va: VirtAddr, expect: Pte, page: Pfn, pte: Pte,
     ) -> bool {
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         let same = now == expect || (self.layout().pte_none(now) && self.layout().pte_none(expect));
         if same {
-            self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
+            self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
             self.state().pages[page.index()].mapcount += 1;
         }
         self.unlock(cpu, LockId::Ptl(vma.mm));
         if same {
-            self.arch().update_mmu_cache(self, cpu, *vma, va, pte).await;
+            self.arch(cpu).update_mmu_cache(*vma, va, pte).await;
         }
         same
     }
@@ -254,13 +225,13 @@ impl Kernel {
         self.pte_alloc(cpu, vma.mm, va).await?;
         let vma = self.anon_vma_prepare(vma.id);
         let page = self.alloc_page().ok_or(Errno::NoMem)?;
-        self.arch().clear_user_highpage(self, cpu, page, va.page_base()).await;
+        self.arch(cpu).clear_user_highpage(page, va.page_base()).await;
         self.set_anon(page, &vma, va);
         self.set_page_flags(page, PageFlags::UPTODATE);
         let pte = self.layout().mk_pte(page, user_flags(&vma, vma.writable, write));
-        self.expect_install(cpu, vma.mm, va, page);
+        let install = self.expect_install(cpu, vma.mm, va, page);
         let installed = self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await;
-        self.finish_install_if(cpu, installed);
+        install.settle(self, installed);
         if !installed {
             self.state().pages[page.index()].mapping = Mapping::None;
             self.put_page(page);
@@ -290,18 +261,13 @@ impl Kernel {
                     return Err(Errno::NoMem);
                 }
             };
-            let copy_start = self.now();
-            self.arch().copy_user_highpage(self, cpu, new, page, va.page_base(), vma).await;
-            self.observe_cow_copied(cpu, vma.mm, va, new, copy_start);
-            let vma = self.anon_vma_prepare(vma.id);
-            self.set_anon(new, &vma, va);
-            self.set_page_flags(new, PageFlags::UPTODATE);
+            let vma = self.cow_copy(cpu, vma, va, new, page).await;
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
             // The source stays locked until the copy is mapped (`do_cow_fault`): truncate
             // waits for it, so its second unmap sees the copy.
-            self.expect_install(cpu, vma.mm, va, new);
+            let install = self.expect_install(cpu, vma.mm, va, new);
             let installed = self.install_pte(cpu, &vma, va, orig, new, pte).await;
-            self.finish_install_if(cpu, installed);
+            install.settle(self, installed);
             if !installed {
                 self.state().pages[new.index()].mapping = Mapping::None;
                 self.put_page(new);
@@ -325,13 +291,7 @@ impl Kernel {
 
     /// `do_swap_page`: brings the page of swap slot `slot` back and maps it.
     async fn do_swap_page(
-        &self,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        orig: Pte,
-        slot: u32,
-        write: bool,
+        &self, cpu: CpuId, vma: Vma, va: VirtAddr, orig: Pte, slot: u32, write: bool,
     ) -> Result<(), Errno> {
         let page = self.swapin_lock_page(cpu, &vma, va, slot).await?;
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
@@ -348,13 +308,13 @@ impl Kernel {
         };
         let writable = exclusive && vma.writable;
         let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
-        self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
+        self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
         self.state().pages[page.index()].mapcount += 1;
         self.swap_free(slot);
         self.try_to_free_swap(page);
         self.unlock(cpu, LockId::Ptl(vma.mm));
         self.unlock(cpu, LockId::Page(page));
-        self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+        self.arch(cpu).update_mmu_cache(vma, va, pte).await;
         Ok(())
     }
 
@@ -375,13 +335,13 @@ impl Kernel {
             let now = self.read_pte(cpu, vma.mm, va).await;
             if now == orig {
                 let pte = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
-                self.arch().set_pte_at(self, cpu, vma.mm, va, pte).await;
-                self.arch().flush_tlb_page(self, cpu, vma, va).await;
+                self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
+                self.arch(cpu).flush_tlb_page(vma, va).await;
                 if vma.shared {
                     self.set_page_flags(old, PageFlags::DIRTY);
                 }
                 self.unlock(cpu, LockId::Ptl(vma.mm));
-                self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+                self.arch(cpu).update_mmu_cache(vma, va, pte).await;
             } else {
                 self.unlock(cpu, LockId::Ptl(vma.mm));
             }
@@ -392,26 +352,21 @@ impl Kernel {
             self.put_page(old);
             return Err(Errno::NoMem);
         };
-        let copy_start = self.now();
-        self.arch().copy_user_highpage(self, cpu, new, old, va.page_base(), vma).await;
-        self.observe_cow_copied(cpu, vma.mm, va, new, copy_start);
-        let vma = self.anon_vma_prepare(vma.id);
-        self.set_anon(new, &vma, va);
-        self.set_page_flags(new, PageFlags::UPTODATE);
+        let vma = self.cow_copy(cpu, vma, va, new, old).await;
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         if now == orig {
-            self.arch().flush_cache_page(self, cpu, vma, va.page_base(), old).await;
-            self.arch().ptep_clear_flush(self, cpu, vma, va.page_base()).await;
+            self.arch(cpu).flush_cache_page(vma, va.page_base(), old).await;
+            self.arch(cpu).ptep_clear_flush(vma, va.page_base()).await;
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
-            self.expect_install(cpu, vma.mm, va, new);
-            self.arch().set_pte_at(self, cpu, vma.mm, va.page_base(), pte).await;
+            let install = self.expect_install(cpu, vma.mm, va, new);
+            self.arch(cpu).set_pte_at(vma.mm, va.page_base(), pte).await;
             self.state().pages[new.index()].mapcount += 1;
-            self.finish_install(cpu);
+            install.finish(self);
             self.page_remove_rmap(old);
             self.put_page(old);
             self.unlock(cpu, LockId::Ptl(vma.mm));
-            self.arch().update_mmu_cache(self, cpu, vma, va, pte).await;
+            self.arch(cpu).update_mmu_cache(vma, va, pte).await;
         } else {
             self.unlock(cpu, LockId::Ptl(vma.mm));
             self.state().pages[new.index()].mapping = Mapping::None;
@@ -421,24 +376,16 @@ impl Kernel {
         Ok(())
     }
 
-    fn observe_cow_copied(&self, cpu: CpuId, mm: MmId, va: VirtAddr, new: Pfn, copy_start: u64) {
-        let (va, step) = (va.page_base(), self.now());
-        self.observe(Obs::CowCopied { cpu, mm, va, new, copy_start, step });
-    }
-
-    fn finish_install_if(&self, cpu: CpuId, installed: bool) {
-        if installed {
-            self.finish_install(cpu);
-        } else {
-            self.cancel_install(cpu);
-        }
-    }
-
-    /// `page_remove_rmap`: one fewer PTE maps `page`.
-    pub fn page_remove_rmap(&self, page: Pfn) {
-        let mut s = self.state();
-        let d = &mut s.pages[page.index()];
-        assert!(d.mapcount > 0, "mapcount underflow on {page:?}");
-        d.mapcount -= 1;
+    /// The copy of a COW fault: `copy_user_highpage` of `from` into `new`, observed as one
+    /// copy, then `new` made an uptodate anonymous page of `vma` at `va`. Returns the VMA
+    /// with its anon object.
+    async fn cow_copy(&self, cpu: CpuId, vma: Vma, va: VirtAddr, new: Pfn, from: Pfn) -> Vma {
+        let copy_start = self.now();
+        self.arch(cpu).copy_user_highpage(new, from, va.page_base(), vma).await;
+        self.observe(Obs::CowCopied { cpu, mm: vma.mm, va: va.page_base(), new, copy_start });
+        let vma = self.anon_vma_prepare(vma.id);
+        self.set_anon(new, &vma, va);
+        self.set_page_flags(new, PageFlags::UPTODATE);
+        vma
     }
 }

@@ -19,7 +19,7 @@ impl Kernel {
         let line = self.machine().config().line_bytes;
         let mut off = 0;
         while off < crate::addr::PAGE_SIZE {
-            let pa = crate::addr::PhysAddr(page.phys().0 + off);
+            let pa = page.phys().add_bytes(off);
             let va = pa.kernel_va();
             self.step(
                 cpu,
@@ -101,11 +101,7 @@ impl Kernel {
 
     /// The swap-cache page of `slot`, locked, with a reference; read in if needed.
     pub async fn swapin_lock_page(
-        &self,
-        cpu: CpuId,
-        vma: &Vma,
-        va: VirtAddr,
-        slot: u32,
+        &self, cpu: CpuId, vma: &Vma, va: VirtAddr, slot: u32,
     ) -> Result<Pfn, Errno> {
         for _ in 0..MAX_LOOKUP_RETRIES {
             let cached = {
@@ -133,7 +129,7 @@ impl Kernel {
                 let mut s = self.state();
                 let d = &mut s.pages[page.index()];
                 d.mapping = Mapping::Anon(anon);
-                d.index = va.vpn().0;
+                d.index = va.vpn().raw();
                 d.private = slot;
                 d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
                 d.refcount += 1; // the swap cache's reference
@@ -189,12 +185,7 @@ impl Kernel {
     /// `write(2)` of one word at `(pgoff, word)` of `file`, through the kernel alias. Extends
     /// the file if needed. The kernel store happens between entry and return.
     pub async fn sys_write(
-        &self,
-        cpu: CpuId,
-        file: FileId,
-        pgoff: u64,
-        word: usize,
-        value: u64,
+        &self, cpu: CpuId, file: FileId, pgoff: u64, word: usize, value: u64,
     ) -> Result<(), Errno> {
         if word >= WORDS_PER_PAGE {
             return Err(Errno::Inval);
@@ -206,24 +197,18 @@ impl Kernel {
     }
 
     async fn write_locked(
-        &self,
-        cpu: CpuId,
-        file: FileId,
-        pgoff: u64,
-        word: usize,
-        value: u64,
+        &self, cpu: CpuId, file: FileId, pgoff: u64, word: usize, value: u64,
     ) -> Result<(), Errno> {
         self.extend_file(file, pgoff + 1);
         let page = self.find_lock_page(cpu, file, pgoff).await?;
         if self.file_writably_mapped(file) {
-            self.arch().flush_dcache_page(self, cpu, page).await;
+            self.arch(cpu).flush_dcache_page(page).await;
         }
-        self.arch().kmap(self, cpu, page).await;
+        self.arch(cpu).kmap(page).await;
         self.kernel_store(cpu, page.word(word).kernel_va(), value).await;
-        let step = self.now();
-        self.observe(Obs::FileWrite { cpu, file, pgoff, word, value, step });
-        self.arch().kunmap(self, cpu, page).await;
-        self.arch().flush_dcache_page(self, cpu, page).await;
+        self.observe(Obs::FileWrite { cpu, file, pgoff, word, value });
+        self.arch(cpu).kunmap(page).await;
+        self.arch(cpu).flush_dcache_page(page).await;
         self.set_page_flags(page, PageFlags::DIRTY);
         self.unlock(cpu, LockId::Page(page));
         self.put_page(page);
@@ -232,11 +217,7 @@ impl Kernel {
 
     /// `read(2)` of one word; `None` at or beyond end of file.
     pub async fn sys_read(
-        &self,
-        cpu: CpuId,
-        file: FileId,
-        pgoff: u64,
-        word: usize,
+        &self, cpu: CpuId, file: FileId, pgoff: u64, word: usize,
     ) -> Result<Option<u64>, Errno> {
         if word >= WORDS_PER_PAGE {
             return Err(Errno::Inval);
@@ -248,11 +229,7 @@ impl Kernel {
     /// writably mapped), then each word loaded through the kernel alias and observed. Returns
     /// the last word read; `None` at or beyond end of file.
     pub async fn sys_read_words(
-        &self,
-        cpu: CpuId,
-        file: FileId,
-        pgoff: u64,
-        words: &[u16],
+        &self, cpu: CpuId, file: FileId, pgoff: u64, words: &[u16],
     ) -> Result<Option<u64>, Errno> {
         if words.iter().any(|&w| w as usize >= WORDS_PER_PAGE) {
             return Err(Errno::Inval);
@@ -264,18 +241,17 @@ impl Kernel {
         };
         self.unlock(cpu, LockId::Page(page));
         if self.file_writably_mapped(file) {
-            self.arch().flush_dcache_page(self, cpu, page).await;
+            self.arch(cpu).flush_dcache_page(page).await;
         }
-        self.arch().kmap(self, cpu, page).await;
+        self.arch(cpu).kmap(page).await;
         let mut last = None;
         for &w in words {
             let word = w as usize;
             let v = self.kernel_load(cpu, page.word(word).kernel_va()).await;
-            let step = self.now();
-            self.observe(Obs::FileRead { cpu, file, pgoff, word, value: v, step });
+            self.observe(Obs::FileRead { cpu, file, pgoff, word, value: v });
             last = Some(v);
         }
-        self.arch().kunmap(self, cpu, page).await;
+        self.arch(cpu).kunmap(page).await;
         self.put_page(page);
         Ok(last)
     }
@@ -315,8 +291,8 @@ impl Kernel {
                 && pfn == page
                 && flags.intersects(PteFlags::WRITE | PteFlags::DIRTY)
             {
-                self.arch().flush_cache_page(self, cpu, vma, va, page).await;
-                let old = self.arch().ptep_clear_flush(self, cpu, vma, va).await;
+                self.arch(cpu).flush_cache_page(vma, va, page).await;
+                let old = self.arch(cpu).ptep_clear_flush(vma, va).await;
                 dirty |= old.has(PteFlags::DIRTY);
                 let clean = old.without_flags(PteFlags::WRITE | PteFlags::DIRTY);
                 let clean = if self.layout().pte_present(clean) {
@@ -324,7 +300,7 @@ impl Kernel {
                 } else {
                     pte.without_flags(PteFlags::WRITE | PteFlags::DIRTY)
                 };
-                self.arch().set_pte_at(self, cpu, vma.mm, va, clean).await;
+                self.arch(cpu).set_pte_at(vma.mm, va, clean).await;
             }
             self.unlock(cpu, LockId::Ptl(vma.mm));
         }
@@ -370,15 +346,7 @@ impl Kernel {
     pub async fn sys_msync(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pages: u64) -> Result<(), Errno> {
         let end = va.page_base().add_pages(pages);
         self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
-        let vmas: Vec<Vma> = {
-            let s = self.state();
-            s.mms[mm.index()]
-                .vmas
-                .iter()
-                .map(|&v| s.vma(v))
-                .filter(|v| v.start < end && va.page_base() < v.end)
-                .collect()
-        };
+        let vmas = self.state().vmas_overlapping(mm, va.page_base(), end);
         let mut files = Vec::new();
         for vma in vmas {
             let (Some(file), true) = (vma.file, vma.shared) else {
@@ -394,10 +362,10 @@ impl Kernel {
                 if let PteKind::Present { pfn, flags } = self.layout().decode(pte)
                     && flags.contains(PteFlags::DIRTY)
                 {
-                    self.arch().flush_cache_page(self, cpu, vma, a, pfn).await;
-                    let old = self.arch().ptep_clear_flush(self, cpu, vma, a).await;
+                    self.arch(cpu).flush_cache_page(vma, a, pfn).await;
+                    let old = self.arch(cpu).ptep_clear_flush(vma, a).await;
                     let base = if self.layout().pte_present(old) { old } else { pte };
-                    self.arch().set_pte_at(self, cpu, mm, a, base.without_flags(PteFlags::DIRTY)).await;
+                    self.arch(cpu).set_pte_at(mm, a, base.without_flags(PteFlags::DIRTY)).await;
                     self.set_page_flags(pfn, PageFlags::DIRTY);
                 }
                 self.unlock(cpu, LockId::Ptl(mm));

@@ -2,6 +2,7 @@
 //! PTEs in the parent) and the final `flush_tlb_mm`.
 
 use crate::addr::CpuId;
+use crate::mm::tlbflush::TlbFlushOwed;
 use crate::mm::types::Vma;
 use crate::mm::{Errno, Kernel, LockId, MmId};
 use crate::pte::{PteFlags, PteKind};
@@ -20,11 +21,11 @@ impl Kernel {
             return Err(Errno::Inval);
         }
         let child = self.create_mm().ok_or(Errno::NoMem)?;
-        self.arch().flush_cache_mm(self, cpu, parent).await;
-        let vmas: Vec<Vma> = {
-            let s = self.state();
-            s.mms[parent.index()].vmas.iter().map(|&v| s.vma(v)).collect()
-        };
+        self.arch(cpu).flush_cache_mm(parent).await;
+        // `copy_page_range` write-protects the parent's private PTEs; their TLB entries may
+        // still allow writes until this flush at the end (rule 1).
+        let owed = TlbFlushOwed::mm(parent);
+        let vmas = self.mm_vmas(parent);
         let child_space = self.mm_space(child);
         let mut result = Ok(child);
         for pv in vmas {
@@ -48,7 +49,7 @@ impl Kernel {
                 break;
             }
         }
-        self.arch().flush_tlb_mm(self, cpu, parent).await;
+        owed.flush(self, cpu).await;
         if result.is_err() {
             // Undo: tear the half-built child down.
             self.exit_mmap(cpu, child).await.ok();
@@ -83,13 +84,13 @@ impl Kernel {
                             }
                         };
                         if live {
-                            self.arch().set_pte_at(self, cpu, dst.mm, va, pte).await;
+                            self.arch(cpu).set_pte_at(dst.mm, va, pte).await;
                         }
                     }
                     PteKind::Present { pfn, flags } if self.machine().mem.pfn_valid(pfn) => {
                         let mut child = pte;
                         if src.is_cow() && flags.contains(PteFlags::WRITE) {
-                            self.arch().ptep_set_wrprotect(self, cpu, src.mm, va).await;
+                            self.arch(cpu).ptep_set_wrprotect(src.mm, va).await;
                             child = child.without_flags(PteFlags::WRITE);
                         }
                         {
@@ -98,7 +99,7 @@ impl Kernel {
                             d.refcount += 1;
                             d.mapcount += 1;
                         }
-                        self.arch().set_pte_at(self, cpu, dst.mm, va, child).await;
+                        self.arch(cpu).set_pte_at(dst.mm, va, child).await;
                     }
                     _ => {}
                 }

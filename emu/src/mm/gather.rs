@@ -1,10 +1,10 @@
 //! `mmu_gather`: batches the pages and page tables a zap removes, so that they are freed only
 //! after the TLB flush that makes them unreachable (ordering rule 2 of
-//! [`crate::mm::hooks`]).
+//! [`crate::arch::ArchHooks`]).
 
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, VirtAddr};
+use crate::mm::Kernel;
 use crate::mm::types::MmId;
-use crate::mm::{Kernel, Obs};
 
 /// A gather in progress. It owes a TLB flush: [`MmuGather::finish`] performs it and then frees
 /// what was gathered. Dropping an unfinished, non-empty gather is a bug of the core (caught in
@@ -37,7 +37,7 @@ impl MmuGather {
             mm,
             fullmm,
             start: None,
-            end: VirtAddr(0),
+            end: VirtAddr::new(0),
             pages: Vec::new(),
             tables: Vec::new(),
             cleared: Vec::new(),
@@ -68,7 +68,7 @@ impl MmuGather {
     pub fn free_table(&mut self, pfn: Pfn, start: VirtAddr, end: VirtAddr) {
         self.tables.push(pfn);
         self.remove_tlb_entry(start);
-        self.remove_tlb_entry(VirtAddr(end.0 - PAGE_SIZE));
+        self.remove_tlb_entry(end.sub_bytes(PAGE_SIZE));
     }
 
     /// The range whose TLB entries must go, if any PTE was cleared.
@@ -82,29 +82,20 @@ impl MmuGather {
     }
 
     /// `tlb_finish_mmu`: the arch's `tlb_flush`; then the check that no CPU still
-    /// translates a cleared PTE ([`Obs::StaleTlb`]); then, if page tables are freed, the wait
-    /// for lockless walkers ([`ArchHooks::tlb_table_sync`](crate::mm::ArchHooks::tlb_table_sync));
+    /// translates a cleared PTE ([`crate::mm::Obs::StaleTlb`]); then, if page tables are freed, the wait
+    /// for lockless walkers ([`ArchConfig::tlb_table_sync`](crate::arch::ArchConfig::tlb_table_sync));
     /// then the frees. Counts the flush as a whole-mm or a range flush by what it purged.
     pub async fn finish(mut self, k: &Kernel, cpu: CpuId) {
         k.record_gather_flush(cpu, true);
-        k.arch().tlb_flush(k, cpu, &self).await;
+        k.arch(cpu).tlb_flush(&self).await;
         let (whole, range) = k.record_gather_flush(cpu, false);
         if whole {
             k.machine().counters.gather_mm_flushes += 1;
         } else if range {
             k.machine().counters.gather_range_flushes += 1;
         }
-        if !self.cleared.is_empty() {
-            let space = k.mm_space(self.mm);
-            for &(va, pfn) in &self.cleared {
-                let holder = k.machine().tlb_translates(space, va, pfn);
-                if let Some(holder) = holder {
-                    let step = k.now();
-                    k.observe(Obs::StaleTlb { cpu, mm: self.mm, va, pfn, holder, step });
-                }
-            }
-        }
-        if !self.tables.is_empty() && k.arch().tlb_table_sync() {
+        k.check_gather_flushed(cpu, self.mm, &self.cleared);
+        if !self.tables.is_empty() && k.arch_config().tlb_table_sync {
             k.sync_lockless_walkers(cpu).await;
         }
         for &p in &self.pages {

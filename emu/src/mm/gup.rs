@@ -13,11 +13,7 @@ impl Kernel {
     /// `get_user_pages` of one page (caller holds `mmap_sem`): faults it in as needed, takes a
     /// reference, and calls `flush_anon_page` and `flush_dcache_page`.
     pub async fn get_user_page(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        write: bool,
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, write: bool,
     ) -> Result<(Vma, crate::addr::Pfn), Errno> {
         for _ in 0..MAX_GUP_RETRIES {
             let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
@@ -30,12 +26,11 @@ impl Kernel {
                 && (!write || flags.contains(PteFlags::WRITE))
             {
                 self.get_page(pfn);
-                let step = self.now();
-                self.observe(Obs::Pinned { cpu, mm, va, step });
+                self.observe(Obs::Pinned { cpu, mm, va });
                 if matches!(self.page(pfn).mapping, Mapping::Anon(_)) {
-                    self.arch().flush_anon_page(self, cpu, vma, pfn, va.page_base()).await;
+                    self.arch(cpu).flush_anon_page(vma, pfn, va.page_base()).await;
                 }
-                self.arch().flush_dcache_page(self, cpu, pfn).await;
+                self.arch(cpu).flush_dcache_page(pfn).await;
                 return Ok((vma, pfn));
             }
             self.handle_mm_fault(cpu, mm, va, write).await?;
@@ -45,11 +40,7 @@ impl Kernel {
 
     /// `access_process_vm` of one word of `mm` at `va`: reads it, or writes `store`.
     pub async fn access_process_vm(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        store: Option<u64>,
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, store: Option<u64>,
     ) -> Result<u64, Errno> {
         if self.state().mms[mm.index()].dead {
             return Err(Errno::Inval);
@@ -57,25 +48,23 @@ impl Kernel {
         self.lock_mode(cpu, LockId::MmapSem(mm), LockMode::Shared).await;
         let r = async {
             let (vma, page) = self.get_user_page(cpu, mm, va, store.is_some()).await?;
-            self.arch().kmap(self, cpu, page).await;
+            self.arch(cpu).kmap(page).await;
             let v = match store {
                 Some(v) => {
                     // Announced before the store can happen: the hook may flush for a long
                     // time after it, and readers meanwhile may already see the value.
-                    let step = self.now();
-                    self.observe(Obs::Remote { cpu, mm, va, store, value: v, step });
-                    self.arch().copy_to_user_page(self, cpu, vma, page, va, v).await;
+                    self.observe(Obs::Remote { cpu, mm, va, store, value: v });
+                    self.arch(cpu).copy_to_user_page(vma, page, va, v).await;
                     self.set_page_flags(page, PageFlags::DIRTY);
                     v
                 }
                 None => {
-                    let v = self.arch().copy_from_user_page(self, cpu, vma, page, va).await;
-                    let step = self.now();
-                    self.observe(Obs::Remote { cpu, mm, va, store, value: v, step });
+                    let v = self.arch(cpu).copy_from_user_page(vma, page, va).await;
+                    self.observe(Obs::Remote { cpu, mm, va, store, value: v });
                     v
                 }
             };
-            self.arch().kunmap(self, cpu, page).await;
+            self.arch(cpu).kunmap(page).await;
             self.put_page(page);
             Ok(v)
         }
@@ -105,16 +94,14 @@ impl Kernel {
         let Some(page) = pinned else {
             return self.access_process_vm(cpu, mm, va, None).await;
         };
-        let step = self.now();
-        self.observe(Obs::Pinned { cpu, mm, va, step });
+        self.observe(Obs::Pinned { cpu, mm, va });
         let v = self
             .kernel_load(
                 cpu,
                 page.kernel_va().with_word((va.page_offset() / crate::addr::WORD_BYTES) as usize),
             )
             .await;
-        let step = self.now();
-        self.observe(Obs::Remote { cpu, mm, va, store: None, value: v, step });
+        self.observe(Obs::Remote { cpu, mm, va, store: None, value: v });
         self.put_page(page);
         Ok(v)
     }

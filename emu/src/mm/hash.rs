@@ -11,10 +11,10 @@
 //!   translation inserted from the value read.
 //! * [`HashMode::CasLoop`]: one compare-and-swap loop that checks the access first and sets
 //!   every bit together with `_PAGE_BUSY`; the translation is inserted while the PTE is busy
-//!   (every PTE updater waits for busy to clear: [`Kernel::update_pte`]), then busy is dropped.
+//!   (every PTE updater waits for busy to clear: `Kernel::update_pte`), then busy is dropped.
 //!
 //! Invariants (SPEC §7, checked where they can break): a lockless store never makes a cleared
-//! PTE present again, nor undoes any other change ([`Kernel::store_pte_lockless`],
+//! PTE present again, nor undoes any other change (`Kernel::store_pte_lockless`,
 //! `Obs::PteResurrected`, `Obs::PteUpdateLost`); no translation
 //! is inserted for a PTE that is not present ([`Kernel::hash_insert`], `Obs::InsertNonPresent`);
 //! `_PAGE_DIRTY` is never set on a PTE that does not permit a user write
@@ -23,7 +23,8 @@
 //! [`MissPolicy::hash_miss`]: crate::machine::MissPolicy::hash_miss
 
 use crate::addr::{CpuId, VirtAddr};
-use crate::mm::{Kernel, LockId, MmId, Obs};
+use crate::arch::HashMode;
+use crate::mm::{Kernel, LockId, MmId};
 use crate::pte::{Pte, PteFlags, PteKind};
 
 /// `_PAGE_BUSY`: the PTE is being updated by `hash_page`. The hash lineages borrow PA bit 27
@@ -35,15 +36,6 @@ pub const PAGE_HASHPTE: PteFlags = PteFlags::GATEWAY;
 
 /// Retries of the compare-and-swap loop before the miss is handed to the page-fault path.
 const MAX_CAS_RETRIES: usize = 64;
-
-/// How `hash_page` updates the PTE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashMode {
-    /// Two plain updates from one lockless read; the access checked after the first.
-    TwoUpdate,
-    /// A compare-and-swap loop holding `_PAGE_BUSY` across the insert.
-    CasLoop,
-}
 
 /// Does a PTE with `flags` permit a user access (a store when `write`)?
 fn permits(flags: PteFlags, write: bool) -> bool {
@@ -62,7 +54,7 @@ impl Kernel {
         let pgd = self.state().mms[mm.index()].pgd;
         let table = self.machine().pt.pmd(pgd, va);
         self.set_walker(cpu, table);
-        let inserted = match self.arch().hash_mode() {
+        let inserted = match self.config.hash {
             HashMode::TwoUpdate => self.hash_page_two_update(cpu, mm, va, write).await,
             HashMode::CasLoop => self.hash_page_cas(cpu, mm, va, write).await,
         };
@@ -88,7 +80,7 @@ impl Kernel {
     }
 
     async fn hash_page_cas(&self, cpu: CpuId, mm: MmId, va: VirtAddr, write: bool) -> bool {
-        let busy = LockId::PteBusy(mm, va.vpn().0);
+        let busy = LockId::PteBusy(mm, va.vpn().raw());
         for _ in 0..MAX_CAS_RETRIES {
             let old = self.read_pte(cpu, mm, va).await;
             if old.has(PAGE_BUSY) && self.pte_busy_held(mm, va) {
@@ -123,12 +115,7 @@ impl Kernel {
     pub async fn hash_insert(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
         self.step(cpu, crate::mm::Action::Tlb).await;
         let PteKind::Present { pfn, flags } = self.layout().decode(pte) else { return };
-        let now = self.peek_pte(mm, va);
-        let still = matches!(self.layout().decode(now), PteKind::Present { pfn: p, .. } if p == pfn);
-        if !still {
-            let step = self.now();
-            self.observe(Obs::InsertNonPresent { cpu, mm, va, step });
-        }
+        self.check_insert(cpu, mm, va, pfn);
         let space = self.mm_space(mm);
         self.machine().insert_translation(cpu, space, va, pfn, flags);
     }
@@ -139,6 +126,6 @@ impl Kernel {
         if let Some(slot) = self.pte_slot(mm, va) {
             self.machine().pt.set_pte(slot, pte);
         }
-        self.unlock(cpu, LockId::PteBusy(mm, va.vpn().0));
+        self.unlock(cpu, LockId::PteBusy(mm, va.vpn().raw()));
     }
 }

@@ -1,8 +1,9 @@
-//! Kernel locks. Acquiring one is a micro-step; a CPU that finds it held blocks (the executor
-//! does not run it) until it is released.
+//! Kernel locks, and interrupts off. Acquiring a lock is a micro-step; a CPU that finds it
+//! held blocks (the executor does not run it) until it is released.
 
 use crate::addr::{CpuId, Pfn};
-use crate::mm::types::{AnonId, FileId, MmId};
+use crate::mm::types::{AnonId, FileId, MmId, PageFlags};
+use crate::mm::{Action, Kernel};
 
 /// A lock of the memory manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,7 +26,7 @@ pub enum LockId {
     /// `pa_dbit_lock`: serialises the dirty-bit trap handler with PTE updates.
     PaDbit,
     /// The driver lock that serialises harvests of a file's dirty log (the external lock
-    /// of [`crate::mm::CleanMode::ExternalLock`]).
+    /// of [`crate::arch::CleanMode::ExternalLock`]).
     DirtyLog(FileId),
     /// Interrupts disabled on a CPU (`local_irq_save`). Held exclusively by that CPU's
     /// lockless page-table walker; a CPU that must wait for the walker to finish (the IPI of
@@ -95,5 +96,71 @@ impl LockTable {
     /// Is anything held by `cpu`?
     pub fn any_held_by(&self, cpu: CpuId) -> bool {
         self.held.iter().any(|h| h.cpu == cpu)
+    }
+}
+
+impl Kernel {
+    /// Takes `id` exclusively, blocking while it is held.
+    pub async fn lock(&self, cpu: CpuId, id: LockId) {
+        self.lock_mode(cpu, id, LockMode::Exclusive).await
+    }
+
+    /// Takes `id` in `mode`, blocking while incompatible holders exist.
+    pub async fn lock_mode(&self, cpu: CpuId, id: LockId, mode: LockMode) {
+        let slot = &self.slots[cpu.index()];
+        loop {
+            self.step(cpu, Action::Lock(id)).await;
+            if self.s.borrow_mut().locks.try_acquire(id, cpu, mode) {
+                slot.blocked.set(None);
+                if let LockId::Page(p) = id {
+                    self.s.borrow_mut().pages[p.index()].flags.insert(PageFlags::LOCKED);
+                }
+                return;
+            }
+            slot.blocked.set(Some((id, mode)));
+        }
+    }
+
+    /// Takes `id` if free; never blocks (`trylock_page`).
+    pub async fn trylock(&self, cpu: CpuId, id: LockId) -> bool {
+        self.step(cpu, Action::Lock(id)).await;
+        let ok = self.s.borrow_mut().locks.try_acquire(id, cpu, LockMode::Exclusive);
+        if ok && let LockId::Page(p) = id {
+            self.s.borrow_mut().pages[p.index()].flags.insert(PageFlags::LOCKED);
+        }
+        ok
+    }
+
+    /// Releases `id` (not a preemption point).
+    pub fn unlock(&self, cpu: CpuId, id: LockId) {
+        let mut s = self.s.borrow_mut();
+        s.locks.release(id, cpu);
+        if let LockId::Page(p) = id {
+            s.pages[p.index()].flags.remove(PageFlags::LOCKED);
+        }
+    }
+    /// `local_irq_save` for a lockless page-table walk: from now on `cpu` takes no IPI until
+    /// [`Kernel::local_irq_restore`] (a CPU waiting for it blocks on [`LockId::Irq`]).
+    pub async fn local_irq_save(&self, cpu: CpuId) {
+        self.lock(cpu, LockId::Irq(cpu)).await;
+    }
+
+    /// `local_irq_restore` at the end of a lockless walk: the walk reads no table any more.
+    pub fn local_irq_restore(&self, cpu: CpuId) {
+        self.set_walker(cpu, None);
+        self.unlock(cpu, LockId::Irq(cpu));
+    }
+
+    /// `tlb_remove_table_sync_one`: an IPI to every other CPU, waiting for each to take it,
+    /// which a CPU inside a lockless walk (interrupts off) does only once the walk is over.
+    /// Steps only for the CPUs that are inside a walk now.
+    pub async fn sync_lockless_walkers(&self, cpu: CpuId) {
+        for t in 0..self.ncpus() {
+            let t = CpuId(t as u8);
+            if t != cpu && self.in_lockless_walk(t) {
+                self.lock(cpu, LockId::Irq(t)).await;
+                self.unlock(cpu, LockId::Irq(t));
+            }
+        }
     }
 }

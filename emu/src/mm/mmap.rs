@@ -4,6 +4,7 @@
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, SHM_COLOUR, TASK_SIZE, USER_BASE, VirtAddr};
 use crate::choice::ChoiceKind;
 use crate::mm::gather::MmuGather;
+use crate::mm::tlbflush::TlbFlushOwed;
 use crate::mm::types::{Mapping, Vma, file_colour};
 use crate::mm::{Errno, FileId, Kernel, LockId, MmId, VmaId};
 use crate::pgtable::PMD_SIZE;
@@ -41,12 +42,12 @@ impl Kernel {
         let len = a.pages * PAGE_SIZE;
         let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
         if let Some(addr) = a.fixed {
-            if addr.page_offset() != 0 || addr.0 < USER_BASE || addr.0 + len > TASK_SIZE {
+            if addr.page_offset() != 0 || addr.raw() < USER_BASE || addr.raw() + len > TASK_SIZE {
                 return Err(Errno::Inval);
             }
             if let Some(c) = colour
                 && a.shared
-                && self.arch().map_fixed_checks_colour()
+                && self.config.map_fixed_checks_colour
                 && addr.colour(SHM_COLOUR) != c
             {
                 return Err(Errno::Inval);
@@ -61,8 +62,8 @@ impl Kernel {
             None => (USER_BASE, PAGE_SIZE),
         };
         while addr + len <= TASK_SIZE {
-            if self.range_free(mm, VirtAddr(addr), VirtAddr(addr + len)) {
-                return Ok(VirtAddr(addr));
+            if self.range_free(mm, VirtAddr::new(addr), VirtAddr::new(addr + len)) {
+                return Ok(VirtAddr::new(addr));
             }
             addr += stride;
         }
@@ -94,7 +95,7 @@ impl Kernel {
             space: self.mm_space(mm),
             start,
             end,
-            pgoff: a.file.map_or(start.vpn().0, |(_, p)| p),
+            pgoff: a.file.map_or(start.vpn().raw(), |(_, p)| p),
             file: a.file.map(|(f, _)| f),
             shared: a.shared,
             writable: a.writable,
@@ -159,10 +160,7 @@ impl Kernel {
         }
         let end = va.add_pages(pages);
         self.lock(cpu, LockId::MmapSem(mm)).await;
-        let vmas: Vec<Vma> = {
-            let s = self.state();
-            s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).filter(|v| v.start < end && va < v.end).collect()
-        };
+        let vmas = self.state().vmas_overlapping(mm, va, end);
         if vmas.iter().any(|v| v.start < va || v.end > end) {
             self.unlock(cpu, LockId::MmapSem(mm));
             return Err(Errno::Inval);
@@ -178,29 +176,22 @@ impl Kernel {
     /// a protection change on a PIPT machine; the hook decides), change the PTEs under the
     /// page-table lock, then flush the TLB range.
     pub async fn sys_mprotect(
-        &self,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        pages: u64,
-        none: bool,
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, pages: u64, none: bool,
     ) -> Result<(), Errno> {
         if va.page_offset() != 0 || pages == 0 {
             return Err(Errno::Inval);
         }
         let end = va.add_pages(pages);
         self.lock(cpu, LockId::MmapSem(mm)).await;
-        let vmas: Vec<Vma> = {
-            let s = self.state();
-            s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).filter(|v| v.start < end && va < v.end).collect()
-        };
+        let vmas = self.state().vmas_overlapping(mm, va, end);
         if vmas.is_empty() || vmas.iter().any(|v| v.start < va || v.end > end) {
             self.unlock(cpu, LockId::MmapSem(mm));
             return Err(if vmas.is_empty() { Errno::Segv } else { Errno::Inval });
         }
         let layout = self.layout();
         for vma in &vmas {
-            self.arch().flush_cache_range(self, cpu, *vma, vma.start, vma.end).await;
+            self.arch(cpu).flush_cache_range(*vma, vma.start, vma.end).await;
+            let owed = TlbFlushOwed::range(mm, vma.start, vma.end);
             if let Some(v) = self.state().vmas[vma.id.index()].as_mut() {
                 v.prot_none = none;
             }
@@ -222,7 +213,7 @@ impl Kernel {
                 }
                 p = p.add_pages(1);
             }
-            self.arch().flush_tlb_range(self, cpu, mm, vma.start, vma.end).await;
+            owed.flush(self, cpu).await;
         }
         self.unlock(cpu, LockId::MmapSem(mm));
         Ok(())
@@ -251,8 +242,8 @@ impl Kernel {
     async fn free_pgtables(&self, cpu: CpuId, tlb: &mut MmuGather, mm: MmId, vmas: &[Vma]) {
         let mut regions: Vec<u64> = Vec::new();
         for v in vmas {
-            let mut r = v.start.0 / PMD_SIZE;
-            while r * PMD_SIZE < v.end.0 {
+            let mut r = v.start.raw() / PMD_SIZE;
+            while r * PMD_SIZE < v.end.raw() {
                 if !regions.contains(&r) {
                     regions.push(r);
                 }
@@ -261,7 +252,7 @@ impl Kernel {
         }
         regions.sort_unstable();
         for r in regions {
-            let (lo, hi) = (VirtAddr(r * PMD_SIZE), VirtAddr((r + 1) * PMD_SIZE));
+            let (lo, hi) = (VirtAddr::new(r * PMD_SIZE), VirtAddr::new((r + 1) * PMD_SIZE));
             let used = {
                 let s = self.state();
                 s.mms[mm.index()].vmas.iter().any(|&v| {
@@ -288,15 +279,10 @@ impl Kernel {
     /// pages whose PTE was dirty become dirty; anon and file pages are gathered; swap entries
     /// released.
     pub async fn zap_range(
-        &self,
-        cpu: CpuId,
-        tlb: &mut MmuGather,
-        vma: &Vma,
-        start: VirtAddr,
-        end: VirtAddr,
+        &self, cpu: CpuId, tlb: &mut MmuGather, vma: &Vma, start: VirtAddr, end: VirtAddr,
     ) {
         if !tlb.fullmm {
-            self.arch().flush_cache_range(self, cpu, *vma, start, end).await;
+            self.arch(cpu).flush_cache_range(*vma, start, end).await;
         }
         let layout = self.layout();
         let mut va = start;
@@ -310,7 +296,7 @@ impl Kernel {
             if !layout.pte_none(pte) {
                 match layout.decode(pte) {
                     PteKind::Present { pfn, .. } => {
-                        let old = self.arch().ptep_get_and_clear(self, cpu, vma.mm, va).await;
+                        let old = self.arch(cpu).ptep_get_and_clear(vma.mm, va).await;
                         tlb.remove_pte(va, pfn);
                         let page_ok = self.machine().mem.pfn_valid(pfn);
                         if page_ok {
@@ -380,11 +366,8 @@ impl Kernel {
             self.unlock(cpu, LockId::MmapSem(mm));
             return Err(Errno::Inval);
         }
-        self.arch().flush_cache_mm(self, cpu, mm).await;
-        let vmas: Vec<Vma> = {
-            let s = self.state();
-            s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).collect()
-        };
+        self.arch(cpu).flush_cache_mm(mm).await;
+        let vmas = self.mm_vmas(mm);
         self.unmap_region(cpu, mm, &vmas, true).await;
         let (pgd, space) = {
             let mut s = self.state();

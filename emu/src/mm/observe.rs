@@ -1,13 +1,23 @@
 //! Program-level observations: what programs read and write, and when, for the oracle.
 //!
-//! The core emits one [`Obs`] at the micro-step where a program-visible access happens. The
-//! oracle judges these, never the caches or page tables, so it cannot be fooled by how a
-//! lineage implements its flushes.
+//! The core emits one [`Obs`] at the micro-step where a program-visible access happens, and the
+//! monitor ([`crate::mm::monitor`]) stamps it with that step, in one place, as an
+//! [`Observation`]. The oracle judges these, never the caches or page tables, so it cannot be
+//! fooled by how a lineage implements its flushes.
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::mm::{FileId, MmId};
 
-/// One observation. `step` is the executor's micro-step counter when it happened.
+/// An observation and the micro-step (the executor's counter) at which it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// When.
+    pub step: u64,
+    /// What.
+    pub obs: Obs,
+}
+
+/// What was observed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Obs {
     /// A user load (`store == None`) or store completed at `va` of `mm`.
@@ -22,8 +32,6 @@ pub enum Obs {
         store: Option<u64>,
         /// The value loaded (or stored).
         value: u64,
-        /// When.
-        step: u64,
     },
     /// `write(2)`'s kernel store of `value` to `(file, pgoff, word)`.
     FileWrite {
@@ -37,8 +45,6 @@ pub enum Obs {
         word: usize,
         /// Value.
         value: u64,
-        /// When.
-        step: u64,
     },
     /// `read(2)`'s kernel load of `(file, pgoff, word)`.
     FileRead {
@@ -52,8 +58,6 @@ pub enum Obs {
         word: usize,
         /// Value read.
         value: u64,
-        /// When.
-        step: u64,
     },
     /// `access_process_vm` read (`store == None`) the word at `va` of `mm`, or is about to
     /// write it (emitted before the store, so the write interval covers it).
@@ -68,11 +72,10 @@ pub enum Obs {
         store: Option<u64>,
         /// The value read (or written).
         value: u64,
-        /// When.
-        step: u64,
     },
-    /// A COW copy into `new` for `va` of `mm` finished (its contents are what the copy
-    /// produced, as the user alias sees them now). It counts only once installed.
+    /// A COW copy into `new` for `va` of `mm` finished at the observation's step (its contents
+    /// are what the copy produced, as the user alias sees them now). It counts only once
+    /// installed.
     CowCopied {
         /// CPU.
         cpu: CpuId,
@@ -84,8 +87,6 @@ pub enum Obs {
         new: Pfn,
         /// Step at which the copy began.
         copy_start: u64,
-        /// When it finished.
-        step: u64,
     },
     /// A new private page was mapped at `va` of `mm`: a COW copy (announced by `CowCopied`)
     /// or a zero-filled anonymous page. From now on the process sees it; emitted at the very
@@ -99,8 +100,6 @@ pub enum Obs {
         va: VirtAddr,
         /// The page.
         new: Pfn,
-        /// When.
-        step: u64,
     },
     /// `get_user_pages` took its reference on the page mapped at `va` of `mm`: what the
     /// kernel then reads or writes is that page, whatever the process maps later.
@@ -111,8 +110,6 @@ pub enum Obs {
         mm: MmId,
         /// Address.
         va: VirtAddr,
-        /// When.
-        step: u64,
     },
     /// A PTE write set `_PAGE_DIRTY` on a PTE without `_PAGE_WRITE`: dirty recorded for an
     /// access the PTE does not permit (an invariant every lineage must keep).
@@ -123,11 +120,9 @@ pub enum Obs {
         mm: MmId,
         /// Address.
         va: VirtAddr,
-        /// When.
-        step: u64,
     },
     /// A clean harvested the file's dirty log: the driver copies these pages (bit `pgoff`
-    /// of `pages`) to its device now, so every store to them that completed before `step`
+    /// of `pages`) to its device now, so every store to them that completed before the step
     /// has reached the device.
     DirtySynced {
         /// CPU.
@@ -136,8 +131,6 @@ pub enum Obs {
         file: FileId,
         /// Bitmask of the page offsets harvested.
         pages: u64,
-        /// When.
-        step: u64,
     },
     /// A frame was freed (a page, or a page-table page when `table`) while `holder` could
     /// still reach it: through a TLB entry, or (`walker`) from inside a lockless page-table
@@ -154,8 +147,6 @@ pub enum Obs {
         holder: CpuId,
         /// Reached by a lockless walker (else by a TLB entry).
         walker: bool,
-        /// When.
-        step: u64,
     },
     /// An `mmu_gather`'s TLB flush finished and `holder` still translates `va` of `mm` to
     /// the page whose PTE the gather cleared: the flushed range missed a cleared PTE.
@@ -170,8 +161,6 @@ pub enum Obs {
         pfn: Pfn,
         /// The CPU whose TLB still holds the translation.
         holder: CpuId,
-        /// When.
-        step: u64,
     },
     /// A lockless PTE update stored a present PTE over one that is not present now: a PTE
     /// cleared meanwhile (unmap, reclaim) brought back to life from a stale read.
@@ -182,8 +171,6 @@ pub enum Obs {
         mm: MmId,
         /// Address.
         va: VirtAddr,
-        /// When.
-        step: u64,
     },
     /// `hash_page` inserted a translation of `va` of `mm` while its PTE is not present (or
     /// maps another page): a translation for a PTE without `_PAGE_PRESENT`.
@@ -194,8 +181,6 @@ pub enum Obs {
         mm: MmId,
         /// Address.
         va: VirtAddr,
-        /// When.
-        step: u64,
     },
     /// A lockless PTE update stored over a change another CPU made after the update read the
     /// PTE (a flag change, such as a write-protect or `mprotect`, undone).
@@ -206,7 +191,5 @@ pub enum Obs {
         mm: MmId,
         /// Address.
         va: VirtAddr,
-        /// When.
-        step: u64,
     },
 }

@@ -1,14 +1,15 @@
 //! Tests of the MMU core through the sequential driver.
 
 use super::*;
+use crate::arch::{ArchCtx, ArchHooks, GenericHooks, HookFuture};
 use crate::choice::FirstChooser;
 use crate::config::Preset;
 use crate::machine::Machine;
 use crate::mm::mmap::MmapArgs;
 
 pub(crate) fn kernel(preset: Preset, hooks: Box<dyn ArchHooks>) -> Kernel {
-    let m = Machine::new(preset.config(), hooks.miss_policy(), Box::new(FirstChooser));
-    Kernel::new(m, hooks)
+    let m = Machine::new(preset.config(), Box::new(FirstChooser));
+    Kernel::new(m, hooks, ArchConfig::GENERIC)
 }
 
 const C0: CpuId = CpuId(0);
@@ -57,97 +58,54 @@ const WORDS: [usize; 4] = [0, 1, 16, 511];
 struct WholeCache;
 
 impl ArchHooks for WholeCache {
-    fn name(&self) -> &str {
-        "test-whole-cache"
-    }
-    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_cache_all())
     }
     fn flush_cache_range<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _v: Vma,
-        _s: VirtAddr,
-        _e: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, _v: Vma, _s: VirtAddr, _e: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+        Box::pin(cx.flush_cache_all())
     }
     fn flush_cache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _v: Vma,
-        _va: VirtAddr,
-        _p: Pfn,
+        &'a self, cx: ArchCtx<'a>, _v: Vma, _va: VirtAddr, _p: Pfn,
     ) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+        Box::pin(cx.flush_cache_all())
     }
-    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _p: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, _p: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_cache_all())
     }
-    fn flush_anon_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _v: Vma,
-        _p: Pfn,
-        _va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn flush_anon_page<'a>(&'a self, cx: ArchCtx<'a>, _v: Vma, _p: Pfn, _va: VirtAddr) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_cache_all())
     }
     fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        _va: VirtAddr,
-        _v: Vma,
+        &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, _va: VirtAddr, _v: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.flush_cache_all(cpu).await;
-            k.copy_page_kernel(cpu, to, from).await;
-            k.flush_cache_all(cpu).await;
+            cx.flush_cache_all().await;
+            cx.copy_page_kernel(to, from).await;
+            cx.flush_cache_all().await;
         })
     }
-    fn clear_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-        _va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
+    fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, _va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.clear_page_kernel(cpu, page).await;
-            k.flush_cache_all(cpu).await;
+            cx.clear_page_kernel(page).await;
+            cx.flush_cache_all().await;
         })
     }
     fn copy_to_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _v: Vma,
-        page: Pfn,
-        va: VirtAddr,
-        value: u64,
+        &'a self, cx: ArchCtx<'a>, _v: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
-            k.flush_cache_all(cpu).await;
+            cx.kernel_store(page.word(va.word_in_page()).kernel_va(), value).await;
+            cx.flush_cache_all().await;
         })
     }
     fn copy_from_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _v: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, _v: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            k.flush_cache_all(cpu).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
+            cx.flush_cache_all().await;
+            cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }
@@ -250,9 +208,7 @@ fn expect_value(got: OpResult, want: Result<u64, Errno>) -> bool {
 /// reads everything back, tears everything down and checks no frame or swap slot leaked.
 /// `Err` carries a description of the first mismatch.
 fn run_against_shadow(
-    preset: Preset,
-    hooks: Box<dyn ArchHooks>,
-    raw: &[(u8, u8, u8, u8, u16)],
+    preset: Preset, hooks: Box<dyn ArchHooks>, raw: &[(u8, u8, u8, u8, u16)],
 ) -> Result<(), String> {
     let k = kernel(preset, hooks);
     let mut ex = Executor::new(&k);

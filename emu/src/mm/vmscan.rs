@@ -2,9 +2,9 @@
 //! `flush_cache_page` and `ptep_clear_flush` per mapping, `pageout` by DMA, then free.
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
+use crate::arch::UnmapOrder;
 use crate::choice::ChoiceKind;
-use crate::mm::hooks::UnmapOrder;
-use crate::mm::types::Mapping;
+use crate::mm::types::{Mapping, Vma};
 use crate::mm::{Errno, FileId, Kernel, LockId, MmId, PageFlags};
 use crate::pte::{PteFlags, PteKind};
 
@@ -151,32 +151,42 @@ impl Kernel {
         Ok(())
     }
 
-    /// `page_referenced`: ages every PTE mapping `page` (`ptep_clear_flush_young`); returns
-    /// how many were young. Reclaim here goes on regardless, as for a page found old on a
-    /// second pass, so aging and unmapping are two separate windows other CPUs can race with.
-    pub async fn page_referenced(&self, cpu: CpuId, page: Pfn) -> usize {
+    /// The start of an `rmap_walk`: takes the lock that keeps `page`'s mappings (the file's
+    /// `i_mmap` lock or the `anon_vma` lock) and returns it with the VMAs that may map the
+    /// page and its address in each; `None` for a page that belongs to nothing.
+    async fn rmap_walk_lock(&self, cpu: CpuId, page: Pfn) -> Option<(LockId, Vec<(Vma, VirtAddr)>)> {
         let d = self.page(page);
         let lock = match d.mapping {
             Mapping::File(f) => LockId::IMmap(f),
             Mapping::Anon(a) => LockId::AnonVma(a),
-            Mapping::None => return 0,
+            Mapping::None => return None,
         };
         self.lock(cpu, lock).await;
         let maps = match d.mapping {
             Mapping::File(_) => self.file_mappings(page),
             _ => self.anon_mappings(page),
         };
+        Some((lock, maps))
+    }
+
+    /// One mapping of an rmap walk: unless `va` of `vma` has no PTE page (`None`), takes the
+    /// page-table lock (held on return) and reads the PTE; whether it still maps `page`.
+    async fn lock_mapping_pte(&self, cpu: CpuId, vma: &Vma, va: VirtAddr, page: Pfn) -> Option<bool> {
+        self.pte_slot(vma.mm, va)?;
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        let pte = self.read_pte(cpu, vma.mm, va).await;
+        Some(matches!(self.layout().decode(pte), PteKind::Present { pfn, .. } if pfn == page))
+    }
+
+    /// `page_referenced`: ages every PTE mapping `page` (`ptep_clear_flush_young`); returns
+    /// how many were young. Reclaim here goes on regardless, as for a page found old on a
+    /// second pass, so aging and unmapping are two separate windows other CPUs can race with.
+    pub async fn page_referenced(&self, cpu: CpuId, page: Pfn) -> usize {
+        let Some((lock, maps)) = self.rmap_walk_lock(cpu, page).await else { return 0 };
         let mut young = 0;
         for (vma, va) in maps {
-            if self.pte_slot(vma.mm, va).is_none() {
-                continue;
-            }
-            self.lock(cpu, LockId::Ptl(vma.mm)).await;
-            let pte = self.read_pte(cpu, vma.mm, va).await;
-            if let PteKind::Present { pfn, .. } = self.layout().decode(pte)
-                && pfn == page
-                && self.arch().ptep_clear_flush_young(self, cpu, vma, va).await
-            {
+            let Some(maps_page) = self.lock_mapping_pte(cpu, &vma, va, page).await else { continue };
+            if maps_page && self.arch(cpu).ptep_clear_flush_young(vma, va).await {
                 young += 1;
             }
             self.unlock(cpu, LockId::Ptl(vma.mm));
@@ -189,33 +199,18 @@ impl Kernel {
     /// then `ptep_clear_flush`); anon PTEs become swap entries.
     pub async fn try_to_unmap(&self, cpu: CpuId, page: Pfn) {
         let d = self.page(page);
-        let lock = match d.mapping {
-            Mapping::File(f) => LockId::IMmap(f),
-            Mapping::Anon(a) => LockId::AnonVma(a),
-            Mapping::None => return,
-        };
-        self.lock(cpu, lock).await;
-        let maps = match d.mapping {
-            Mapping::File(_) => self.file_mappings(page),
-            _ => self.anon_mappings(page),
-        };
+        let Some((lock, maps)) = self.rmap_walk_lock(cpu, page).await else { return };
         for (vma, va) in maps {
-            if self.pte_slot(vma.mm, va).is_none() {
-                continue;
-            }
-            self.lock(cpu, LockId::Ptl(vma.mm)).await;
-            let pte = self.read_pte(cpu, vma.mm, va).await;
-            if let PteKind::Present { pfn, .. } = self.layout().decode(pte)
-                && pfn == page
-            {
-                let old = match self.arch().unmap_order() {
+            let Some(maps_page) = self.lock_mapping_pte(cpu, &vma, va, page).await else { continue };
+            if maps_page {
+                let old = match self.config.unmap_order {
                     UnmapOrder::FlushThenClear => {
-                        self.arch().flush_cache_page(self, cpu, vma, va, page).await;
-                        self.arch().ptep_clear_flush(self, cpu, vma, va).await
+                        self.arch(cpu).flush_cache_page(vma, va, page).await;
+                        self.arch(cpu).ptep_clear_flush(vma, va).await
                     }
                     UnmapOrder::ClearThenFlush => {
-                        let old = self.arch().ptep_clear_flush(self, cpu, vma, va).await;
-                        self.arch().flush_cache_page(self, cpu, vma, va, page).await;
+                        let old = self.arch(cpu).ptep_clear_flush(vma, va).await;
+                        self.arch(cpu).flush_cache_page(vma, va, page).await;
                         old
                     }
                 };
@@ -226,7 +221,7 @@ impl Kernel {
                     let slot = self.page(page).private;
                     self.state().swap[slot as usize].count += 1;
                     let swp = self.layout().swp_entry(0, slot);
-                    self.arch().set_pte_at(self, cpu, vma.mm, va, swp).await;
+                    self.arch(cpu).set_pte_at(vma.mm, va, swp).await;
                 }
                 self.page_remove_rmap(page);
                 self.put_page(page);

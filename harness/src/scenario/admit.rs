@@ -79,10 +79,7 @@ impl Rules {
 
     /// May an operation claiming `f` start now, given the claims of what is running?
     pub(super) fn may_start<'a>(
-        &self,
-        sh: &Shadow,
-        f: &Claims,
-        running: impl IntoIterator<Item = &'a Claims>,
+        &self, sh: &Shadow, f: &Claims, running: impl IntoIterator<Item = &'a Claims>,
     ) -> bool {
         running.into_iter().all(|g| {
             let writes_clash =

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use vipt_emu::mm::{Obs, Op};
+use vipt_emu::mm::{Obs, Observation, Op};
 use vipt_tmpalias::Family;
 
 use super::shadow::Shadow;
@@ -20,7 +20,7 @@ use crate::workload::Workload;
 /// A workload family's own check. Every hook has a default that does nothing.
 pub(super) trait FamilyCheck {
     /// Sees every observation of the run, as it is judged.
-    fn on_observation(&mut self, _o: &Obs, _sh: &Shadow) {}
+    fn on_observation(&mut self, _o: &Observation, _sh: &Shadow) {}
 
     /// A user store of `loc` at `step` by `by`, as the oracle recorded it.
     fn on_user_store(&mut self, _loc: Loc, _step: u64, _by: OpRef) {}
@@ -60,8 +60,8 @@ impl DirtyLog {
 }
 
 impl FamilyCheck for DirtyLog {
-    fn on_observation(&mut self, o: &Obs, sh: &Shadow) {
-        if let Obs::DirtySynced { file, pages, step, .. } = *o
+    fn on_observation(&mut self, o: &Observation, sh: &Shadow) {
+        if let Observation { obs: Obs::DirtySynced { file, pages, .. }, step } = *o
             && sh.file_index(file) == Some(self.file)
         {
             for pgoff in (0..64).filter(|b| pages & (1 << b) != 0) {

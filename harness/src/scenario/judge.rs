@@ -11,7 +11,7 @@
 
 use vipt_emu::addr::{CpuId, Pfn};
 use vipt_emu::machine::Machine;
-use vipt_emu::mm::{Errno, Kernel, Obs, Op, OpResult};
+use vipt_emu::mm::{Errno, Kernel, Obs, Observation, Op, OpResult};
 
 use super::explain::read_source;
 use super::family::FamilyCheck;
@@ -115,13 +115,7 @@ impl Judge {
     /// Judges a load of `loc` over `[start, end]` that returned `value`, at the step of the
     /// load: a violation says which line the value came from.
     pub(super) fn judge_load(
-        &mut self,
-        m: &Machine,
-        kind: ReadKind,
-        loc: Loc,
-        (start, end): (u64, u64),
-        value: u64,
-        by: OpRef,
+        &mut self, m: &Machine, kind: ReadKind, loc: Loc, (start, end): (u64, u64), value: u64, by: OpRef,
     ) {
         let source = read_source(m);
         let line = m.last_read.map(|r| r.tag);
@@ -146,12 +140,15 @@ impl Judge {
     }
 
     /// Judges one observation. `flights` are the operations running, by CPU.
-    pub(super) fn observe(&mut self, o: Obs, k: &Kernel, sh: &mut Shadow, flights: &mut [Option<Flight>]) {
+    pub(super) fn observe(
+        &mut self, ob: Observation, k: &Kernel, sh: &mut Shadow, flights: &mut [Option<Flight>],
+    ) {
         if let Some(c) = &mut self.check {
-            c.on_observation(&o, sh);
+            c.on_observation(&ob, sh);
         }
+        let (o, step) = (ob.obs, ob.step);
         match o {
-            Obs::User { cpu, store, value, step, .. } => {
+            Obs::User { cpu, store, value, .. } => {
                 let Some((loc, by, _)) = flight_loc(sh, flights, cpu.index()) else { return };
                 match store {
                     Some(v) => {
@@ -168,7 +165,7 @@ impl Judge {
                     }
                 }
             }
-            Obs::Remote { cpu, store, value, step, .. } => {
+            Obs::Remote { cpu, store, value, .. } => {
                 if flights[cpu.index()].as_ref().is_some_and(|f| f.unjudged) {
                     return;
                 }
@@ -192,13 +189,13 @@ impl Judge {
                 f.written.push(loc);
                 self.oracle.write(loc, f.start, u64::MAX, value, f.by());
             }
-            Obs::FileRead { cpu, file, pgoff, word, value, step } => {
+            Obs::FileRead { cpu, file, pgoff, word, value } => {
                 let Some(f) = &flights[cpu.index()] else { return };
                 let fi = sh.file_index(file).unwrap_or(0);
                 let loc = Loc { page: PageLoc::File { file: fi, pgoff }, word: word as u16 };
                 self.oracle.read(ReadKind::FileRead, loc, f.start, step, value, f.by());
             }
-            Obs::CowCopied { cpu, va, new, copy_start, step, .. } => {
+            Obs::CowCopied { cpu, va, new, copy_start, .. } => {
                 // Judged only once installed: a copy whose PTE changed meanwhile is discarded.
                 let mut vals = [0u64; WORDS.len()];
                 for (i, &w) in WORDS.iter().enumerate() {
@@ -209,7 +206,7 @@ impl Judge {
                 self.pending_copies.retain(|c| c.cpu != cpu);
                 self.pending_copies.push(PendingCopy { cpu, new, vals, start: copy_start, end: step, by });
             }
-            Obs::DirtyWithoutWrite { cpu, mm, va, step } => {
+            Obs::DirtyWithoutWrite { cpu, mm, va } => {
                 let by = current_op(flights, cpu);
                 if let Some(pl) = sh.logical_page(mm, va) {
                     self.oracle.flag(Invariant::DirtyWithoutWrite, Loc { page: pl, word: 0 }, step, by);
@@ -217,26 +214,26 @@ impl Judge {
             }
             // For the family check only.
             Obs::DirtySynced { .. } => {}
-            Obs::FreedReachable { cpu, pfn, table, holder, walker, step } => {
+            Obs::FreedReachable { cpu, pfn, table, holder, walker } => {
                 let by = current_op(flights, cpu);
                 let what = if table { "page-table page" } else { "page" };
                 let via = if walker { "from inside its gup_fast walk" } else { "through a TLB entry" };
                 let detail = format!("{what} {pfn:?} freed while cpu{} can reach it {via}", holder.0);
-                let loc = Loc { page: PageLoc::Frame { pfn: pfn.0 }, word: 0 };
+                let loc = Loc { page: PageLoc::Frame { pfn: pfn.raw() }, word: 0 };
                 self.oracle.flag(Invariant::FreedReachable, loc, step, by).detail.push(detail);
             }
-            Obs::StaleTlb { cpu, mm, va, pfn, holder, step } => {
+            Obs::StaleTlb { cpu, mm, va, pfn, holder } => {
                 let by = current_op(flights, cpu);
-                let page = sh.logical_page(mm, va).unwrap_or(PageLoc::Frame { pfn: pfn.0 });
+                let page = sh.logical_page(mm, va).unwrap_or(PageLoc::Frame { pfn: pfn.raw() });
                 let detail = format!(
                     "after the gather's TLB flush cpu{} still translates {va} of {mm} to {pfn:?}",
                     holder.0
                 );
                 self.oracle.flag(Invariant::StaleTlb, Loc { page, word: 0 }, step, by).detail.push(detail);
             }
-            Obs::PteResurrected { cpu, mm, va, step }
-            | Obs::InsertNonPresent { cpu, mm, va, step }
-            | Obs::PteUpdateLost { cpu, mm, va, step } => {
+            Obs::PteResurrected { cpu, mm, va }
+            | Obs::InsertNonPresent { cpu, mm, va }
+            | Obs::PteUpdateLost { cpu, mm, va } => {
                 self.fatal |= matches!(o, Obs::PteResurrected { .. });
                 let invariant = match o {
                     Obs::PteResurrected { .. } => Invariant::PteResurrected,
@@ -269,7 +266,7 @@ impl Judge {
                     f.pinned = loc;
                 }
             }
-            Obs::Installed { cpu, mm, va, new, step } => {
+            Obs::Installed { cpu, mm, va, new } => {
                 let Some((p, map, page)) = sh.find_page(mm, va) else { return };
                 let pl = self.oracle.new_private();
                 // A COW copy: judged as a read of its source, then adopted. The PTE still maps

@@ -31,8 +31,6 @@ pub use timeline::{TimelineEntry, TimelineEvent};
 use vipt_emu::addr::PAGE_SIZE;
 use vipt_emu::choice::Chooser;
 use vipt_emu::config::{Indexing, Preset};
-use vipt_emu::machine::Machine;
-use vipt_emu::mm::Kernel;
 use vipt_tmpalias::Lineage;
 
 use crate::oracle::Violation;
@@ -137,10 +135,7 @@ pub struct Recording {
 
 /// Runs `workload` like [`run`], recording every choice `chooser` makes.
 pub fn run_recorded(
-    cfg: &RunConfig,
-    lineage: &Lineage,
-    workload: Workload,
-    chooser: Box<dyn Chooser>,
+    cfg: &RunConfig, lineage: &Lineage, workload: Workload, chooser: Box<dyn Chooser>,
 ) -> Recording {
     let (rec, tape) = Recorder::new(chooser);
     let outcome = run(cfg, lineage, &workload, Box::new(rec));
@@ -156,19 +151,17 @@ pub fn record_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind,
 /// Runs `w` on a machine of `cfg.preset` (or the lineage's own) with `lineage`'s hooks, every
 /// choice drawn from `chooser`.
 pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Chooser>) -> Outcome {
-    let hooks = lineage.hooks();
     let preset = lineage.preset.unwrap_or(cfg.preset);
     let mut mc = preset.config();
     mc.cpus = mc.cpus.max(w.cpus as usize);
-    let mut m = Machine::new(mc, hooks.miss_policy(), chooser);
-    if cfg.trace {
-        m.enable_trace();
-    }
-    let colours = match m.config().indexing {
+    let colours = match mc.indexing {
         Indexing::Virtual { alias_boundary } => alias_boundary / PAGE_SIZE,
         Indexing::Physical => 1,
     };
-    let k = Kernel::new(m, hooks);
+    let k = lineage.boot(mc, chooser);
+    if cfg.trace {
+        k.machine().enable_trace();
+    }
     k.record_observations();
     let mut r = Runner::new(&k, w, cfg, colours, family::check_for(lineage.family, w));
     r.setup();

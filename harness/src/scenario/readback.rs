@@ -2,7 +2,7 @@
 //! through the kernel's own paths — each word of each page of each live mapping by a user
 //! load, and each word of each file page by `read(2)` — and judged like any read.
 
-use vipt_emu::mm::{Obs, Op, OpResult};
+use vipt_emu::mm::{Obs, Observation, Op, OpResult};
 
 use super::runner::Runner;
 use crate::oracle::{Loc, OpRef, PageLoc, ReadKind};
@@ -45,7 +45,7 @@ impl Runner<'_> {
                 let mut obs = Vec::new();
                 self.k.drain_observations(&mut obs);
                 for o in obs {
-                    if let Obs::FileRead { word, value, step, .. } = o {
+                    if let Observation { obs: Obs::FileRead { word, value, .. }, step } = o {
                         let loc = Loc { page: PageLoc::File { file: fi as u8, pgoff }, word: word as u16 };
                         self.judge.oracle.read(ReadKind::FinalRead, loc, start, step, value, final_by);
                     }

@@ -55,12 +55,7 @@ impl Flight {
 /// `None` when it names something that does not exist (any more), or a poke the rules forbid.
 /// `colours` is the number of cache colours of the machine (1 when physically indexed).
 pub(super) fn resolve(
-    sh: &Shadow,
-    rules: &Rules,
-    colours: u64,
-    cpu: usize,
-    index: usize,
-    op: WOp,
+    sh: &Shadow, rules: &Rules, colours: u64, cpu: usize, index: usize, op: WOp,
 ) -> Option<Flight> {
     let mut f = Flight {
         op,
@@ -98,11 +93,11 @@ pub(super) fn resolve(
             f.emu = match op {
                 WOp::Load { .. } => Op::Load { mm, va },
                 WOp::Store { value, .. } => {
-                    f.claims.gate = Some((pl, Class::User(va.vpn().0 % colours)));
+                    f.claims.gate = Some((pl, Class::User(va.vpn().raw() % colours)));
                     Op::Store { mm, va, value }
                 }
                 WOp::Futex { value, .. } => {
-                    f.claims.gate = Some((pl, Class::User(va.vpn().0 % colours)));
+                    f.claims.gate = Some((pl, Class::User(va.vpn().raw() % colours)));
                     Op::Futex { mm, va, value }
                 }
                 WOp::Peek { .. } => Op::AccessVm { mm, va, store: None },

@@ -5,7 +5,7 @@
 //! finally runs what the family check wants run once the programs are done.
 
 use vipt_emu::addr::{CpuId, VirtAddr};
-use vipt_emu::mm::{Errno, Executor, Kernel, Obs, Op, OpResult};
+use vipt_emu::mm::{Errno, Executor, Kernel, Observation, Op, OpResult};
 
 use super::RunConfig;
 use super::admit::Rules;
@@ -38,7 +38,7 @@ pub(super) struct Runner<'k> {
     /// before it has started or was skipped.
     pc: Vec<usize>,
     /// Buffer the observations of a step are drained into (empty between drains).
-    obs: Vec<Obs>,
+    obs: Vec<Observation>,
     /// Operations completed, set-up and read-back included.
     pub(super) ops: usize,
     /// When tracing: the operations as they began and ended, in that order.
@@ -52,11 +52,7 @@ impl<'k> Runner<'k> {
     /// A runner for `w` on `k`, a machine with `colours` cache colours, judging with the
     /// family check `check`.
     pub(super) fn new(
-        k: &'k Kernel,
-        w: &'k Workload,
-        cfg: &RunConfig,
-        colours: u64,
-        check: Option<Box<dyn FamilyCheck>>,
+        k: &'k Kernel, w: &'k Workload, cfg: &RunConfig, colours: u64, check: Option<Box<dyn FamilyCheck>>,
     ) -> Self {
         Runner {
             k,
@@ -105,7 +101,7 @@ impl<'k> Runner<'k> {
         for spec in &self.w.maps {
             let p = spec.proc as usize;
             let mm = self.shadow.procs[p].mm;
-            let args = self.shadow.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr));
+            let args = self.shadow.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr::new));
             let va = match self.sequential(Op::Mmap { mm, args }) {
                 OpResult::Mapped(va) => Some(va),
                 _ => None,
@@ -192,7 +188,7 @@ impl<'k> Runner<'k> {
         if result == OpResult::Err(Errno::Again) && !matches!(f.op, WOp::Futex { .. }) {
             self.anomaly.get_or_insert(format!("{} on cpu{cpu} hit a retry bound", f.op.name()));
         }
-        self.shadow.completed(cpu, &f, result, &mut self.judge.oracle);
+        self.shadow.completed(cpu, f.op, f.proc, f.map, result, &mut self.judge.oracle);
         self.k.machine().chooser().op_finished(CpuId(cpu as u8));
     }
 

@@ -13,7 +13,6 @@ use vipt_emu::addr::VirtAddr;
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::{FileId, MmId, OpResult};
 
-use super::resolve::Flight;
 use crate::oracle::{Oracle, PageLoc};
 use crate::workload::{MapKind, Proc, WOp};
 
@@ -77,12 +76,7 @@ impl Shadow {
 
     /// Adds a set-up mapping to process `p`, mapped at `va` if its `mmap` succeeded.
     pub(super) fn add_map(
-        &mut self,
-        p: usize,
-        kind: MapKind,
-        pages: u64,
-        va: Option<VirtAddr>,
-        oracle: &mut Oracle,
+        &mut self, p: usize, kind: MapKind, pages: u64, va: Option<VirtAddr>, oracle: &mut Oracle,
     ) {
         let views = fresh_views(kind, pages, oracle);
         self.procs[p].maps.push(MapState { kind, pages, va, views });
@@ -151,25 +145,28 @@ impl Shadow {
     }
 
     /// Applies what `f`, run by program `cpu`, did when it completed with `result`.
-    pub(super) fn completed(&mut self, cpu: usize, f: &Flight, result: OpResult, oracle: &mut Oracle) {
-        match (f.op, result) {
+    pub(super) fn completed(
+        &mut self, cpu: usize, op: WOp, proc: Option<usize>, map: usize, result: OpResult,
+        oracle: &mut Oracle,
+    ) {
+        match (op, result) {
             (WOp::Fork { .. }, OpResult::Forked(child)) => {
                 // The child shares the parent's private pages, as the kernel does; either
                 // side's next COW or zero-fill fault gives it a page of its own (`Obs::Installed`).
-                let parent = f.proc.expect("fork has a process");
+                let parent = proc.expect("fork has a process");
                 let maps = self.procs[parent].maps.clone();
                 self.procs.push(ProcState { mm: child, alive: true, maps });
                 self.children[cpu].push(self.procs.len() - 1);
             }
             (WOp::Exit { .. }, OpResult::Done) => {
-                self.procs[f.proc.expect("exit has a process")].alive = false;
+                self.procs[proc.expect("exit has a process")].alive = false;
             }
             (WOp::Munmap { .. }, OpResult::Done) => {
-                self.procs[f.proc.expect("munmap has a process")].maps[f.map].va = None;
+                self.procs[proc.expect("munmap has a process")].maps[map].va = None;
             }
             (WOp::Remap { .. }, OpResult::Mapped(va)) => {
-                let p = f.proc.expect("remap has a process");
-                let m = &mut self.procs[p].maps[f.map];
+                let p = proc.expect("remap has a process");
+                let m = &mut self.procs[p].maps[map];
                 m.va = Some(va);
                 m.views = fresh_views(m.kind, m.pages, oracle);
             }

@@ -1,14 +1,14 @@
-//! `gather-*`: `mmu_gather` range tracking and deferred freeing, with a lockless walker
-//! (issue 7, family 3).
+//! `gather-*`: `mmu_gather` range tracking and deferred freeing, with a lockless walker.
 //!
-//! Not a parisc lineage: the generic hooks on the `pipt` machine, whose TLB purges are
+//! Not a parisc lineage: the generic routines on the `pipt` machine, whose TLB purges are
 //! broadcast without interrupting other CPUs (as on ARM64 or PowerPC). Only `tlb_flush` and
-//! the page-table freeing rule change. The workloads unmap and remap mappings (each file
+//! the page-table freeing rule (the knob [`ArchConfig::tlb_table_sync`]) change. The workloads unmap and remap mappings (each file
 //! mapping owns its page-table page, so unmapping it frees the table) while other threads of
 //! the process run `gup_fast`.
 
-use vipt_emu::addr::{CpuId, PAGE_SIZE};
-use vipt_emu::mm::{ArchHooks, GenericHooks, HookFuture, Kernel, MmuGather};
+use vipt_emu::addr::PAGE_SIZE;
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
+use vipt_emu::mm::MmuGather;
 
 /// Above this many pages a range flush purges the whole mm instead (x86's
 /// `tlb_single_page_flush_ceiling`). Freeing a page table widens the range to the 2 MiB it
@@ -27,51 +27,37 @@ pub enum GatherFlush {
     FirstPage,
 }
 
-/// An `mmu_gather` variant.
+/// An `mmu_gather` whose `tlb_flush` purges as `self.0` says; every other routine generic.
 #[derive(Clone, Copy, Debug)]
-pub struct Gather {
-    /// Lineage name.
-    pub name: &'static str,
-    /// What `tlb_flush` purges.
-    pub flush: GatherFlush,
-    /// Wait for lockless walkers before freeing page tables (`tlb_remove_table_sync_one`,
-    /// `MMU_GATHER_RCU_TABLE_FREE`). Without it, a table can be freed under `gup_fast`.
-    pub table_sync: bool,
-}
+pub struct Gather(pub GatherFlush);
 
 impl Gather {
-    /// The generic gather: range flush, walkers waited for. Correct.
-    pub const RANGE: Gather = Gather { name: "gather-range", flush: GatherFlush::Range, table_sync: true };
-    /// Whole-mm flushes, walkers waited for. Correct; the cost comparison.
-    pub const FULLMM: Gather = Gather { name: "gather-fullmm", flush: GatherFlush::FullMm, table_sync: true };
+    /// The generic gather: range flush. Correct.
+    pub const RANGE: Gather = Gather(GatherFlush::Range);
+    /// Whole-mm flushes. Correct; the cost comparison.
+    pub const FULLMM: Gather = Gather(GatherFlush::FullMm);
     /// A range that stops at the first cleared PTE. Broken.
-    pub const FIRST_PAGE: Gather =
-        Gather { name: "gather-first-page", flush: GatherFlush::FirstPage, table_sync: true };
-    /// Broadcast invalidation without waiting for walkers before freeing tables. Broken.
-    pub const NO_SYNC: Gather =
-        Gather { name: "gather-no-sync", flush: GatherFlush::Range, table_sync: false };
+    pub const FIRST_PAGE: Gather = Gather(GatherFlush::FirstPage);
+
+    /// The knobs of the variants that wait for lockless walkers before freeing page tables
+    /// (`tlb_remove_table_sync_one`, `MMU_GATHER_RCU_TABLE_FREE`).
+    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
+    /// Broadcast invalidation without waiting for walkers before freeing tables: a table can
+    /// be freed under `gup_fast`. Broken (with [`Gather::RANGE`]).
+    pub const NO_SYNC: ArchConfig = ArchConfig { tlb_table_sync: false, ..ArchConfig::GENERIC };
 }
 
 impl ArchHooks for Gather {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn delegate(&self) -> Option<&dyn ArchHooks> {
-        Some(&GenericHooks)
-    }
-    fn tlb_table_sync(&self) -> bool {
-        self.table_sync
-    }
-    fn tlb_flush<'a>(&'a self, k: &'a Kernel, cpu: CpuId, tlb: &'a MmuGather) -> HookFuture<'a, ()> {
+    fn tlb_flush<'a>(&'a self, cx: ArchCtx<'a>, tlb: &'a MmuGather) -> HookFuture<'a, ()> {
         Box::pin(async move {
             let Some((start, end)) = tlb.range() else { return };
-            match self.flush {
+            match self.0 {
                 GatherFlush::Range if !tlb.fullmm && start.pages_to(end) <= FLUSH_CEILING => {
-                    k.arch().flush_tlb_range(k, cpu, tlb.mm, start, end).await
+                    cx.arch().flush_tlb_range(tlb.mm, start, end).await
                 }
-                GatherFlush::Range | GatherFlush::FullMm => k.arch().flush_tlb_mm(k, cpu, tlb.mm).await,
+                GatherFlush::Range | GatherFlush::FullMm => cx.arch().flush_tlb_mm(tlb.mm).await,
                 GatherFlush::FirstPage => {
-                    k.arch().flush_tlb_range(k, cpu, tlb.mm, start, start.add_bytes(PAGE_SIZE)).await
+                    cx.arch().flush_tlb_range(tlb.mm, start, start.add_bytes(PAGE_SIZE)).await
                 }
             }
         })

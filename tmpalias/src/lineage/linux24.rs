@@ -1,8 +1,9 @@
 //! `linux-2.4`: parisc Linux 2.4 before `_PAGE_FLUSH` (2.4.0–2.4.19).
 
-use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
+use vipt_emu::addr::{Pfn, VirtAddr};
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture, Patch, Patched, UnmapOrder};
 use vipt_emu::machine::MissPolicy;
-use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, UnmapOrder, Vma};
+use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
 use crate::lineage::Linux26;
@@ -27,67 +28,54 @@ use crate::parisc;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Linux24;
 
-/// What 2.4 shares with 2.6.14 (the kernel-alias flushes, `copy_user_page` through the kernel
-/// alias, `clear_user_page` through tmpalias, the deferred `PG_dcache_dirty` flush, whole-cache
-/// `flush_cache_mm`): every hook not overridden below.
-const BASE: Linux26 = Linux26::LINUX_2614;
+impl Linux24 {
+    /// The knobs: 2.6.14's, but no `_PAGE_FLUSH` PTEs and the rmap's clear-then-flush order.
+    pub const CONFIG: ArchConfig = ArchConfig {
+        miss: MissPolicy { flush_ptes: false, ..MissPolicy::LINUX_2614 },
+        unmap_order: UnmapOrder::ClearThenFlush,
+        ..Linux26::CONFIG
+    };
 
-impl ArchHooks for Linux24 {
-    fn name(&self) -> &str {
-        "linux-2.4"
+    /// The routines: what 2.4 shares with 2.6.14 (the kernel-alias flushes, `copy_user_page`
+    /// through the kernel alias, `clear_user_page` through tmpalias, the deferred
+    /// `PG_dcache_dirty` flush, whole-cache `flush_cache_mm`), patched with what differs.
+    pub fn hooks() -> Box<dyn ArchHooks> {
+        Box::new(Patched::new(Box::new(Linux26::LINUX_2614), Linux24))
     }
-    fn delegate(&self) -> Option<&dyn ArchHooks> {
-        Some(&BASE)
-    }
-    fn miss_policy(&self) -> MissPolicy {
-        MissPolicy { flush_ptes: false, ..MissPolicy::LINUX_2614 }
-    }
-    fn unmap_order(&self) -> UnmapOrder {
-        UnmapOrder::ClearThenFlush
-    }
+}
+
+impl Patch for Linux24 {
     fn ptep_get_and_clear<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr,
     ) -> HookFuture<'a, Pte> {
-        Box::pin(async move { k.xchg_pte(cpu, mm, va, Pte::NONE).await })
+        Box::pin(async move { cx.xchg_pte(mm, va, Pte::NONE).await })
     }
     fn flush_cache_range<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _vma: Vma,
-        _s: VirtAddr,
-        _e: VirtAddr,
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, _vma: Vma, _s: VirtAddr, _e: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+        Box::pin(cx.flush_cache_all())
     }
     fn flush_cache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        _pfn: Pfn,
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, _pfn: Pfn,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            parisc::flush_user_page(k, cpu, &vma, va).await;
+            parisc::flush_user_page(cx, &vma, va).await;
         })
     }
-    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, page: Pfn,
+    ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if parisc::defer_if_unmapped(k, page) {
+            if parisc::defer_if_unmapped(cx, page) {
                 return;
             }
-            parisc::flush_kernel_page(k, cpu, page).await;
-            let Some(file) = parisc::page_file(k, page) else { return };
-            k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
-            if let Some((vma, va)) = k.file_mappings(page).first().copied() {
-                parisc::flush_user_page(k, cpu, &vma, va).await;
+            parisc::flush_kernel_page(cx, page).await;
+            let Some(file) = parisc::page_file(cx, page) else { return };
+            cx.lock(LockId::FlushDcacheMmap(file)).await;
+            if let Some((vma, va)) = cx.file_mappings(page).first().copied() {
+                parisc::flush_user_page(cx, &vma, va).await;
             }
-            k.unlock(cpu, LockId::FlushDcacheMmap(file));
+            cx.unlock(LockId::FlushDcacheMmap(file));
         })
     }
 }

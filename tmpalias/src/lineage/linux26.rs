@@ -1,9 +1,10 @@
 //! `linux-2.6.14`, `linux-2.6.15` and `recheck`: the 2.6 parisc cache code with `_PAGE_FLUSH`
 //! PTEs and `translation_exists()`.
 
-use vipt_emu::addr::{CpuId, Pfn, SpaceId, VirtAddr};
+use vipt_emu::addr::{Pfn, SpaceId, VirtAddr};
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
 use vipt_emu::machine::MissPolicy;
-use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, MmId, Vma};
+use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
 use crate::parisc;
@@ -47,8 +48,6 @@ pub enum Filter {
 /// atomicity", `Pine.LNX.4.61.0510221722260.18047@goblin.wat.veritas.com`.
 #[derive(Clone, Copy, Debug)]
 pub struct Linux26 {
-    /// Lineage name.
-    pub name: &'static str,
     /// `translation_exists()` filter.
     pub filter: Filter,
     /// Re-check the PTE after flushing and go on if it changed.
@@ -57,188 +56,129 @@ pub struct Linux26 {
 
 impl Linux26 {
     /// 2.6.14.
-    pub const LINUX_2614: Linux26 =
-        Linux26 { name: "linux-2.6.14", filter: Filter::Loose2614, recheck: false };
+    pub const LINUX_2614: Linux26 = Linux26 { filter: Filter::Loose2614, recheck: false };
     /// 2.6.15.
-    pub const LINUX_2615: Linux26 =
-        Linux26 { name: "linux-2.6.15", filter: Filter::Hugh2615, recheck: false };
+    pub const LINUX_2615: Linux26 = Linux26 { filter: Filter::Hugh2615, recheck: false };
     /// 2.6.15 plus re-checking the PTE after the flush.
-    pub const RECHECK: Linux26 = Linux26 { name: "recheck", filter: Filter::Hugh2615, recheck: true };
+    pub const RECHECK: Linux26 = Linux26 { filter: Filter::Hugh2615, recheck: true };
+
+    /// The knobs of every 2.6 lineage: the 2.6.14 PTE layout with `_PAGE_FLUSH` PTEs honoured
+    /// by the non-access miss handler, tmpalias only for loads and stores, and `MAP_FIXED`
+    /// not colour-checked.
+    pub const CONFIG: ArchConfig =
+        ArchConfig { miss: MissPolicy::LINUX_2614, map_fixed_checks_colour: false, ..ArchConfig::GENERIC };
 
     /// `translation_exists(vma, addr[, pfn])` followed by the pfn comparison: does the PTE of
     /// `va` (looked at without any lock) say `pfn` is mapped there?
-    pub async fn translation_exists(
-        &self,
-        k: &Kernel,
-        cpu: CpuId,
-        vma: &Vma,
-        va: VirtAddr,
-        pfn: Pfn,
-    ) -> bool {
-        let layout = k.layout();
-        let pte = k.read_pte(cpu, vma.mm, va).await;
+    pub async fn translation_exists(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, pfn: Pfn) -> bool {
+        let layout = cx.layout();
+        let pte = cx.read_pte(vma.mm, va).await;
         match self.filter {
             Filter::Loose2614 => {
                 if !layout.translation_filter_2614(pte) {
                     return false;
                 }
                 // The caller dereferences the PTE pointer again for the pfn.
-                let again = k.read_pte(cpu, vma.mm, va).await;
+                let again = cx.read_pte(vma.mm, va).await;
                 again.raw_pfn() == pfn
             }
             Filter::Hugh2615 => layout.translation_matches_2615(pte, pfn),
         }
     }
 
-    fn still_maps(&self, k: &Kernel, vma: &Vma, va: VirtAddr, pfn: Pfn) -> bool {
-        k.layout().translation_matches_2615(k.peek_pte(vma.mm, va), pfn)
+    fn still_maps(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, pfn: Pfn) -> bool {
+        cx.layout().translation_matches_2615(cx.peek_pte(vma.mm, va), pfn)
     }
 }
 
 impl ArchHooks for Linux26 {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn miss_policy(&self) -> MissPolicy {
-        MissPolicy::LINUX_2614
-    }
-    fn map_fixed_checks_colour(&self) -> bool {
-        false
-    }
-    fn ptep_get_and_clear<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-    ) -> HookFuture<'a, Pte> {
+    fn ptep_get_and_clear<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, Pte> {
         Box::pin(async move {
-            k.lock(cpu, LockId::PaDbit).await;
-            let layout = k.layout();
-            let old = k.update_pte(cpu, mm, va, |p| layout.after_get_and_clear(p)).await;
-            k.unlock(cpu, LockId::PaDbit);
+            cx.lock(LockId::PaDbit).await;
+            let layout = cx.layout();
+            let old = cx.update_pte(mm, va, move |p| layout.after_get_and_clear(p)).await;
+            cx.unlock(LockId::PaDbit);
             old
         })
     }
-    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_cache_all())
     }
     fn flush_cache_range<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        start: VirtAddr,
-        end: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { parisc::flush_cache_range_2x(k, cpu, &vma, start, end).await })
+        Box::pin(async move { parisc::flush_cache_range_2x(cx, &vma, start, end).await })
     }
     fn flush_cache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        pfn: Pfn,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, pfn: Pfn,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             let exists = match self.filter {
                 // 2.6.14's flush_cache_page ignores its pfn argument.
-                Filter::Loose2614 => k.layout().translation_filter_2614(k.read_pte(cpu, vma.mm, va).await),
-                Filter::Hugh2615 => self.translation_exists(k, cpu, &vma, va, pfn).await,
+                Filter::Loose2614 => cx.layout().translation_filter_2614(cx.read_pte(vma.mm, va).await),
+                Filter::Hugh2615 => self.translation_exists(cx, &vma, va, pfn).await,
             };
             if exists {
-                parisc::flush_user_page(k, cpu, &vma, va).await;
+                parisc::flush_user_page(cx, &vma, va).await;
             }
         })
     }
-    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if parisc::defer_if_unmapped(k, page) {
+            if parisc::defer_if_unmapped(cx, page) {
                 return;
             }
-            parisc::flush_kernel_page(k, cpu, page).await;
-            let Some(file) = parisc::page_file(k, page) else {
+            parisc::flush_kernel_page(cx, page).await;
+            let Some(file) = parisc::page_file(cx, page) else {
                 return;
             };
-            k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
-            for (vma, va) in k.file_mappings(page) {
-                if !self.translation_exists(k, cpu, &vma, va, page).await {
+            cx.lock(LockId::FlushDcacheMmap(file)).await;
+            for (vma, va) in cx.file_mappings(page) {
+                if !self.translation_exists(cx, &vma, va, page).await {
                     continue;
                 }
-                k.label(cpu, "flush_dcache_page: translation exists").await;
-                parisc::flush_user_page(k, cpu, &vma, va).await;
-                if self.recheck && !self.still_maps(k, &vma, va, page) {
+                cx.label("flush_dcache_page: translation exists").await;
+                parisc::flush_user_page(cx, &vma, va).await;
+                if self.recheck && !self.still_maps(cx, &vma, va, page) {
                     continue;
                 }
                 break;
             }
-            k.unlock(cpu, LockId::FlushDcacheMmap(file));
+            cx.unlock(LockId::FlushDcacheMmap(file));
         })
-    }
-    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        pte: Pte,
+        &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
     ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::update_cache_deferred(k, cpu, pte, true))
+        Box::pin(parisc::update_cache_deferred(cx, pte, true))
     }
     fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        _va: VirtAddr,
-        _vma: Vma,
+        &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, _va: VirtAddr, _vma: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.copy_page_kernel(cpu, to, from).await;
-            parisc::flush_kernel_page(k, cpu, to).await;
+            cx.copy_page_kernel(to, from).await;
+            parisc::flush_kernel_page(cx, to).await;
         })
     }
-    fn clear_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-        va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::clear_user_page_2x(k, cpu, page, va))
+    fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, va: VirtAddr) -> HookFuture<'a, ()> {
+        Box::pin(parisc::clear_user_page_2x(cx, page, va))
     }
     fn copy_to_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
-        value: u64,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.arch().flush_cache_page(k, cpu, vma, va, page).await;
+            cx.arch().flush_cache_page(vma, va, page).await;
             let kva = page.word(va.word_in_page()).kernel_va();
-            k.kernel_store(cpu, kva, value).await;
-            k.fdc(cpu, SpaceId::KERNEL, kva).await;
+            cx.kernel_store(kva, value).await;
+            cx.fdc(SpaceId::KERNEL, kva).await;
         })
     }
     fn copy_from_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            k.arch().flush_cache_page(k, cpu, vma, va, page).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
+            cx.arch().flush_cache_page(vma, va, page).await;
+            cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

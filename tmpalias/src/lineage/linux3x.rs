@@ -1,12 +1,12 @@
 //! `tmpalias`: the 3.x kernels that first flushed user pages through the tmpalias window.
 
-use vipt_emu::addr::{CpuId, Pfn, SHM_COLOUR, SpaceId, VirtAddr};
-use vipt_emu::machine::MissPolicy;
-use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, Mapping, MmId, Vma};
+use vipt_emu::addr::{Pfn, SHM_COLOUR, SpaceId, VirtAddr};
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
+use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
+use crate::pacache;
 use crate::parisc;
-use crate::window;
 
 /// Kernel 3.0–3.9 parisc, after James Bottomley's "parisc: flush pages through tmpalias
 /// space" (`f311847c2fcebd81912e2f0caf8a461dec28db41`).
@@ -32,8 +32,6 @@ use crate::window;
 /// cache flush faults" (2022, `lp:f8835298`).
 #[derive(Clone, Copy, Debug)]
 pub struct Linux3x {
-    /// Lineage name.
-    pub name: &'static str,
     /// B7 half-fix (i): `set_pte_at`, `ptep_get_and_clear` and `ptep_set_wrprotect` purge the
     /// TLB entry (the 2013 TLB patch).
     pub purge_on_pte_change: bool,
@@ -43,190 +41,125 @@ pub struct Linux3x {
 
 impl Linux3x {
     /// 3.0–3.9 as shipped.
-    pub const TMPALIAS: Linux3x =
-        Linux3x { name: "tmpalias", purge_on_pte_change: false, flush_source_before_copy: false };
+    pub const TMPALIAS: Linux3x = Linux3x { purge_on_pte_change: false, flush_source_before_copy: false };
+    /// With the 2013 TLB-purge patch only (B7 half-fix i).
+    pub const PURGE: Linux3x = Linux3x { purge_on_pte_change: true, flush_source_before_copy: false };
+    /// With the pre-copy source flush only (B7 half-fix ii).
+    pub const PRECOPY: Linux3x = Linux3x { purge_on_pte_change: false, flush_source_before_copy: true };
 
-    async fn flush_page_tmpalias(&self, k: &Kernel, cpu: CpuId, vma: &Vma, va: VirtAddr, page: Pfn) {
-        k.purge_tlb(cpu, vma.space, va).await;
-        window::flush_dcache_page_asm(k, cpu, page, va).await;
+    /// The knobs: the current miss handlers (tmpalias for loads, stores and flushes).
+    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
+
+    async fn flush_page_tmpalias(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, page: Pfn) {
+        cx.purge_tlb(vma.space, va).await;
+        pacache::flush_dcache_page_asm(cx, page, va).await;
     }
 }
 
 impl ArchHooks for Linux3x {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn miss_policy(&self) -> MissPolicy {
-        MissPolicy::CURRENT
-    }
-    fn set_pte_at<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        pte: Pte,
-    ) -> HookFuture<'a, ()> {
+    fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.write_pte(cpu, mm, va, pte).await;
+            cx.write_pte(mm, va, pte).await;
             if self.purge_on_pte_change {
-                k.purge_tlb(cpu, k.mm_space(mm), va).await;
+                cx.purge_tlb(cx.mm_space(mm), va).await;
             }
         })
     }
-    fn ptep_get_and_clear<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-    ) -> HookFuture<'a, Pte> {
+    fn ptep_get_and_clear<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, Pte> {
         Box::pin(async move {
-            let old = k.xchg_pte(cpu, mm, va, Pte::NONE).await;
+            let old = cx.xchg_pte(mm, va, Pte::NONE).await;
             if self.purge_on_pte_change {
-                k.purge_tlb(cpu, k.mm_space(mm), va).await;
+                cx.purge_tlb(cx.mm_space(mm), va).await;
             }
             old
         })
     }
-    fn ptep_set_wrprotect<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
+    fn ptep_set_wrprotect<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.update_pte(cpu, mm, va, |p| p.without_flags(vipt_emu::pte::PteFlags::WRITE)).await;
+            cx.update_pte(mm, va, |p| p.without_flags(vipt_emu::pte::PteFlags::WRITE)).await;
             if self.purge_on_pte_change {
-                k.purge_tlb(cpu, k.mm_space(mm), va).await;
+                cx.purge_tlb(cx.mm_space(mm), va).await;
             }
         })
     }
-    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_cache_all(cpu))
+    fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_cache_all())
     }
     fn flush_cache_range<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        start: VirtAddr,
-        end: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { parisc::flush_cache_range_2x(k, cpu, &vma, start, end).await })
+        Box::pin(async move { parisc::flush_cache_range_2x(cx, &vma, start, end).await })
     }
     fn flush_cache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        pfn: Pfn,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, pfn: Pfn,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { self.flush_page_tmpalias(k, cpu, &vma, va, pfn).await })
+        Box::pin(async move { self.flush_page_tmpalias(cx, &vma, va, pfn).await })
     }
     fn flush_anon_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if matches!(k.page(page).mapping, Mapping::Anon(_)) {
-                self.flush_page_tmpalias(k, cpu, &vma, va, page).await;
+            if parisc::page_anon(cx, page) {
+                self.flush_page_tmpalias(cx, &vma, va, page).await;
             }
         })
     }
-    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if parisc::defer_if_unmapped(k, page) {
+            if parisc::defer_if_unmapped(cx, page) {
                 return;
             }
-            parisc::flush_kernel_page_and_purge(k, cpu, page).await;
-            let Some(file) = parisc::page_file(k, page) else {
+            parisc::flush_kernel_page_and_purge(cx, page).await;
+            let Some(file) = parisc::page_file(cx, page) else {
                 return;
             };
-            k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
+            cx.lock(LockId::FlushDcacheMmap(file)).await;
             let mut old: Option<VirtAddr> = None;
-            for (vma, va) in k.file_mappings(page) {
-                k.purge_tlb(cpu, vma.space, va).await;
+            for (vma, va) in cx.file_mappings(page) {
+                cx.purge_tlb(vma.space, va).await;
                 if old.is_none_or(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
-                    window::flush_dcache_page_asm(k, cpu, page, va).await;
+                    pacache::flush_dcache_page_asm(cx, page, va).await;
                     old = Some(va);
                 }
             }
-            k.unlock(cpu, LockId::FlushDcacheMmap(file));
+            cx.unlock(LockId::FlushDcacheMmap(file));
         })
     }
-    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page_and_purge(k, cpu, page))
-    }
     fn update_mmu_cache<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        pte: Pte,
+        &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
     ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::update_cache_deferred(k, cpu, pte, true))
+        Box::pin(parisc::update_cache_deferred(cx, pte, true))
     }
     fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        va: VirtAddr,
-        _vma: Vma,
+        &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, va: VirtAddr, _vma: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
             if self.flush_source_before_copy {
-                window::flush_dcache_page_asm(k, cpu, from, va).await;
+                pacache::flush_dcache_page_asm(cx, from, va).await;
             }
-            k.copy_page_kernel(cpu, to, from).await;
-            parisc::flush_kernel_page_and_purge(k, cpu, to).await;
+            cx.copy_page_kernel(to, from).await;
+            parisc::flush_kernel_page_and_purge(cx, to).await;
         })
     }
-    fn clear_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-        va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::clear_user_page_2x(k, cpu, page, va))
+    fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, va: VirtAddr) -> HookFuture<'a, ()> {
+        Box::pin(parisc::clear_user_page_2x(cx, page, va))
     }
     fn copy_to_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
-        value: u64,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            self.flush_page_tmpalias(k, cpu, &vma, va, page).await;
+            self.flush_page_tmpalias(cx, &vma, va, page).await;
             let kva = page.word(va.word_in_page()).kernel_va();
-            k.kernel_store(cpu, kva, value).await;
-            k.fdc(cpu, SpaceId::KERNEL, kva).await;
+            cx.kernel_store(kva, value).await;
+            cx.fdc(SpaceId::KERNEL, kva).await;
         })
     }
     fn copy_from_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            self.flush_page_tmpalias(k, cpu, &vma, va, page).await;
-            k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await
+            self.flush_page_tmpalias(cx, &vma, va, page).await;
+            cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await
         })
     }
 }

@@ -1,12 +1,12 @@
 //! `linux-6.x`: the current parisc cache code.
 
-use vipt_emu::addr::{CpuId, Pfn, SHM_COLOUR, VirtAddr};
-use vipt_emu::machine::MissPolicy;
-use vipt_emu::mm::{ArchHooks, HookFuture, Kernel, LockId, Mapping, MmId, PageFlags, Vma};
+use vipt_emu::addr::{Pfn, SHM_COLOUR, VirtAddr};
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
+use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::{Pte, PteFlags};
 
+use crate::pacache;
 use crate::parisc;
-use crate::window;
 
 /// Current parisc (cache.c @ `52ce9406`, pgtable.h @ `97ed1c82`, mid-2025).
 ///
@@ -33,39 +33,42 @@ use crate::window;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Linux6x;
 
+impl Linux6x {
+    /// Its knobs: the current miss handlers and generic mm.
+    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
+}
+
 /// `__flush_cache_page`: purge the TLB entry, then flush by physical address via tmpalias.
-pub async fn flush_cache_page_phys(k: &Kernel, cpu: CpuId, vma: &Vma, va: VirtAddr, page: Pfn) {
-    k.arch().flush_tlb_page(k, cpu, *vma, va.page_base()).await;
-    window::flush_dcache_page_asm(k, cpu, page, va).await;
+pub async fn flush_cache_page_phys(cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, page: Pfn) {
+    cx.arch().flush_tlb_page(*vma, va.page_base()).await;
+    pacache::flush_dcache_page_asm(cx, page, va).await;
 }
 
 impl Linux6x {
     /// `__update_cache`: a deferred kernel-alias flush, or on PA8800 any kernel alias.
-    async fn update_cache(&self, k: &Kernel, cpu: CpuId, pte: Pte) {
-        if !k.layout().pte_present(pte) || !k.machine().mem.pfn_valid(pte.raw_pfn()) {
+    async fn update_cache(&self, cx: ArchCtx<'_>, pte: Pte) {
+        if !cx.layout().pte_present(pte) || !cx.pfn_valid(pte.raw_pfn()) {
             return;
         }
         let page = pte.raw_pfn();
-        let deferred =
-            parisc::page_file(k, page).is_some() && k.clear_page_flags(page, PageFlags::DCACHE_DIRTY);
-        if deferred || parisc::requires_coherency(k) {
-            parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
+        let deferred = parisc::page_file(cx, page).is_some() && cx.test_and_clear_dcache_dirty(page);
+        if deferred || cx.requires_coherency() {
+            parisc::flush_kernel_page_tmpalias(cx, page).await;
         }
     }
 
     /// Threshold of the whole-cache path: `dc_size * num_online_cpus()`.
-    fn threshold(k: &Kernel) -> u64 {
-        let m = k.machine();
-        m.config().cache_bytes() * m.ncpus() as u64
+    fn threshold(cx: ArchCtx<'_>) -> u64 {
+        cx.dcache_bytes() * cx.ncpus() as u64
     }
 
     /// `flush_cache_pages`: each present page of the range, by physical address.
-    async fn flush_cache_pages(&self, k: &Kernel, cpu: CpuId, vma: &Vma, start: VirtAddr, end: VirtAddr) {
+    async fn flush_cache_pages(&self, cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: VirtAddr) {
         let mut va = start.page_base();
         while va < end {
-            let pte = k.read_pte(cpu, vma.mm, va).await;
-            if k.layout().pte_present(pte) && k.machine().mem.pfn_valid(pte.raw_pfn()) {
-                flush_cache_page_phys(k, cpu, vma, va, pte.raw_pfn()).await;
+            let pte = cx.read_pte(vma.mm, va).await;
+            if cx.layout().pte_present(pte) && cx.pfn_valid(pte.raw_pfn()) {
+                flush_cache_page_phys(cx, vma, va, pte.raw_pfn()).await;
             }
             va = va.add_pages(1);
         }
@@ -73,216 +76,142 @@ impl Linux6x {
 }
 
 impl ArchHooks for Linux6x {
-    fn name(&self) -> &str {
-        "linux-6.x"
-    }
-    fn miss_policy(&self) -> MissPolicy {
-        MissPolicy::CURRENT
-    }
-    fn set_pte_at<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        mm: MmId,
-        va: VirtAddr,
-        pte: Pte,
-    ) -> HookFuture<'a, ()> {
+    fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if k.layout().pte_present(pte) && pte.has(PteFlags::USER) {
-                self.update_cache(k, cpu, pte).await;
+            if cx.layout().pte_present(pte) && pte.has(PteFlags::USER) {
+                self.update_cache(cx, pte).await;
             }
-            k.write_pte(cpu, mm, va, pte).await;
-            k.purge_tlb(cpu, k.mm_space(mm), va).await;
+            cx.write_pte(mm, va, pte).await;
+            cx.purge_tlb(cx.mm_space(mm), va).await;
         })
     }
-    fn ptep_clear_flush<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-    ) -> HookFuture<'a, Pte> {
+    fn ptep_clear_flush<'a>(&'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr) -> HookFuture<'a, Pte> {
         Box::pin(async move {
-            let old = k.arch().ptep_get_and_clear(k, cpu, vma.mm, va).await;
-            if k.layout().pte_present(old) && k.machine().mem.pfn_valid(old.raw_pfn()) {
-                flush_cache_page_phys(k, cpu, &vma, va, old.raw_pfn()).await;
-            } else if !k.layout().pte_none(old) {
-                k.arch().flush_tlb_page(k, cpu, vma, va).await;
+            let old = cx.arch().ptep_get_and_clear(vma.mm, va).await;
+            if cx.layout().pte_present(old) && cx.pfn_valid(old.raw_pfn()) {
+                flush_cache_page_phys(cx, &vma, va, old.raw_pfn()).await;
+            } else if !cx.layout().pte_none(old) {
+                cx.arch().flush_tlb_page(vma, va).await;
             }
             old
         })
     }
-    fn ptep_clear_flush_young<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-    ) -> HookFuture<'a, bool> {
+    fn ptep_clear_flush_young<'a>(&'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr) -> HookFuture<'a, bool> {
         Box::pin(async move {
-            let old = k.update_pte(cpu, vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
+            let old = cx.update_pte(vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
             old.has(PteFlags::ACCESSED)
         })
     }
-    fn flush_cache_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, mm: MmId) -> HookFuture<'a, ()> {
+    fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            let vmas: Vec<Vma> = {
-                let s = k.state();
-                s.mms[mm.index()].vmas.iter().map(|&v| s.vma(v)).collect()
-            };
-            let total: u64 = vmas.iter().map(|v| v.end.0 - v.start.0).sum();
-            if !parisc::requires_coherency(k) || total >= Self::threshold(k) {
-                k.arch().flush_tlb_all(k, cpu).await;
-                k.flush_cache_all(cpu).await;
+            let vmas = cx.mm_vmas(mm);
+            let total: u64 = vmas.iter().map(|v| v.start.bytes_to(v.end)).sum();
+            if !cx.requires_coherency() || total >= Self::threshold(cx) {
+                cx.flush_tlb_all().await;
+                cx.flush_cache_all().await;
                 return;
             }
             for v in vmas {
-                self.flush_cache_pages(k, cpu, &v, v.start, v.end).await;
+                self.flush_cache_pages(cx, &v, v.start, v.end).await;
             }
         })
     }
     fn flush_cache_range<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        start: VirtAddr,
-        end: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if !parisc::requires_coherency(k) || end.0 - start.0 >= Self::threshold(k) {
-                k.arch().flush_tlb_range(k, cpu, vma.mm, start, end).await;
-                k.flush_cache_all(cpu).await;
+            if !cx.requires_coherency() || start.bytes_to(end) >= Self::threshold(cx) {
+                cx.arch().flush_tlb_range(vma.mm, start, end).await;
+                cx.flush_cache_all().await;
                 return;
             }
-            self.flush_cache_pages(k, cpu, &vma, start, end).await;
+            self.flush_cache_pages(cx, &vma, start, end).await;
         })
     }
     fn flush_cache_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        va: VirtAddr,
-        pfn: Pfn,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, pfn: Pfn,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { flush_cache_page_phys(k, cpu, &vma, va, pfn).await })
+        Box::pin(async move { flush_cache_page_phys(cx, &vma, va, pfn).await })
     }
     fn flush_anon_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if matches!(k.page(page).mapping, Mapping::Anon(_)) {
-                flush_cache_page_phys(k, cpu, &vma, va, page).await;
+            if parisc::page_anon(cx, page) {
+                flush_cache_page_phys(cx, &vma, va, page).await;
             }
         })
     }
-    fn flush_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if parisc::defer_if_unmapped(k, page) {
+            if parisc::defer_if_unmapped(cx, page) {
                 return;
             }
-            parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
-            let Some(file) = parisc::page_file(k, page) else {
+            parisc::flush_kernel_page_tmpalias(cx, page).await;
+            let Some(file) = parisc::page_file(cx, page) else {
                 return;
             };
-            k.lock(cpu, LockId::FlushDcacheMmap(file)).await;
+            cx.lock(LockId::FlushDcacheMmap(file)).await;
             let mut old: Option<VirtAddr> = None;
-            for (vma, va) in k.file_mappings(page) {
+            for (vma, va) in cx.file_mappings(page) {
                 if old.is_none_or(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
-                    flush_cache_page_phys(k, cpu, &vma, va, page).await;
+                    flush_cache_page_phys(cx, &vma, va, page).await;
                 }
                 if !vma.shared {
                     continue;
                 }
                 if old.is_some_and(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
-                    k.note(cpu, "INEQUIVALENT ALIASES");
+                    cx.note("INEQUIVALENT ALIASES");
                 }
                 old = Some(va);
             }
-            k.unlock(cpu, LockId::FlushDcacheMmap(file));
+            cx.unlock(LockId::FlushDcacheMmap(file));
         })
-    }
-    fn flush_kernel_dcache_page<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page_tmpalias(k, cpu, page))
     }
     fn update_mmu_cache<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        _vma: Vma,
-        _va: VirtAddr,
-        pte: Pte,
+        &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
     ) -> HookFuture<'a, ()> {
-        Box::pin(self.update_cache(k, cpu, pte))
+        Box::pin(self.update_cache(cx, pte))
     }
     fn copy_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        to: Pfn,
-        from: Pfn,
-        va: VirtAddr,
-        vma: Vma,
+        &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, va: VirtAddr, vma: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            flush_cache_page_phys(k, cpu, &vma, va, from).await;
-            k.copy_page_kernel(cpu, to, from).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, to).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, from).await;
+            flush_cache_page_phys(cx, &vma, va, from).await;
+            cx.copy_page_kernel(to, from).await;
+            parisc::flush_kernel_page_tmpalias(cx, to).await;
+            parisc::flush_kernel_page_tmpalias(cx, from).await;
         })
     }
-    fn clear_user_highpage<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        page: Pfn,
-        _va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
+    fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, _va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            k.clear_page_kernel(cpu, page).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
+            cx.clear_page_kernel(page).await;
+            parisc::flush_kernel_page_tmpalias(cx, page).await;
         })
     }
     fn copy_to_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
-        value: u64,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            flush_cache_page_phys(k, cpu, &vma, va, page).await;
-            k.kernel_store(cpu, page.word(va.word_in_page()).kernel_va(), value).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
+            flush_cache_page_phys(cx, &vma, va, page).await;
+            cx.kernel_store(page.word(va.word_in_page()).kernel_va(), value).await;
+            parisc::flush_kernel_page_tmpalias(cx, page).await;
         })
     }
     fn copy_from_user_page<'a>(
-        &'a self,
-        k: &'a Kernel,
-        cpu: CpuId,
-        vma: Vma,
-        page: Pfn,
-        va: VirtAddr,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            flush_cache_page_phys(k, cpu, &vma, va, page).await;
-            let v = k.kernel_load(cpu, page.word(va.word_in_page()).kernel_va()).await;
-            parisc::flush_kernel_page_tmpalias(k, cpu, page).await;
+            flush_cache_page_phys(cx, &vma, va, page).await;
+            let v = cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await;
+            parisc::flush_kernel_page_tmpalias(cx, page).await;
             v
         })
     }
-    fn kunmap<'a>(&'a self, k: &'a Kernel, cpu: CpuId, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page_tmpalias(k, cpu, page))
+    fn kunmap<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(parisc::flush_kernel_page_tmpalias(cx, page))
     }
-    fn flush_tlb_mm<'a>(&'a self, k: &'a Kernel, cpu: CpuId, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(k.flush_tlb_all_cpus(cpu))
+    fn flush_tlb_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_tlb_all())
     }
 }

@@ -1,4 +1,5 @@
-//! The kernel lineages: named implementations of [`vipt_emu::mm::ArchHooks`].
+//! The kernel lineages: implementations of [`vipt_emu::arch::ArchHooks`] and the
+//! [`vipt_emu::arch::ArchConfig`] knobs that go with them. The registry names them.
 
 pub mod clean;
 pub mod gather;
@@ -11,13 +12,10 @@ pub mod linux6x;
 pub mod soft_dirty;
 pub mod whole_cache;
 
-pub use clean::Clean;
-pub use gather::Gather;
-pub use hash::HashPage;
+pub use gather::{Gather, GatherFlush};
 pub use linux3x::Linux3x;
 pub use linux6x::Linux6x;
 pub use linux24::Linux24;
 pub use linux26::{Filter, Linux26};
 pub use linux60::Linux60;
-pub use soft_dirty::SoftDirty;
 pub use whole_cache::WholeCache;

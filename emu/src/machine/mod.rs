@@ -1,6 +1,11 @@
 //! The emulated multiprocessor: memory, per-CPU VIPT D-caches and TLBs, the instructions that
 //! touch them, and the software TLB miss handlers.
 //!
+//! This module holds the machine's state, loads and stores, the cache protocol (fill, snoop,
+//! write-back), speculative move-in and DMA; [`miss`] the TLB miss handlers and the page-table
+//! walker, [`flush`] cache and TLB maintenance, [`tmpalias`] the per-CPU tmpalias window, and
+//! [`inspect`] read-only views for checks and reports.
+//!
 //! Every public method here is one *machine action*: the kernel model calls at most one of them
 //! per micro-step, so each is atomic with respect to the other CPUs. A TLB miss is handled
 //! inside the instruction that takes it (walk, insert, set `_PAGE_ACCESSED`), as the
@@ -9,15 +14,22 @@
 //! Coherence: an access snoops the other CPUs only at its own set index for its own physical
 //! tag, so equivalent aliases (same set) stay coherent and inequivalent ones do not.
 
-use crate::addr::{CpuId, PAGE_SIZE, Pfn, PhysAddr, SHM_COLOUR, SpaceId, VirtAddr, WORD_BYTES};
+pub mod flush;
+pub mod inspect;
+pub mod miss;
+pub mod tmpalias;
+
+use crate::addr::{CpuId, Pfn, PhysAddr, SpaceId, VirtAddr, WORD_BYTES};
 use crate::cache::{DCache, LineMeta};
 use crate::choice::{ChoiceKind, Chooser};
 use crate::config::{Indexing, MachineConfig};
 use crate::counters::Counters;
 use crate::pgtable::PageTables;
-use crate::pte::{PteFlags, PteKind, PteLayout};
-use crate::tlb::{Rights, Tlb, TlbEntry};
+use crate::pte::{PteFlags, PteLayout};
+use crate::tlb::{Rights, Tlb};
 use crate::trace::{Insn, Trace, TraceEvent, What};
+
+pub use tmpalias::TmpaliasRegs;
 
 /// Why a load or store did not complete. The kernel model handles it and retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,15 +96,6 @@ impl MissPolicy {
         sw_young_dirty: false,
         hash_miss: false,
     };
-}
-
-/// The physical pages a CPU's tmpalias window currently points at (registers r26 and r23).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TmpaliasRegs {
-    /// Page behind the "to" half of the window.
-    pub to: Option<Pfn>,
-    /// Page behind the "from" half of the window.
-    pub from: Option<Pfn>,
 }
 
 /// What a non-access instruction did.
@@ -174,8 +177,9 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine with all caches and TLBs empty and memory zeroed. `cfg` must be valid.
-    pub fn new(cfg: MachineConfig, policy: MissPolicy, chooser: Box<dyn Chooser>) -> Self {
+    /// A machine with all caches and TLBs empty and memory zeroed, its miss handlers those of
+    /// the current kernel ([`MissPolicy::CURRENT`]; a kernel sets its own). `cfg` must be valid.
+    pub fn new(cfg: MachineConfig, chooser: Box<dyn Chooser>) -> Self {
         cfg.validate().expect("invalid machine configuration");
         let cpus = (0..cfg.cpus)
             .map(|_| Cpu {
@@ -189,7 +193,7 @@ impl Machine {
             pt: PageTables::new(cfg.frames),
             cpus,
             spaces: Vec::new(),
-            policy,
+            policy: MissPolicy::CURRENT,
             counters: Counters::default(),
             chooser,
             trace: None,
@@ -277,8 +281,8 @@ impl Machine {
     /// The set an access to `va` (translating to `pa`) uses.
     pub fn set_index(&self, va: VirtAddr, pa: PhysAddr) -> usize {
         let slot = match self.cfg.indexing {
-            Indexing::Virtual { alias_boundary } => (va.0 & (alias_boundary - 1)) >> self.geo.line_shift,
-            Indexing::Physical => pa.0 >> self.geo.line_shift,
+            Indexing::Virtual { alias_boundary } => va.colour(alias_boundary) >> self.geo.line_shift,
+            Indexing::Physical => pa.raw() >> self.geo.line_shift,
         } as usize;
         match self.geo.set_mask {
             Some(mask) => slot & mask,
@@ -288,197 +292,18 @@ impl Machine {
 
     /// The tag (physical line number) of `pa`.
     pub fn tag(&self, pa: PhysAddr) -> u64 {
-        pa.0 >> self.geo.line_shift
+        pa.raw() >> self.geo.line_shift
     }
 
     /// Are `a` and `b` equivalent aliases (same set for the same physical line) on this
     /// machine? Always true for PIPT.
     pub fn equivalent(&self, a: VirtAddr, b: VirtAddr) -> bool {
-        self.set_index(a, PhysAddr(0)) == self.set_index(b, PhysAddr(0))
+        self.set_index(a, PhysAddr::new(0)) == self.set_index(b, PhysAddr::new(0))
             || self.cfg.indexing == Indexing::Physical
     }
 
     fn word_in_line(&self, pa: PhysAddr) -> usize {
-        ((pa.0 & (self.cfg.line_bytes - 1)) / WORD_BYTES) as usize
-    }
-
-    // ----- translation ------------------------------------------------------------------
-
-    fn tlb_insert(&mut self, cpu: CpuId, e: TlbEntry) {
-        let victim = if self.cpus[cpu.index()].tlb.is_full() {
-            self.choose(ChoiceKind::TlbVictim, self.cfg.tlb_entries as u32) as usize
-        } else {
-            0
-        };
-        self.cpus[cpu.index()].tlb.insert(e, victim);
-    }
-
-    /// The data-TLB miss handler: a translation for a load or store, or a page fault.
-    fn access_miss(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, write: bool) -> Option<TlbEntry> {
-        self.counters.tlb_misses += 1;
-        let vpn = va.vpn();
-        if space == SpaceId::KERNEL {
-            if va.in_tmpalias_window() {
-                if !self.policy.tmpalias_data {
-                    return None;
-                }
-                let regs = self.cpus[cpu.index()].tmpalias;
-                let pfn = if va.0 & SHM_COLOUR == 0 { regs.to } else { regs.from }?;
-                return Some(TlbEntry {
-                    space,
-                    vpn,
-                    pfn,
-                    rights: Rights::READ | Rights::WRITE,
-                    dirty: true,
-                    flush_only: false,
-                });
-            }
-            let pa = va.linear_map_phys()?;
-            if !self.mem.pfn_valid(pa.pfn()) {
-                return None;
-            }
-            return Some(TlbEntry {
-                space,
-                vpn,
-                pfn: pa.pfn(),
-                rights: Rights::READ | Rights::WRITE | Rights::EXEC,
-                dirty: true,
-                flush_only: false,
-            });
-        }
-        let pgd = self.space_root(space)?;
-        let slot = self.pt.slot(pgd, va)?;
-        let pte = self.pt.pte(slot);
-        match self.policy.layout.decode(pte) {
-            PteKind::Present { pfn, flags } if self.mem.pfn_valid(pfn) => {
-                if write && !flags.contains(PteFlags::WRITE) {
-                    return None;
-                }
-                if self.policy.sw_young_dirty {
-                    if !flags.contains(PteFlags::ACCESSED) || (write && !flags.contains(PteFlags::DIRTY)) {
-                        return None;
-                    }
-                } else if !flags.contains(PteFlags::ACCESSED) {
-                    self.pt.set_pte(slot, pte.with_flags(PteFlags::ACCESSED));
-                }
-                let mut rights = rights_of(flags);
-                if self.policy.sw_young_dirty && !flags.contains(PteFlags::DIRTY) {
-                    // A clean page is mapped read-only: its first store faults.
-                    rights.remove(Rights::WRITE);
-                }
-                Some(TlbEntry {
-                    space,
-                    vpn,
-                    pfn,
-                    rights,
-                    dirty: flags.contains(PteFlags::DIRTY),
-                    flush_only: false,
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// Translates a load or store, taking a miss if needed, and checks rights.
-    fn translate_access(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        write: bool,
-    ) -> Result<PhysAddr, Trap> {
-        let vpn = va.vpn();
-        let tlb = &mut self.cpus[cpu.index()].tlb;
-        let entry = match tlb.lookup(space, vpn) {
-            Some(i) if !tlb.entry(i).flush_only => *tlb.entry(i),
-            hit => {
-                // A flush-only translation grants no data access: drop it and walk.
-                if hit.is_some() {
-                    tlb.purge(space, vpn);
-                }
-                if self.policy.hash_miss && space != SpaceId::KERNEL {
-                    self.counters.tlb_misses += 1;
-                    return Err(Trap::TlbMiss { write });
-                }
-                let Some(e) = self.access_miss(cpu, space, va, write) else {
-                    self.counters.page_faults += 1;
-                    return Err(Trap::PageFault { write });
-                };
-                self.tlb_insert(cpu, e);
-                e
-            }
-        };
-        let need = if write { Rights::WRITE } else { Rights::READ };
-        let user = space != SpaceId::KERNEL;
-        if !entry.rights.contains(need) || (user && !entry.rights.contains(Rights::USER)) {
-            self.counters.page_faults += 1;
-            return Err(Trap::PageFault { write });
-        }
-        if write && !entry.dirty {
-            self.counters.dbit_traps += 1;
-            return Err(Trap::DirtyBit);
-        }
-        Ok(PhysAddr(entry.pfn.phys().0 + va.page_offset()))
-    }
-
-    /// Translation for a non-access instruction (`fdc`, `pdc`, `lpa`): TLB, then the
-    /// non-access miss handler. `None` means the handler nullifies the instruction.
-    pub fn translate_nonaccess(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Option<PhysAddr> {
-        let vpn = va.vpn();
-        let off = va.page_offset();
-        if let Some(i) = self.cpus[cpu.index()].tlb.lookup(space, vpn) {
-            let pfn = self.cpus[cpu.index()].tlb.entry(i).pfn;
-            return Some(PhysAddr(pfn.phys().0 + off));
-        }
-        self.counters.nadtlb_misses += 1;
-        let e = if space == SpaceId::KERNEL {
-            if va.in_tmpalias_window() {
-                if !self.policy.tmpalias_nonaccess {
-                    return None;
-                }
-                let regs = self.cpus[cpu.index()].tmpalias;
-                let pfn = if va.0 & SHM_COLOUR == 0 { regs.to } else { regs.from }?;
-                TlbEntry { space, vpn, pfn, rights: Rights::empty(), dirty: false, flush_only: true }
-            } else {
-                let pa = va.linear_map_phys()?;
-                if !self.mem.pfn_valid(pa.pfn()) {
-                    return None;
-                }
-                TlbEntry {
-                    space,
-                    vpn,
-                    pfn: pa.pfn(),
-                    rights: Rights::READ | Rights::WRITE | Rights::EXEC,
-                    dirty: true,
-                    flush_only: false,
-                }
-            }
-        } else {
-            let pgd = self.space_root(space)?;
-            let slot = self.pt.slot(pgd, va)?;
-            let pte = self.pt.pte(slot);
-            match self.policy.layout.decode(pte) {
-                PteKind::Present { pfn, flags } if self.mem.pfn_valid(pfn) => {
-                    if !flags.contains(PteFlags::ACCESSED) {
-                        self.pt.set_pte(slot, pte.with_flags(PteFlags::ACCESSED));
-                    }
-                    TlbEntry {
-                        space,
-                        vpn,
-                        pfn,
-                        rights: rights_of(flags),
-                        dirty: flags.contains(PteFlags::DIRTY),
-                        flush_only: false,
-                    }
-                }
-                PteKind::FlushOnly { pfn, .. } if self.policy.flush_ptes && self.mem.pfn_valid(pfn) => {
-                    TlbEntry { space, vpn, pfn, rights: Rights::empty(), dirty: false, flush_only: true }
-                }
-                _ => return None,
-            }
-        };
-        self.tlb_insert(cpu, e);
-        Some(PhysAddr(e.pfn.phys().0 + off))
+        ((pa.raw() & (self.cfg.line_bytes - 1)) / WORD_BYTES) as usize
     }
 
     // ----- cache protocol ---------------------------------------------------------------
@@ -489,7 +314,7 @@ impl Machine {
         let c = &mut self.cpus[cpu.index()].cache;
         let m = c.meta(set, way);
         debug_assert!(m.valid && m.dirty);
-        let pa = PhysAddr(m.tag * line);
+        let pa = PhysAddr::new(m.tag * line);
         self.mem.slice_mut(pa, wpl).copy_from_slice(c.data(set, way));
         c.meta_mut(set, way).dirty = false;
         self.counters.write_backs += 1;
@@ -533,7 +358,7 @@ impl Machine {
             }
         };
         let wpl = self.cfg.words_per_line();
-        let pa = PhysAddr(tag * self.cfg.line_bytes);
+        let pa = PhysAddr::new(tag * self.cfg.line_bytes);
         let c = &mut self.cpus[cpu.index()].cache;
         c.data_mut(set, way).copy_from_slice(self.mem.slice(pa, wpl));
         *c.meta_mut(set, way) = LineMeta { valid: true, dirty: false, tag };
@@ -591,11 +416,7 @@ impl Machine {
 
     /// Loads the whole line containing `va` into `buf` (`words_per_line` words).
     pub fn load_line(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        buf: &mut [u64],
+        &mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, buf: &mut [u64],
     ) -> Result<(), Trap> {
         self.counters.loads += 1;
         let va = va.align_down(self.cfg.line_bytes);
@@ -618,173 +439,6 @@ impl Machine {
         Ok(())
     }
 
-    // ----- cache maintenance ------------------------------------------------------------
-
-    fn flush_common(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, insn: Insn) -> FlushOutcome {
-        let Some(pa) = self.translate_nonaccess(cpu, space, va) else {
-            self.counters.nullified += 1;
-            self.ev(cpu, What::Nullified { insn, space, va });
-            return FlushOutcome::Nullified;
-        };
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        for c in 0..self.cpus.len() {
-            if let Some(way) = self.cpus[c].cache.lookup(set, tag) {
-                if insn == Insn::Fdc && self.cpus[c].cache.meta(set, way).dirty {
-                    self.write_back(CpuId(c as u8), set, way);
-                }
-                *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, tag, by: insn });
-            }
-        }
-        self.ev(cpu, What::Flush { insn, space, va, tag });
-        FlushOutcome::Done { pa }
-    }
-
-    /// `fdc va`: writes back (if dirty) and invalidates the line of `va`'s translation at
-    /// `va`'s index, in every CPU's cache. Nullified without a translation.
-    pub fn fdc(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
-        self.counters.fdc += 1;
-        self.flush_common(cpu, space, va, Insn::Fdc)
-    }
-
-    /// `pdc va`: like [`Machine::fdc`] but discards dirty data.
-    pub fn pdc(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
-        self.counters.pdc += 1;
-        self.flush_common(cpu, space, va, Insn::Pdc)
-    }
-
-    /// `fdc` (or `pdc`) in real mode at physical address `pa`: the cache is indexed with the
-    /// physical address, which is the kernel linear-map colour (`PAGE_OFFSET` is a multiple of
-    /// every alias boundary), and no translation, TLB entry or miss is involved. The DMA API's
-    /// cache maintenance works this way.
-    pub fn flush_phys(&mut self, cpu: CpuId, pa: PhysAddr, purge: bool) {
-        let insn = if purge { Insn::Pdc } else { Insn::Fdc };
-        if purge {
-            self.counters.pdc += 1;
-        } else {
-            self.counters.fdc += 1;
-        }
-        let va = pa.kernel_va();
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        for c in 0..self.cpus.len() {
-            if let Some(way) = self.cpus[c].cache.lookup(set, tag) {
-                if !purge && self.cpus[c].cache.meta(set, way).dirty {
-                    self.write_back(CpuId(c as u8), set, way);
-                }
-                *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, tag, by: insn });
-            }
-        }
-        self.ev(cpu, What::Flush { insn, space: SpaceId::KERNEL, va, tag });
-    }
-
-    /// `fdce` over one set of `target`'s cache: every way written back if dirty and
-    /// invalidated. Local to `target`; executed by `cpu` (itself, or on its behalf by IPI).
-    pub fn fdce(&mut self, cpu: CpuId, target: CpuId, set: usize) {
-        self.counters.fdce += 1;
-        for way in 0..self.cfg.ways {
-            let m = self.cpus[target.index()].cache.meta(set, way);
-            if m.valid {
-                if m.dirty {
-                    self.write_back(target, set, way);
-                }
-                *self.cpus[target.index()].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(target, What::Invalidate { set: set as u32, tag: m.tag, by: Insn::Fdce });
-            }
-        }
-        let _ = cpu;
-    }
-
-    /// Counts an IPI from `cpu` to `target`.
-    pub fn ipi(&mut self, cpu: CpuId, target: CpuId) {
-        self.counters.ipis += 1;
-        let _ = (cpu, target);
-    }
-
-    // ----- TLB maintenance --------------------------------------------------------------
-
-    /// `pdtlb,l`: purges `(space, va)` from `cpu`'s TLB only.
-    pub fn purge_tlb_local(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) {
-        self.counters.purges_local += 1;
-        self.cpus[cpu.index()].tlb.purge(space, va.vpn());
-        self.ev(cpu, What::Purge { space, va, broadcast: false });
-    }
-
-    /// `pdtlb` (broadcast): purges `(space, va)` from every CPU's TLB.
-    pub fn purge_tlb(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) {
-        self.counters.purges_broadcast += 1;
-        for c in &mut self.cpus {
-            c.tlb.purge(space, va.vpn());
-        }
-        self.ev(cpu, What::Purge { space, va, broadcast: true });
-    }
-
-    /// Purges every entry of `space` on every CPU (`flush_tlb_mm`).
-    pub fn purge_tlb_space(&mut self, cpu: CpuId, space: SpaceId) {
-        for c in &mut self.cpus {
-            c.tlb.purge_space(space);
-        }
-        self.counters.tlb_flush_all += self.cpus.len() as u64;
-        self.ev(cpu, What::PurgeSpace { space });
-    }
-
-    /// Empties `target`'s whole TLB.
-    pub fn flush_tlb_cpu(&mut self, cpu: CpuId, target: CpuId) {
-        self.counters.tlb_flush_all += 1;
-        self.cpus[target.index()].tlb.clear();
-        self.ev(cpu, What::PurgeAll { target });
-    }
-
-    /// Inserts a translation of `va` in `space` to `pfn` with the rights and D bit of
-    /// `flags` into `cpu`'s TLB (the hash-table insert of a software `hash_page`).
-    pub fn insert_translation(
-        &mut self,
-        cpu: CpuId,
-        space: SpaceId,
-        va: VirtAddr,
-        pfn: Pfn,
-        flags: PteFlags,
-    ) {
-        let e = TlbEntry {
-            space,
-            vpn: va.vpn(),
-            pfn,
-            rights: rights_of(flags),
-            dirty: flags.contains(PteFlags::DIRTY),
-            flush_only: false,
-        };
-        self.tlb_insert(cpu, e);
-    }
-
-    /// A CPU holding a TLB entry of a user space (not flush-only) that translates to `pfn`.
-    pub fn tlb_holder(&self, pfn: Pfn) -> Option<CpuId> {
-        self.cpus
-            .iter()
-            .position(|c| {
-                c.tlb.entries().iter().any(|e| e.pfn == pfn && e.space != SpaceId::KERNEL && !e.flush_only)
-            })
-            .map(|i| CpuId(i as u8))
-    }
-
-    /// A CPU holding a TLB entry (not flush-only) for `va` of `space` that translates to `pfn`.
-    pub fn tlb_translates(&self, space: SpaceId, va: VirtAddr, pfn: Pfn) -> Option<CpuId> {
-        let vpn = va.vpn();
-        self.cpus
-            .iter()
-            .position(|c| {
-                c.tlb
-                    .entries()
-                    .iter()
-                    .any(|e| e.space == space && e.vpn == vpn && e.pfn == pfn && !e.flush_only)
-            })
-            .map(|i| CpuId(i as u8))
-    }
-
-    /// Sets `cpu`'s tmpalias registers.
-    pub fn set_tmpalias(&mut self, cpu: CpuId, regs: TmpaliasRegs) {
-        self.cpus[cpu.index()].tmpalias = regs;
-    }
-
     // ----- speculation ------------------------------------------------------------------
 
     /// A speculative move-in on `cpu`: a seeded line of a seeded page whose TLB entry allows
@@ -805,7 +459,7 @@ impl Machine {
             .expect("index within count");
         let off = (k % lpp) as u64 * self.cfg.line_bytes;
         let va = e.vpn.addr().add_bytes(off);
-        let pa = PhysAddr(e.pfn.phys().0 + off);
+        let pa = e.pfn.phys().add_bytes(off);
         let (set, tag) = (self.set_index(va, pa), self.tag(pa));
         if self.cpus[cpu.index()].cache.lookup(set, tag).is_some() {
             return false;
@@ -828,55 +482,6 @@ impl Machine {
         self.mem.frame_mut(pfn).copy_from_slice(buf);
         self.counters.dma_words += buf.len() as u64;
         self.ev(cpu, What::Dma { pfn, to_memory: true });
-    }
-
-    // ----- inspection -------------------------------------------------------------------
-
-    /// The line `cpu` holds for physical address `pa` when accessed through `va`.
-    pub fn cached_line(&self, cpu: CpuId, va: VirtAddr, pa: PhysAddr) -> Option<(LineMeta, &[u64])> {
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        let c = &self.cpus[cpu.index()].cache;
-        c.lookup(set, tag).map(|w| (c.meta(set, w), c.data(set, w)))
-    }
-
-    /// The word at `pa` in any CPU's cache when accessed through `va`, dirty copies first.
-    pub fn cached_word(&self, va: VirtAddr, pa: PhysAddr) -> Option<(CpuId, bool, u64)> {
-        let i = self.word_in_line(pa);
-        let mut found = None;
-        for c in 0..self.cpus.len() {
-            if let Some((m, d)) = self.cached_line(CpuId(c as u8), va, pa) {
-                if m.dirty {
-                    return Some((CpuId(c as u8), true, d[i]));
-                }
-                found.get_or_insert((CpuId(c as u8), false, d[i]));
-            }
-        }
-        found
-    }
-
-    /// What a load through `va` of physical address `pa` would return right now, without
-    /// performing one: the coherent copy at `va`'s set if any CPU holds one, else memory.
-    pub fn view_word(&self, va: VirtAddr, pa: PhysAddr) -> u64 {
-        self.cached_word(va, pa).map_or_else(|| self.mem.read(pa), |(_, _, v)| v)
-    }
-
-    /// Number of dirty lines in all caches whose tag lies in frame `pfn`.
-    pub fn dirty_lines_of(&self, pfn: Pfn) -> usize {
-        let line = self.cfg.line_bytes;
-        let lo = pfn.phys().0 / line;
-        let hi = lo + PAGE_SIZE / line;
-        let mut n = 0;
-        for c in &self.cpus {
-            for set in 0..c.cache.sets() {
-                for way in 0..c.cache.ways() {
-                    let m = c.cache.meta(set, way);
-                    if m.dirty && (lo..hi).contains(&m.tag) {
-                        n += 1;
-                    }
-                }
-            }
-        }
-        n
     }
 }
 
