@@ -107,7 +107,7 @@ pub fn defer_if_unmapped(cx: ArchCtx<'_>, page: Pfn) -> bool {
 }
 
 /// `update_mmu_cache` of the parisc lineages: a deferred kernel-alias flush is done now.
-pub async fn update_cache_deferred(cx: ArchCtx<'_>, pte: Pte, flush: bool) {
+pub async fn update_cache_deferred(cx: ArchCtx<'_>, pte: Pte) {
     if !cx.layout().pte_present(pte) {
         return;
     }
@@ -115,7 +115,7 @@ pub async fn update_cache_deferred(cx: ArchCtx<'_>, pte: Pte, flush: bool) {
     if !cx.pfn_valid(page) {
         return;
     }
-    if page_file(cx, page).is_some() && cx.test_and_clear_dcache_dirty(page) && flush {
+    if page_file(cx, page).is_some() && cx.test_and_clear_dcache_dirty(page) {
         flush_kernel_page(cx, page).await;
     }
 }

@@ -150,7 +150,7 @@ impl ArchHooks for Linux26 {
     fn update_mmu_cache<'a>(
         &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
     ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::update_cache_deferred(cx, pte, true))
+        Box::pin(parisc::update_cache_deferred(cx, pte))
     }
     fn copy_user_highpage<'a>(
         &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, _va: VirtAddr, _vma: Vma,

@@ -1,0 +1,303 @@
+//! Drawing a workload from a seed: the mixed flush-contract workload and the focused families,
+//! every number from one ChaCha generator seeded by the seed and the family.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use vipt_tmpalias::Family;
+
+use super::*;
+
+/// The workload of `seed` in `family` for a machine with `max_cpus` CPUs.
+pub(super) fn generate(seed: u64, max_cpus: usize, family: Family) -> Workload {
+    let salt = match family {
+        Family::Mixed => 0x005e_ed0f_7a11_0ad5,
+        Family::Gather => 0x6a7e_e12f_0000_0003,
+        Family::Clean => 0xc1ea_0d17_0000_0004,
+        Family::Hash => 0x4a54_0000_0000_0002,
+    };
+    let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ salt), next_value: 0 };
+    match family {
+        Family::Mixed => g.workload(max_cpus),
+        Family::Gather => g.gather(max_cpus),
+        Family::Clean => g.clean(max_cpus),
+        Family::Hash => g.hash(max_cpus),
+    }
+}
+
+/// What [`Gen::thread_programs`] drew for one operation.
+struct Slot {
+    cpu: usize,
+    proc: Proc,
+    map: u8,
+    page: u8,
+    word: u16,
+}
+
+struct Gen {
+    rng: ChaCha8Rng,
+    next_value: u64,
+}
+
+impl Gen {
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.rng.random_range(0..xs.len())]
+    }
+
+    fn value(&mut self, cpu: usize) -> u64 {
+        self.next_value += 1;
+        ((cpu as u64 + 1) << 32) | self.next_value
+    }
+
+    fn workload(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
+        let nfiles = self.rng.random_range(1..=3u8);
+        let files: Vec<FileSpec> = (0..nfiles)
+            .map(|_| FileSpec { pages: self.rng.random_range(1..=3), colour: self.rng.random_range(0..1024) })
+            .collect();
+        let procs = self.rng.random_range(2..=3u8);
+        let mut maps = Vec::new();
+        let mut fixed_slot = 0u64;
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(2..=3) {
+                let r = self.rng.random_range(0..100);
+                let kind = if r < 35 {
+                    MapKind::Anon
+                } else {
+                    let file = self.rng.random_range(0..nfiles);
+                    let pgoff = self.rng.random_range(0..files[file as usize].pages);
+                    MapKind::File { file, pgoff, shared: r < 75 }
+                };
+                let pages = self.rng.random_range(1..=2);
+                // Now and then a shared file mapping at a chosen, possibly non-congruent,
+                // address: kernels that check MAP_FIXED refuse the odd colours.
+                let fixed = match kind {
+                    MapKind::File { shared: true, .. } if self.rng.random_range(0..100) < 15 => {
+                        fixed_slot += 1;
+                        Some(FIXED_BASE + fixed_slot * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE)
+                    }
+                    _ => None,
+                };
+                maps.push(MapSpec { proc: p, kind, pages, fixed });
+            }
+        }
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::new();
+        for cpu in 0..cpus as usize {
+            let reclaimer = cpu + 1 == cpus as usize && cpus > 2;
+            let n = if reclaimer { self.rng.random_range(3..=8) } else { self.rng.random_range(4..=10) };
+            let mut forks = 0u8;
+            let mut prog = Vec::with_capacity(n);
+            let home = self.rng.random_range(0..procs);
+            for _ in 0..n {
+                let proc = if forks > 0 && self.rng.random_range(0..100) < 30 {
+                    Proc::Child(self.rng.random_range(0..forks))
+                } else if self.rng.random_range(0..100) < 70 {
+                    Proc::Init(home)
+                } else {
+                    Proc::Init(self.rng.random_range(0..procs))
+                };
+                let base = match proc {
+                    Proc::Init(p) => p,
+                    Proc::Child(_) => home,
+                };
+                let nm = maps_of(base).max(1);
+                let map = self.rng.random_range(0..nm);
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let file = self.rng.random_range(0..nfiles);
+                let pgoff = self.rng.random_range(0..MAX_FILE_PAGES.min(files[file as usize].pages + 1));
+                let r = self.rng.random_range(0..100);
+                let op = if reclaimer {
+                    match r {
+                        0..=64 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                        65..=84 => WOp::Reclaim { target: Target::File { file, pgoff } },
+                        85..=94 => WOp::Fsync { file },
+                        _ => WOp::Msync { proc, map },
+                    }
+                } else {
+                    match r {
+                        0..=19 => WOp::Load { proc, map, page, word },
+                        20..=41 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
+                        42..=49 => WOp::Write { file, pgoff, word, value: self.value(cpu) },
+                        50..=57 => WOp::Read { file, pgoff, word },
+                        58..=61 => WOp::Peek { proc, map, page, word },
+                        62..=64 => WOp::Poke { proc, map, page, word, value: self.value(cpu) },
+                        65..=70 => {
+                            forks += 1;
+                            WOp::Fork { proc }
+                        }
+                        71..=73 => WOp::Msync { proc, map },
+                        74..=75 => WOp::Fsync { file },
+                        76..=77 => WOp::Truncate {
+                            file,
+                            pages: self.rng.random_range(0..=files[file as usize].pages),
+                        },
+                        78..=79 => WOp::Munmap { proc, map },
+                        80..=81 => WOp::Remap { proc, map },
+                        82 => WOp::Exit { proc },
+                        83..=86 => WOp::Futex { proc, map, page, word, value: self.value(cpu) },
+                        _ => WOp::Reclaim { target: Target::User { proc, map, page } },
+                    }
+                };
+                prog.push(op);
+            }
+            programs.push(prog);
+        }
+        Workload { cpus, files, procs, maps, programs }
+    }
+    /// A process for an operation of a program whose home process is `home`: mostly the
+    /// home one, now and then a child forked by this program.
+    fn thread_proc(&mut self, home: u8, forks: u8) -> Proc {
+        if forks > 0 && self.rng.random_range(0..100) < 25 {
+            Proc::Child(self.rng.random_range(0..forks))
+        } else {
+            Proc::Init(home)
+        }
+    }
+
+    /// One program per CPU for the focused families: each CPU runs threads of a home process
+    /// (or children it forked), and `op` picks each operation from the drawn process, mapping,
+    /// page and word.
+    fn thread_programs(
+        &mut self, cpus: u8, procs: u8, maps: &[MapSpec], len: std::ops::RangeInclusive<usize>,
+        mut op: impl FnMut(&mut Self, Slot) -> WOp,
+    ) -> Vec<Vec<WOp>> {
+        let maps_of = |p: u8| maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut programs = Vec::with_capacity(cpus as usize);
+        for cpu in 0..cpus as usize {
+            let home = self.rng.random_range(0..procs);
+            let mut forks = 0u8;
+            let n = self.rng.random_range(len.clone());
+            let mut prog = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proc = self.thread_proc(home, forks);
+                let map = self.rng.random_range(0..maps_of(home).max(1));
+                let page = self.rng.random_range(0..2u8);
+                let word = self.pick(&WORDS);
+                let o = op(self, Slot { cpu, proc, map, page, word });
+                if matches!(o, WOp::Fork { .. }) {
+                    forks += 1;
+                }
+                prog.push(o);
+            }
+            programs.push(prog);
+        }
+        programs
+    }
+
+    /// The set-up mappings of the focused families: for each of `procs` processes, a number
+    /// drawn from `per_proc` of mappings of the kind `kind` draws. A file mapping covers its
+    /// whole file from page 0, an anonymous one one or two pages.
+    fn proc_maps(
+        &mut self, procs: u8, per_proc: std::ops::RangeInclusive<i32>, files: &[FileSpec],
+        mut kind: impl FnMut(&mut Self) -> MapKind,
+    ) -> Vec<MapSpec> {
+        let mut maps = Vec::new();
+        for p in 0..procs {
+            for _ in 0..self.rng.random_range(per_proc.clone()) {
+                let kind = kind(self);
+                let pages = match kind {
+                    MapKind::File { file, .. } => files[file as usize].pages,
+                    MapKind::Anon => self.rng.random_range(1..=2),
+                };
+                maps.push(MapSpec { proc: p, kind, pages, fixed: None });
+            }
+        }
+        maps
+    }
+
+    /// [`Family::Gather`]: threads of one or two processes store, load and run `gup_fast`
+    /// while others unmap and remap their mappings. Each file mapping lies in a page-table
+    /// page of its own, so unmapping it frees that table.
+    fn gather(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
+        let nfiles = self.rng.random_range(1..=2u8);
+        let files: Vec<FileSpec> =
+            (0..nfiles).map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }).collect();
+        let procs = self.rng.random_range(1..=2u8);
+        let maps = self.proc_maps(procs, 2..=3, &files, |g| {
+            if g.rng.random_range(0..100) < 30 {
+                MapKind::Anon
+            } else {
+                let file = g.rng.random_range(0..nfiles);
+                MapKind::File { file, pgoff: 0, shared: g.rng.random_range(0..100) < 60 }
+            }
+        });
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            5..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=14 => WOp::Load { proc, map, page, word },
+                15..=34 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                35..=59 => WOp::GupFast { proc, map, page, word },
+                60..=72 => WOp::Munmap { proc, map },
+                73..=87 => WOp::Remap { proc, map },
+                88..=91 => WOp::Fork { proc },
+                92..=95 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                _ => {
+                    let file = g.rng.random_range(0..nfiles);
+                    WOp::Truncate { file, pages: g.rng.random_range(0..=files[file as usize].pages) }
+                }
+            },
+        );
+        Workload { cpus, files, procs, maps, programs }
+    }
+
+    /// [`Family::Hash`]: threads of one or two processes load and store while others unmap,
+    /// remap, `mprotect` to `PROT_NONE` and back, fork and reclaim the same pages, so that a
+    /// lockless TLB-miss handler races every kind of PTE change.
+    fn hash(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
+        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }];
+        let procs = self.rng.random_range(1..=2u8);
+        let maps = self.proc_maps(procs, 1..=2, &files, |g| {
+            let r = g.rng.random_range(0..100);
+            if r < 40 { MapKind::Anon } else { MapKind::File { file: 0, pgoff: 0, shared: r < 80 } }
+        });
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            6..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=24 => WOp::Load { proc, map, page, word },
+                25..=54 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                55..=62 => WOp::Mprotect { proc, map, none: true },
+                63..=70 => WOp::Mprotect { proc, map, none: false },
+                71..=77 => WOp::Munmap { proc, map },
+                78..=84 => WOp::Remap { proc, map },
+                85..=88 => WOp::Fork { proc },
+                _ => WOp::Reclaim { target: Target::User { proc, map, page } },
+            },
+        );
+        Workload { cpus, files, procs, maps, programs }
+    }
+
+    /// [`Family::Clean`]: one device-like file, mapped shared by one or two processes;
+    /// threads store to it and load from it while some clean its dirty log.
+    fn clean(&mut self, max_cpus: usize) -> Workload {
+        let cpus = self.rng.random_range(3.min(max_cpus).max(2)..=max_cpus.clamp(2, 4)) as u8;
+        let pages = self.rng.random_range(1..=2);
+        let files = vec![FileSpec { pages, colour: 0 }];
+        let procs = self.rng.random_range(1..=2u8);
+        let maps =
+            self.proc_maps(procs, 1..=2, &files, |_| MapKind::File { file: 0, pgoff: 0, shared: true });
+        let programs = self.thread_programs(
+            cpus,
+            procs,
+            &maps,
+            6..=12,
+            |g, Slot { cpu, proc, map, page, word }| match g.rng.random_range(0..100) {
+                0..=14 => WOp::Load { proc, map, page, word },
+                15..=59 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                60..=64 => WOp::Futex { proc, map, page, word, value: g.value(cpu) },
+                65..=95 => WOp::Clean { file: 0 },
+                _ => WOp::Fork { proc },
+            },
+        );
+        Workload { cpus, files, procs, maps, programs }
+    }
+}
