@@ -138,6 +138,31 @@ arch_routines! {
         Box::pin(cx.xchg_pte(mm, va, Pte::NONE))
     }
 
+    /// `pte_clear`: writes `pte_none` at `va` of `mm` (zap of a swap or migration entry, and
+    /// the generic `ptep_get_and_clear`'s second half on kernels without an arch version).
+    /// Post-condition: `pte_none` holds for the PTE. Default: writes 0.
+    fn pte_clear<'a>(cx, mm: MmId, va: VirtAddr) -> () {
+        Box::pin(cx.write_pte(mm, va, Pte::NONE))
+    }
+
+    /// `ptep_set_access_flags`: makes the present PTE at `va` of `vma` the more permissive
+    /// `entry` (young, dirty, writable) after a fault on a mapping that already translates
+    /// (write-fault reuse, spurious fault), returning whether it changed. Post-condition: the
+    /// PTE holds `entry` and, when it changed, no CPU still uses the old translation. Default:
+    /// the generic one (`mm/pgtable-generic.c`): [`ArchHooks::set_pte_at`] then
+    /// [`ArchHooks::flush_tlb_page`] if the PTE differs.
+    fn ptep_set_access_flags<'a>(cx, vma: Vma, va: VirtAddr, entry: Pte, dirty: bool) -> bool {
+        Box::pin(async move {
+            let _ = dirty;
+            let changed = cx.read_pte(vma.mm, va).await != entry;
+            if changed {
+                cx.arch().set_pte_at(vma.mm, va, entry).await;
+                cx.arch().flush_tlb_page(vma, va).await;
+            }
+            changed
+        })
+    }
+
     /// `ptep_set_wrprotect`: atomically clears `_PAGE_WRITE`. Post-condition: the PTE is
     /// read-only; TLB entries may still allow writes until the caller's TLB flush (rule 1).
     fn ptep_set_wrprotect<'a>(cx, mm: MmId, va: VirtAddr) -> () {
@@ -211,6 +236,14 @@ arch_routines! {
     /// `page` mapped at `va` of `vma`. Post-condition: the kernel alias sees every completed
     /// user store to it. Default: nothing.
     fn flush_anon_page<'a>(cx, vma: Vma, page: Pfn, va: VirtAddr) -> () {
+        super::ready(())
+    }
+
+    /// `flush_icache_page`: called before the PTE that maps `page` at a user address of `vma`
+    /// is set (file fault, COW, swap-in). Post-condition: the instruction cache, and on
+    /// architectures that flush through it the kernel alias, hold nothing of `page` that the
+    /// new user mapping would see stale. Default: nothing (PIPT; the I-cache is not modelled).
+    fn flush_icache_page<'a>(cx, vma: Vma, page: Pfn) -> () {
         super::ready(())
     }
 
