@@ -257,7 +257,10 @@ impl<'a> ArchCtx<'a> {
         self.k.mm_space(mm)
     }
 
-    /// `current->mm`: the mm of the process this CPU runs, `None` in a kernel thread.
+    /// `current->mm`: the mm of the process this CPU runs, `None` in a kernel thread or a
+    /// process outside the workload. It is the caller's, not the target's, in
+    /// `access_process_vm` (which reaches the target through `get_user_pages_remote`): arch
+    /// code must not assume that a VMA it is handed belongs to the current mm.
     pub fn current_mm(self) -> Option<MmId> {
         self.k.current_mm(self.cpu)
     }

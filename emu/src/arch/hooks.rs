@@ -127,7 +127,7 @@ arch_routines! {
 
     /// `set_pte_at`: writes `pte` at `va` of `mm`. Post-condition: the PTE holds `pte`. The
     /// default purges nothing: callers changing a present PTE flush the TLB themselves
-    /// (rule 1).
+    /// (rule 1). The core calls it with the page-table lock of `mm` held.
     fn set_pte_at<'a>(cx, mm: MmId, va: VirtAddr, pte: Pte) -> () {
         Box::pin(async move { cx.write_pte(mm, va, pte).await })
     }
@@ -138,19 +138,24 @@ arch_routines! {
         Box::pin(cx.xchg_pte(mm, va, Pte::NONE))
     }
 
-    /// `pte_clear`: writes `pte_none` at `va` of `mm` (zap of a swap or migration entry, and
-    /// the generic `ptep_get_and_clear`'s second half on kernels without an arch version).
+    /// `pte_clear`: writes `pte_none` at `va` of `mm` over a PTE that is not present: the zap
+    /// of a swap entry (`zap_nonpresent_ptes` → `clear_not_present_full_ptes` in Linux 6.x),
+    /// with the page-table lock held, after the entry's slot reference was dropped.
     /// Post-condition: `pte_none` holds for the PTE. Default: writes 0.
     fn pte_clear<'a>(cx, mm: MmId, va: VirtAddr) -> () {
         Box::pin(cx.write_pte(mm, va, Pte::NONE))
     }
 
     /// `ptep_set_access_flags`: makes the present PTE at `va` of `vma` the more permissive
-    /// `entry` (young, dirty, writable) after a fault on a mapping that already translates
-    /// (write-fault reuse, spurious fault), returning whether it changed. Post-condition: the
-    /// PTE holds `entry` and, when it changed, no CPU still uses the old translation. Default:
-    /// the generic one (`mm/pgtable-generic.c`): [`ArchHooks::set_pte_at`] then
-    /// [`ArchHooks::flush_tlb_page`] if the PTE differs.
+    /// `entry` (young, dirty, writable) after a fault on a mapping that already translates,
+    /// returning whether it changed. The core calls it with the page-table lock held from
+    /// `wp_page_reuse` (after [`ArchHooks::flush_cache_page`]), from the young/dirty tail of
+    /// `handle_pte_fault`, and from a gup that marks the PTE it followed; when it returns true
+    /// the caller then calls [`ArchHooks::update_mmu_cache`]. Post-condition: the PTE holds
+    /// `entry` and, when it changed, no CPU still uses the old translation. Default: the
+    /// generic one (`mm/pgtable-generic.c`): [`ArchHooks::set_pte_at`] then
+    /// `flush_tlb_fix_spurious_fault`, generically [`ArchHooks::flush_tlb_page`], if the PTE
+    /// differs.
     fn ptep_set_access_flags<'a>(cx, vma: Vma, va: VirtAddr, entry: Pte, dirty: bool) -> bool {
         Box::pin(async move {
             let _ = dirty;
@@ -209,7 +214,8 @@ arch_routines! {
     }
 
     /// `flush_cache_range`: like [`ArchHooks::flush_cache_mm`] for `[start, end)` of `vma`,
-    /// called before the PTEs of the range are changed (munmap, truncate, mprotect).
+    /// called before the PTEs of the range are changed: by `tlb_start_vma` for the whole VMA
+    /// when a zap (munmap, truncate) or an mprotect walks it, unless the whole mm goes.
     /// Default: nothing.
     fn flush_cache_range<'a>(cx, vma: Vma, start: VirtAddr, end: VirtAddr) -> () {
         super::ready(())
@@ -239,17 +245,24 @@ arch_routines! {
         super::ready(())
     }
 
-    /// `flush_icache_page`: called before the PTE that maps `page` at a user address of `vma`
-    /// is set (file fault, COW, swap-in). Post-condition: the instruction cache, and on
-    /// architectures that flush through it the kernel alias, hold nothing of `page` that the
-    /// new user mapping would see stale. Default: nothing (PIPT; the I-cache is not modelled).
+    /// `flush_icache_page` (`flush_icache_pages` for one page): called with the page-table
+    /// lock held, just before the PTE that maps `page` at a user address of `vma` is set, by
+    /// a file fault (`finish_fault` → `set_pte_range`, for the page-cache page and for the
+    /// private copy of a write fault alike) and by swap-in (`do_swap_page`); not by COW
+    /// (`wp_page_copy`, nor 2.6's `do_wp_page`) and not by an anonymous zero-fill.
+    /// Post-condition: the instruction cache, and on architectures that flush through it the
+    /// kernel alias, hold nothing of `page` that the new user mapping would see stale.
+    /// Default: nothing (PIPT; the I-cache is not modelled).
     fn flush_icache_page<'a>(cx, vma: Vma, page: Pfn) -> () {
         super::ready(())
     }
 
-    /// `update_mmu_cache`: called after a PTE for `va` of `vma` was installed (fault, COW,
-    /// swap-in). Post-condition: the architecture's caches of translations and of the kernel
-    /// alias agree with the new PTE; the parisc use is the deferred kernel-alias flush of
+    /// `update_mmu_cache`: called after a PTE for `va` of `vma` was installed or made more
+    /// permissive (anonymous and file faults, COW, write-fault reuse and the young/dirty tail
+    /// when [`ArchHooks::ptep_set_access_flags`] changed the PTE, swap-in), with the
+    /// page-table lock still held, as Linux calls it before `pte_unmap_unlock`.
+    /// Post-condition: the architecture's caches of translations and of the kernel alias agree
+    /// with the new PTE; the parisc use is the deferred kernel-alias flush of
     /// `PG_dcache_dirty`. Default: nothing.
     fn update_mmu_cache<'a>(cx, vma: Vma, va: VirtAddr, pte: Pte) -> () {
         super::ready(())
@@ -324,9 +337,12 @@ arch_routines! {
         Box::pin(cx.purge_tlb_space(cx.mm_space(mm)))
     }
 
-    /// mmu_gather's `tlb_flush`: called by [`MmuGather::finish`] before any gathered page or
-    /// page table is freed (rule 2). Post-condition: no CPU translates any address whose PTE
-    /// the gather cleared. Default: the whole mm for a full-mm gather, else the range.
+    /// mmu_gather's `tlb_flush`: called by `tlb_flush_mmu_tlbonly` whenever the gather owes a
+    /// flush: at the end of each VMA's walk ([`MmuGather::end_vma`], before the VMA is
+    /// unlinked and page tables are freed; not for a full-mm gather) and in
+    /// [`MmuGather::finish`], before any gathered page or page table is freed (rule 2).
+    /// Post-condition: no CPU translates any address whose PTE the gather cleared since its
+    /// last flush. Default: the whole mm for a full-mm gather, else the range.
     fn tlb_flush<'a>(cx, tlb: &'a MmuGather) -> () {
         Box::pin(async move {
             if tlb.fullmm {

@@ -2,8 +2,8 @@
 //! graphics driver uses to learn which pages of a device-backed buffer user space wrote).
 //!
 //! For each PTE mapping the file, under the page-table lock: read it ("scan"); if it is dirty,
-//! clear `_PAGE_DIRTY` atomically ("clean", `ptep_modify_prot_start`/`commit`, so a dirty-bit
-//! trap cannot slip in between) and set the page's bit in the file's dirty log. TLB entries
+//! clear `_PAGE_DIRTY` ("clean", `ptep_modify_prot_start`/`commit`: the PTE is taken and
+//! cleared, then set clean, so a dirty-bit trap cannot slip in between) and set the page's bit in the file's dirty log. TLB entries
 //! cache the D bit, so a CPU that still holds a writable, dirty translation stores without
 //! trapping and without dirtying the PTE: until the TLB flush, such a store is recorded
 //! nowhere but in the page itself. At the end, the log is harvested: the driver copies the
@@ -17,6 +17,7 @@
 
 use crate::addr::{CpuId, VirtAddr};
 use crate::arch::CleanMode;
+use crate::mm::mmap::pmd_end;
 use crate::mm::tlbflush::TlbFlushOwed;
 use crate::mm::types::Vma;
 use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, Obs};
@@ -49,26 +50,27 @@ impl Kernel {
         Ok(pages)
     }
 
-    /// `wp_clean_pte` over one VMA, then (unless flushing under the lock) `flush_tlb_range`
-    /// over the pages it cleaned.
+    /// `clean_record_pte` over one VMA (the `walk_page_range` of `mm/mapping_dirty_helpers.c`,
+    /// Linux 6.x: per page-table page under its lock), then (unless flushing under the lock)
+    /// `flush_tlb_range` over the pages it cleaned. A dirty PTE is cleaned with
+    /// `ptep_modify_prot_start` and `ptep_modify_prot_commit` of `pte_mkclean` of what the
+    /// start took, so no dirty-bit trap can slip in between.
     async fn clean_vma(&self, cpu: CpuId, file: FileId, vma: &Vma, mode: CleanMode) {
         let layout = self.layout();
         let mut range: Option<(VirtAddr, VirtAddr)> = None;
         let mut va = vma.start;
         while va < vma.end {
+            let table_end = pmd_end(va).min(vma.end);
             if self.pte_slot(vma.mm, va).is_none() {
-                va = va.add_pages(1);
+                va = table_end;
                 continue;
             }
             self.lock(cpu, LockId::Ptl(vma.mm)).await;
-            let pte = self.read_pte(cpu, vma.mm, va).await;
-            if layout.pte_present(pte) && pte.has(PteFlags::DIRTY) {
-                let old = self
-                    .update_pte(cpu, vma.mm, va, |p| {
-                        if layout.pte_present(p) { p.without_flags(PteFlags::DIRTY) } else { p }
-                    })
-                    .await;
-                if layout.pte_present(old) && old.has(PteFlags::DIRTY) {
+            while va < table_end {
+                let pte = self.read_pte(cpu, vma.mm, va).await;
+                if layout.pte_present(pte) && pte.has(PteFlags::DIRTY) {
+                    let old = self.ptep_modify_prot_start(cpu, vma, va).await;
+                    self.ptep_modify_prot_commit(cpu, vma, va, old, old.without_flags(PteFlags::DIRTY)).await;
                     if mode == CleanMode::FlushUnderLock {
                         self.arch(cpu).flush_tlb_page(*vma, va).await;
                     }
@@ -79,9 +81,9 @@ impl Kernel {
                     let next = va.add_pages(1);
                     range = Some(range.map_or((va, next), |(s, _)| (s, next)));
                 }
+                va = va.add_pages(1);
             }
             self.unlock(cpu, LockId::Ptl(vma.mm));
-            va = va.add_pages(1);
         }
         if mode != CleanMode::FlushUnderLock
             && let Some((start, end)) = range

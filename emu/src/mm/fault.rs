@@ -1,5 +1,9 @@
 //! User accesses and the page-fault path: demand faults (anon and file), COW, swap-in and the
 //! dirty-bit trap.
+//!
+//! The fault routines follow Linux 6.x `mm/memory.c` (2.6 had the same order where it
+//! matters here): every PTE of a fault is installed or changed under the page-table lock,
+//! and `update_mmu_cache` runs before that lock is dropped.
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::arch::FixupMode;
@@ -88,15 +92,7 @@ impl Kernel {
             FixupMode::Gup { marks } => match self.get_user_page(cpu, mm, va, true).await {
                 Ok((vma, page)) => {
                     if marks {
-                        // gup itself marks young and dirty, if the PTE still maps the page
-                        // it pinned and permits the write.
-                        let (m, layout) = (PteFlags::ACCESSED | PteFlags::DIRTY, self.layout());
-                        self.update_pte(cpu, mm, va, |p| {
-                            let same = layout.pte_present(p) && p.raw_pfn() == page;
-                            if same && p.has(PteFlags::WRITE) { p.with_flags(m) } else { p }
-                        })
-                        .await;
-                        self.purge_tlb_local(cpu, vma.space, va).await;
+                        self.gup_touch_pte(cpu, &vma, va, page).await;
                     }
                     self.put_page(page);
                     Ok(())
@@ -106,6 +102,23 @@ impl Kernel {
         };
         self.unlock(cpu, LockId::MmapSem(mm));
         r
+    }
+
+    /// The gup that marks (the fix of [`FixupMode::Gup`] with `marks`): gup itself makes the
+    /// PTE it followed young and dirty, if it still maps the page it pinned and permits the
+    /// write, as Linux's `touch_pmd` does for a huge PMD: under the page-table lock,
+    /// `ptep_set_access_flags` and, if that changed the PTE, `update_mmu_cache`.
+    async fn gup_touch_pte(&self, cpu: CpuId, vma: &Vma, va: VirtAddr, page: Pfn) {
+        let va = va.page_base();
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        let pte = self.read_pte(cpu, vma.mm, va).await;
+        if self.layout().pte_present(pte) && pte.raw_pfn() == page && pte.has(PteFlags::WRITE) {
+            let entry = pte.with_flags(PteFlags::ACCESSED | PteFlags::DIRTY);
+            if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, true).await {
+                self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
+            }
+        }
+        self.unlock(cpu, LockId::Ptl(vma.mm));
     }
 
     /// The dirty-bit trap handler: under `pa_dbit_lock`, atomically sets `_PAGE_DIRTY` in a
@@ -150,18 +163,36 @@ impl Kernel {
                 if write && !flags.contains(PteFlags::WRITE) {
                     self.do_wp_page(cpu, vma, va, pte).await
                 } else {
-                    // `handle_pte_fault`'s tail: mark the PTE young (and dirty for a write it
-                    // permits), as software-tracked young/dirty needs; otherwise spurious
-                    // (another CPU fixed the PTE, or this CPU's TLB entry is stale).
-                    let mark = if write { PteFlags::ACCESSED | PteFlags::DIRTY } else { PteFlags::ACCESSED };
-                    self.update_pte(cpu, vma.mm, va, |p| if p == pte { p.with_flags(mark) } else { p }).await;
-                    self.purge_tlb_local(cpu, vma.space, va).await;
+                    self.pte_fault_access(cpu, &vma, va.page_base(), pte, write).await;
                     Ok(())
                 }
             }
             // Nonlinear file PTEs are not created by this core.
             _ => Err(Errno::Segv),
         }
+    }
+
+    /// The tail of `handle_pte_fault` (`mm/memory.c`, Linux 6.x; the same in 2.6) for a
+    /// present PTE `orig` that permits the access: under the page-table lock, if the PTE is
+    /// still `orig`, make it young (and dirty for a write), which software-tracked young/dirty
+    /// needs, with `ptep_set_access_flags`; if that changed it, `update_mmu_cache`; if not,
+    /// the fault was spurious (another CPU fixed the PTE, or this CPU's TLB entry is stale)
+    /// and a write calls `flush_tlb_fix_spurious_fault`, generically `flush_tlb_page`.
+    async fn pte_fault_access(&self, cpu: CpuId, vma: &Vma, va: VirtAddr, orig: Pte, write: bool) {
+        self.lock(cpu, LockId::Ptl(vma.mm)).await;
+        if self.read_pte(cpu, vma.mm, va).await == orig {
+            let entry = if write {
+                orig.with_flags(PteFlags::ACCESSED | PteFlags::DIRTY)
+            } else {
+                orig.with_flags(PteFlags::ACCESSED)
+            };
+            if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, write).await {
+                self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
+            } else if write {
+                self.arch(cpu).flush_tlb_page(*vma, va).await;
+            }
+        }
+        self.unlock(cpu, LockId::Ptl(vma.mm));
     }
 
     /// Makes sure the PTE page for `va` exists (`pte_alloc`).
@@ -201,22 +232,30 @@ impl Kernel {
         d.index = va.vpn().raw();
     }
 
-    /// Installs `pte` for a page the caller holds a reference to, if the slot still holds
-    /// `expect`. The reference becomes the mapping's. Returns false (and drops nothing) on a race.
+    /// Installs `pte`, which maps a page the caller holds a reference to, if the slot still
+    /// holds `expect`. The reference becomes the mapping's. Returns false (and drops nothing)
+    /// on a race.
+    ///
+    /// Everything happens under the page-table lock, in the order of Linux 6.x (the same in
+    /// 2.6): the recheck; for a file fault (`file`: `finish_fault` → `set_pte_range`),
+    /// `flush_icache_page` of the page about to be mapped; `set_pte_at`; then
+    /// `update_mmu_cache`, before the lock is dropped.
     async fn install_pte(
-        &self, cpu: CpuId, vma: &Vma, va: VirtAddr, expect: Pte, page: Pfn, pte: Pte,
+        &self, cpu: CpuId, vma: &Vma, va: VirtAddr, expect: Pte, pte: Pte, file: bool,
     ) -> bool {
+        let page = pte.raw_pfn();
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         let same = now == expect || (self.layout().pte_none(now) && self.layout().pte_none(expect));
         if same {
+            if file {
+                self.arch(cpu).flush_icache_page(*vma, page).await;
+            }
             self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
             self.state().pages[page.index()].mapcount += 1;
-        }
-        self.unlock(cpu, LockId::Ptl(vma.mm));
-        if same {
             self.arch(cpu).update_mmu_cache(*vma, va, pte).await;
         }
+        self.unlock(cpu, LockId::Ptl(vma.mm));
         same
     }
 
@@ -230,7 +269,7 @@ impl Kernel {
         self.set_page_flags(page, PageFlags::UPTODATE);
         let pte = self.layout().mk_pte(page, user_flags(&vma, vma.writable, write));
         let install = self.expect_install(cpu, vma.mm, va, page);
-        let installed = self.install_pte(cpu, &vma, va, Pte::NONE, page, pte).await;
+        let installed = self.install_pte(cpu, &vma, va, Pte::NONE, pte, false).await;
         install.settle(self, installed);
         if !installed {
             self.state().pages[page.index()].mapping = Mapping::None;
@@ -266,7 +305,7 @@ impl Kernel {
             // The source stays locked until the copy is mapped (`do_cow_fault`): truncate
             // waits for it, so its second unmap sees the copy.
             let install = self.expect_install(cpu, vma.mm, va, new);
-            let installed = self.install_pte(cpu, &vma, va, orig, new, pte).await;
+            let installed = self.install_pte(cpu, &vma, va, orig, pte, true).await;
             install.settle(self, installed);
             if !installed {
                 self.state().pages[new.index()].mapping = Mapping::None;
@@ -278,7 +317,7 @@ impl Kernel {
         }
         let writable = vma.shared && vma.writable;
         let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
-        let ok = self.install_pte(cpu, &vma, va, orig, page, pte).await;
+        let ok = self.install_pte(cpu, &vma, va, orig, pte, true).await;
         if ok && writable && write {
             self.set_page_flags(page, PageFlags::DIRTY);
         }
@@ -289,11 +328,27 @@ impl Kernel {
         Ok(())
     }
 
-    /// `do_swap_page`: brings the page of swap slot `slot` back and maps it.
+    /// `do_swap_page` (`mm/memory.c`, Linux 6.x): brings the page of swap slot `slot` back
+    /// and maps it. With the page locked and under the page-table lock, if the PTE is still
+    /// `orig`: the slot is freed (`swap_free`) and the page leaves the swap cache if nothing
+    /// else refers to the slot (`folio_free_swap`), then `flush_icache_page`, `set_pte_at`,
+    /// the page unlocked, and `update_mmu_cache` before the lock is dropped. (2.6's version
+    /// freed the slot before `set_pte_at` too, and unlocked the page before it.) If the page
+    /// cannot be had because the slot is gone, the PTE changed under us: the fault backs out,
+    /// and the access is retried.
     async fn do_swap_page(
         &self, cpu: CpuId, vma: Vma, va: VirtAddr, orig: Pte, slot: u32, write: bool,
     ) -> Result<(), Errno> {
-        let page = self.swapin_lock_page(cpu, &vma, va, slot).await?;
+        let page = match self.swapin_lock_page(cpu, &vma, va, slot).await {
+            Ok(page) => page,
+            Err(e) => {
+                // Somebody else faulted the page in and freed the slot meanwhile.
+                self.lock(cpu, LockId::Ptl(vma.mm)).await;
+                let now = self.read_pte(cpu, vma.mm, va).await;
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+                return if now != orig { Ok(()) } else { Err(e) };
+            }
+        };
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         if now != orig {
@@ -306,20 +361,26 @@ impl Kernel {
             let s = self.state();
             s.swap[slot as usize].count == 1 && s.pages[page.index()].mapcount == 0
         };
-        let writable = exclusive && vma.writable;
-        let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
-        self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
-        self.state().pages[page.index()].mapcount += 1;
         self.swap_free(slot);
         self.try_to_free_swap(page);
-        self.unlock(cpu, LockId::Ptl(vma.mm));
+        let writable = exclusive && vma.writable;
+        let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
+        self.arch(cpu).flush_icache_page(vma, page).await;
+        self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
+        self.state().pages[page.index()].mapcount += 1;
         self.unlock(cpu, LockId::Page(page));
         self.arch(cpu).update_mmu_cache(vma, va, pte).await;
+        self.unlock(cpu, LockId::Ptl(vma.mm));
         Ok(())
     }
 
-    /// `do_wp_page`: a write to a present read-only PTE: make it writable (shared mapping, or
-    /// the only mapping of an anon page) or copy the page (COW).
+    /// `do_wp_page` (`mm/memory.c`, Linux 6.x): a write to a present read-only PTE: make it
+    /// writable (`wp_page_reuse`: a shared mapping, or the only mapping of an anon page) or
+    /// copy the page (`wp_page_copy`: `copy_user_highpage` without the lock, then under it,
+    /// if the PTE is unchanged, `flush_cache_page` of the old page, `ptep_clear_flush`,
+    /// `set_pte_at` of the copy and `update_mmu_cache`, the old page's rmap dropped last).
+    /// Neither path calls `flush_icache_page`: current `wp_page_copy` does not, nor did
+    /// 2.6's `do_wp_page` (`break_cow` was `ptep_establish` and `update_mmu_cache`).
     async fn do_wp_page(&self, cpu: CpuId, vma: Vma, va: VirtAddr, orig: Pte) -> Result<(), Errno> {
         let old = orig.raw_pfn();
         let reuse = {
@@ -331,20 +392,23 @@ impl Kernel {
                     && !d.flags.contains(PageFlags::SWAPCACHE))
         };
         if reuse {
+            // `wp_page_reuse`, under the page-table lock: `flush_cache_page` of the page the
+            // PTE maps, then the PTE made young, dirty and writable through
+            // `ptep_set_access_flags`, and `update_mmu_cache` if that changed it.
             self.lock(cpu, LockId::Ptl(vma.mm)).await;
             let now = self.read_pte(cpu, vma.mm, va).await;
             if now == orig {
-                let pte = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
-                self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
-                self.arch(cpu).flush_tlb_page(vma, va).await;
+                let va = va.page_base();
+                self.arch(cpu).flush_cache_page(vma, va, old).await;
+                let entry = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
+                if self.arch(cpu).ptep_set_access_flags(vma, va, entry, true).await {
+                    self.arch(cpu).update_mmu_cache(vma, va, entry).await;
+                }
                 if vma.shared {
                     self.set_page_flags(old, PageFlags::DIRTY);
                 }
-                self.unlock(cpu, LockId::Ptl(vma.mm));
-                self.arch(cpu).update_mmu_cache(vma, va, pte).await;
-            } else {
-                self.unlock(cpu, LockId::Ptl(vma.mm));
             }
+            self.unlock(cpu, LockId::Ptl(vma.mm));
             return Ok(());
         }
         self.get_page(old);
@@ -363,10 +427,10 @@ impl Kernel {
             self.arch(cpu).set_pte_at(vma.mm, va.page_base(), pte).await;
             self.state().pages[new.index()].mapcount += 1;
             install.finish(self);
+            self.arch(cpu).update_mmu_cache(vma, va.page_base(), pte).await;
             self.page_remove_rmap(old);
             self.put_page(old);
             self.unlock(cpu, LockId::Ptl(vma.mm));
-            self.arch(cpu).update_mmu_cache(vma, va, pte).await;
         } else {
             self.unlock(cpu, LockId::Ptl(vma.mm));
             self.state().pages[new.index()].mapping = Mapping::None;

@@ -38,7 +38,11 @@ impl Kernel {
         Err(Errno::Again)
     }
 
-    /// `access_process_vm` of one word of `mm` at `va`: reads it, or writes `store`.
+    /// `access_process_vm` of one word of `mm` at `va`: reads it, or writes `store`
+    /// (`__access_remote_vm`, `mm/memory.c`, Linux 6.x: under the target's `mmap_lock`,
+    /// `get_user_page_vma_remote`, then `copy_to_user_page` or `copy_from_user_page` through
+    /// `kmap`). It runs in the caller's context: `current->mm` stays whatever the caller's
+    /// is ([`Kernel::current_mm`]) and is not `mm`.
     pub async fn access_process_vm(
         &self, cpu: CpuId, mm: MmId, va: VirtAddr, store: Option<u64>,
     ) -> Result<u64, Errno> {

@@ -1,14 +1,19 @@
-//! `mmap` with parisc colouring, `munmap`, zapping through an [`MmuGather`],
+//! `mmap` with parisc colouring, `munmap`, `mprotect`, zapping through an [`MmuGather`],
 //! `unmap_mapping_range` and `exit_mmap`.
 
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, SHM_COLOUR, TASK_SIZE, USER_BASE, VirtAddr};
 use crate::choice::ChoiceKind;
 use crate::mm::gather::MmuGather;
-use crate::mm::tlbflush::TlbFlushOwed;
 use crate::mm::types::{Mapping, Vma, file_colour};
 use crate::mm::{Errno, FileId, Kernel, LockId, MmId, VmaId};
 use crate::pgtable::PMD_SIZE;
-use crate::pte::{PteFlags, PteKind};
+use crate::pte::{Pte, PteFlags, PteKind};
+
+/// The end of the page-table page (the 2 MiB region) that holds the PTE of `va`
+/// (`pmd_addr_end`, without the clamp).
+pub(crate) fn pmd_end(va: VirtAddr) -> VirtAddr {
+    VirtAddr::new((va.raw() / PMD_SIZE + 1) * PMD_SIZE)
+}
 
 /// What `mmap` is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,9 +177,12 @@ impl Kernel {
 
     /// `mprotect` of whole VMAs inside `[va, va + pages)`: to `PROT_NONE` (`none`: present
     /// PTEs lose `_PAGE_USER` and `_PAGE_WRITE`, PowerPC's `PAGE_NONE`), or back (they regain
-    /// `_PAGE_USER`; writes fault again to regain `_PAGE_WRITE`). Flush cache (nothing to do for
-    /// a protection change on a PIPT machine; the hook decides), change the PTEs under the
-    /// page-table lock, then flush the TLB range.
+    /// `_PAGE_USER`; writes fault again to regain `_PAGE_WRITE`).
+    ///
+    /// `do_mprotect_pkey` of Linux 6.x (`mm/mprotect.c`): one `mmu_gather` for the call, and
+    /// per VMA `change_protection_range` ([`Kernel::change_protection_range`]). 2.6's
+    /// `change_protection` flushed the cache range, changed the PTEs under the lock and called
+    /// `flush_tlb_range` before dropping it: the same order, without the gather.
     pub async fn sys_mprotect(
         &self, cpu: CpuId, mm: MmId, va: VirtAddr, pages: u64, none: bool,
     ) -> Result<(), Errno> {
@@ -188,39 +196,77 @@ impl Kernel {
             self.unlock(cpu, LockId::MmapSem(mm));
             return Err(if vmas.is_empty() { Errno::Segv } else { Errno::Inval });
         }
-        let layout = self.layout();
+        let mut tlb = MmuGather::new(mm, false);
         for vma in &vmas {
-            self.arch(cpu).flush_cache_range(*vma, vma.start, vma.end).await;
-            let owed = TlbFlushOwed::range(mm, vma.start, vma.end);
             if let Some(v) = self.state().vmas[vma.id.index()].as_mut() {
                 v.prot_none = none;
             }
-            let mut p = vma.start;
-            while p < vma.end {
-                if self.pte_slot(mm, p).is_some() {
-                    self.lock(cpu, LockId::Ptl(mm)).await;
-                    self.update_pte(cpu, mm, p, |pte| {
-                        if !layout.pte_present(pte) {
-                            pte
-                        } else if none {
-                            pte.without_flags(PteFlags::USER | PteFlags::WRITE)
-                        } else {
-                            pte.with_flags(PteFlags::USER)
-                        }
-                    })
-                    .await;
-                    self.unlock(cpu, LockId::Ptl(mm));
-                }
-                p = p.add_pages(1);
-            }
-            owed.flush(self, cpu).await;
+            self.change_protection_range(cpu, &mut tlb, vma, none).await;
         }
+        tlb.finish(self, cpu).await;
         self.unlock(cpu, LockId::MmapSem(mm));
         Ok(())
     }
 
-    /// Detaches `vmas` from `mm`, zaps them, unlinks them from rmap, frees their page tables,
-    /// and finishes the gather (TLB flush, then frees).
+    /// `change_protection_range` (`mm/mprotect.c`, Linux 6.x) over the whole of `vma`:
+    /// `tlb_start_vma` (`flush_cache_range` over the VMA), then per page-table page under its
+    /// lock (`change_pte_range`) each present PTE replaced through
+    /// [`Kernel::ptep_modify_prot_start`] and [`Kernel::ptep_modify_prot_commit`] and its TLB
+    /// entry owed to the gather (the generic `pte_needs_flush` is always true); then
+    /// `tlb_end_vma` (the TLB flush). Swap entries keep their value (nothing of them depends
+    /// on the protection here).
+    pub async fn change_protection_range(&self, cpu: CpuId, tlb: &mut MmuGather, vma: &Vma, none: bool) {
+        tlb.start_vma(self, cpu, vma).await;
+        let layout = self.layout();
+        let mut va = vma.start;
+        while va < vma.end {
+            let table_end = pmd_end(va).min(vma.end);
+            if self.pte_slot(vma.mm, va).is_some() {
+                self.lock(cpu, LockId::Ptl(vma.mm)).await;
+                while va < table_end {
+                    if layout.pte_present(self.read_pte(cpu, vma.mm, va).await) {
+                        let old = self.ptep_modify_prot_start(cpu, vma, va).await;
+                        let new = if none {
+                            old.without_flags(PteFlags::USER | PteFlags::WRITE)
+                        } else {
+                            old.with_flags(PteFlags::USER)
+                        };
+                        self.ptep_modify_prot_commit(cpu, vma, va, old, new).await;
+                        tlb.remove_tlb_entry(va);
+                    }
+                    va = va.add_pages(1);
+                }
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+            }
+            va = table_end;
+        }
+        tlb.end_vma(self, cpu, vma).await;
+    }
+
+    /// `ptep_modify_prot_start` (`include/linux/pgtable.h`, the generic version every lineage
+    /// here uses): [`crate::arch::ArchHooks::ptep_get_and_clear`], so that no hardware or
+    /// trap handler update of the PTE can slip in before the commit. Caller holds the
+    /// page-table lock. The monitor judges the commit against the value returned here, not
+    /// against the cleared PTE in between.
+    pub async fn ptep_modify_prot_start(&self, cpu: CpuId, vma: &Vma, va: VirtAddr) -> Pte {
+        let old = self.arch(cpu).ptep_get_and_clear(vma.mm, va).await;
+        self.begin_pte_modification(cpu, vma.mm, va, old);
+        old
+    }
+
+    /// `ptep_modify_prot_commit` (generic version): [`crate::arch::ArchHooks::set_pte_at`] of
+    /// `pte`, which replaces the value [`Kernel::ptep_modify_prot_start`] returned (`old_pte`,
+    /// which only some architectures' versions use).
+    /// Caller holds the page-table lock; the TLB flush is the caller's.
+    pub async fn ptep_modify_prot_commit(&self, cpu: CpuId, vma: &Vma, va: VirtAddr, _old: Pte, pte: Pte) {
+        self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
+        self.end_pte_modification(cpu);
+    }
+
+    /// `unmap_region` (`mm/vma.c`, Linux 6.x; `mm/mmap.c` before 6.11): detaches `vmas` from
+    /// `mm`, zaps each ([`Kernel::unmap_page_range`]: cache flush of the VMA, PTEs cleared, TLB
+    /// flush), unlinks them from rmap and frees their page tables (`free_pgtables`), and
+    /// finishes the gather (the flush of the freed tables, then the frees).
     pub async fn unmap_region(&self, cpu: CpuId, mm: MmId, vmas: &[Vma], fullmm: bool) {
         {
             let mut s = self.state();
@@ -228,7 +274,7 @@ impl Kernel {
         }
         let mut tlb = MmuGather::new(mm, fullmm);
         for vma in vmas {
-            self.zap_range(cpu, &mut tlb, vma, vma.start, vma.end).await;
+            self.unmap_page_range(cpu, &mut tlb, vma, vma.start, vma.end).await;
         }
         for vma in vmas {
             self.unlink_vma(cpu, *vma).await;
@@ -274,51 +320,61 @@ impl Kernel {
         }
     }
 
-    /// `zap_page_range` over `[start, end)` of `vma` into `tlb`: `flush_cache_range` first
-    /// (unless the whole mm is going), then each PTE cleared with `ptep_get_and_clear`; file
-    /// pages whose PTE was dirty become dirty; anon and file pages are gathered; swap entries
-    /// released.
-    pub async fn zap_range(
+    /// `unmap_page_range` (`mm/memory.c`, Linux 6.x) over `[start, end)` of `vma` into `tlb`:
+    /// `tlb_start_vma` (`flush_cache_range` over the whole VMA, unless the whole mm goes);
+    /// then per page-table page, under its lock (`zap_pte_range`), each PTE of the range
+    /// zapped: a present one cleared with `ptep_get_and_clear` and its page gathered, a swap
+    /// entry's slot released and the entry cleared with `pte_clear`; then `tlb_end_vma` (the
+    /// TLB flush of what was cleared, unless the whole mm goes).
+    pub async fn unmap_page_range(
         &self, cpu: CpuId, tlb: &mut MmuGather, vma: &Vma, start: VirtAddr, end: VirtAddr,
     ) {
-        if !tlb.fullmm {
-            self.arch(cpu).flush_cache_range(*vma, start, end).await;
-        }
-        let layout = self.layout();
+        tlb.start_vma(self, cpu, vma).await;
         let mut va = start;
         while va < end {
-            if self.pte_slot(vma.mm, va).is_none() {
-                va = va.add_pages(1);
-                continue;
+            let table_end = pmd_end(va).min(end);
+            if self.pte_slot(vma.mm, va).is_some() {
+                self.lock(cpu, LockId::Ptl(vma.mm)).await;
+                while va < table_end {
+                    self.zap_pte(cpu, tlb, vma, va).await;
+                    va = va.add_pages(1);
+                }
+                self.unlock(cpu, LockId::Ptl(vma.mm));
             }
-            self.lock(cpu, LockId::Ptl(vma.mm)).await;
-            let pte = self.read_pte(cpu, vma.mm, va).await;
-            if !layout.pte_none(pte) {
-                match layout.decode(pte) {
-                    PteKind::Present { pfn, .. } => {
-                        let old = self.arch(cpu).ptep_get_and_clear(vma.mm, va).await;
-                        tlb.remove_pte(va, pfn);
-                        let page_ok = self.machine().mem.pfn_valid(pfn);
-                        if page_ok {
-                            if matches!(self.page(pfn).mapping, Mapping::File(_)) && old.has(PteFlags::DIRTY)
-                            {
-                                self.set_page_flags(pfn, crate::mm::PageFlags::DIRTY);
-                            }
-                            self.page_remove_rmap(pfn);
-                            tlb.remove_page(pfn);
-                        }
+            va = table_end;
+        }
+        tlb.end_vma(self, cpu, vma).await;
+    }
+
+    /// One PTE of `zap_pte_range` (caller holds the page-table lock): a present PTE is cleared
+    /// with `ptep_get_and_clear` (`zap_present_ptes`; a file page whose PTE was dirty becomes
+    /// dirty) and its page gathered; a swap entry drops its reference to the slot
+    /// (`free_swap_and_cache`) and is then cleared with `pte_clear` (`zap_nonpresent_ptes`,
+    /// `clear_not_present_full_ptes`); anything else that is not `pte_none` is cleared with
+    /// `pte_clear`.
+    async fn zap_pte(&self, cpu: CpuId, tlb: &mut MmuGather, vma: &Vma, va: VirtAddr) {
+        let layout = self.layout();
+        let pte = self.read_pte(cpu, vma.mm, va).await;
+        if layout.pte_none(pte) {
+            return;
+        }
+        match layout.decode(pte) {
+            PteKind::Present { pfn, .. } => {
+                let old = self.arch(cpu).ptep_get_and_clear(vma.mm, va).await;
+                tlb.remove_pte(va, pfn);
+                if self.machine().mem.pfn_valid(pfn) {
+                    if matches!(self.page(pfn).mapping, Mapping::File(_)) && old.has(PteFlags::DIRTY) {
+                        self.set_page_flags(pfn, crate::mm::PageFlags::DIRTY);
                     }
-                    PteKind::Swap { offset, .. } => {
-                        self.write_pte(cpu, vma.mm, va, crate::pte::Pte::NONE).await;
-                        self.free_swap_and_cache(offset);
-                    }
-                    _ => {
-                        self.write_pte(cpu, vma.mm, va, crate::pte::Pte::NONE).await;
-                    }
+                    self.page_remove_rmap(pfn);
+                    tlb.remove_page(pfn);
                 }
             }
-            self.unlock(cpu, LockId::Ptl(vma.mm));
-            va = va.add_pages(1);
+            PteKind::Swap { offset, .. } => {
+                self.free_swap_and_cache(offset);
+                self.arch(cpu).pte_clear(vma.mm, va).await;
+            }
+            _ => self.arch(cpu).pte_clear(vma.mm, va).await,
         }
     }
 
@@ -351,8 +407,9 @@ impl Kernel {
             let Some(start) = vma.addr_of(first) else {
                 continue;
             };
+            // `zap_page_range_single`: a gather of its own per VMA.
             let mut tlb = MmuGather::new(vma.mm, false);
-            self.zap_range(cpu, &mut tlb, &vma, start, vma.end).await;
+            self.unmap_page_range(cpu, &mut tlb, &vma, start, vma.end).await;
             tlb.finish(self, cpu).await;
         }
         self.unlock(cpu, LockId::IMmap(file));

@@ -53,7 +53,7 @@ use std::task::{Context, Poll};
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr};
 use crate::arch::{Arch, ArchConfig, ArchCtx, ArchHooks};
 use crate::machine::Machine;
-use crate::pte::PteLayout;
+use crate::pte::{Pte, PteLayout};
 
 pub use exec::{Executor, StepError};
 pub use gather::MmuGather;
@@ -158,6 +158,10 @@ struct CpuSlot {
     /// While this CPU runs an `mmu_gather`'s `tlb_flush`: `Some((whole_mm, range))`, what it
     /// has purged so far, for the flush counters ([`monitor`]).
     gather_flush: Cell<Option<(bool, bool)>>,
+    /// Between `ptep_modify_prot_start` and `ptep_modify_prot_commit` of this CPU: the PTE of
+    /// `(mm, va)` and the value the start returned ([`monitor`]), against which the commit's
+    /// write is judged.
+    modifying: Cell<Option<(MmId, VirtAddr, Pte)>>,
 }
 
 impl CpuSlot {
@@ -169,6 +173,7 @@ impl CpuSlot {
             pending_install: Cell::new(None),
             walker: Cell::new(None),
             gather_flush: Cell::new(None),
+            modifying: Cell::new(None),
         }
     }
 }
@@ -284,8 +289,10 @@ impl Kernel {
         self.slots[cpu.index()].pending.get()
     }
 
-    /// The mm of the process `cpu` runs (`current->mm`): the mm the current operation acts
-    /// for, `None` for kernel threads (reclaim, `write(2)` on a file).
+    /// The mm of the process `cpu` runs (`current->mm`): the mm the current operation runs
+    /// in, `None` for kernel threads (reclaim) and for operations of no process of the
+    /// workload (`write(2)` on a file, `access_process_vm` by its tracer: the target's mm is
+    /// never current there).
     pub fn current_mm(&self, cpu: CpuId) -> Option<MmId> {
         self.slots[cpu.index()].current.get()
     }

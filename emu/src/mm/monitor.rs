@@ -98,9 +98,15 @@ impl Kernel {
     }
 
     /// Called by every atomic PTE write ([`Kernel::update_pte`] and the writes built on it):
-    /// the dirty invariant, and the install a pending announcement of `cpu` waits for.
+    /// the dirty invariant, and the install a pending announcement of `cpu` waits for. A
+    /// write inside a protection change of this CPU's (between `ptep_modify_prot_start` and
+    /// its commit) is judged against the value the start took, not the cleared PTE between.
     pub(crate) fn pte_written(&self, cpu: CpuId, mm: MmId, va: VirtAddr, old: Pte, new: Pte) {
-        self.check_dirty(cpu, mm, va, old, new);
+        let before = match self.slots[cpu.index()].modifying.get() {
+            Some((m, v, taken)) if (m, v) == (mm, va.page_base()) => taken,
+            _ => old,
+        };
+        self.check_dirty(cpu, mm, va, before, new);
         let slot = &self.slots[cpu.index()].pending_install;
         if let Some((m, v, page)) = slot.get()
             && (m, v) == (mm, va.page_base())
@@ -110,6 +116,17 @@ impl Kernel {
             slot.set(None);
             self.observe(Obs::Installed { cpu, mm, va: v, new: page });
         }
+    }
+
+    /// `ptep_modify_prot_start` of `cpu` took `taken` from the PTE of `va` of `mm`: until
+    /// [`Kernel::end_pte_modification`], this CPU's writes to it are the commit.
+    pub(crate) fn begin_pte_modification(&self, cpu: CpuId, mm: MmId, va: VirtAddr, taken: Pte) {
+        self.slots[cpu.index()].modifying.set(Some((mm, va.page_base(), taken)));
+    }
+
+    /// The commit of `cpu`'s protection change is done.
+    pub(crate) fn end_pte_modification(&self, cpu: CpuId) {
+        self.slots[cpu.index()].modifying.set(None);
     }
 
     /// The invariant: `_PAGE_DIRTY` is only ever newly set on a present PTE that permits a

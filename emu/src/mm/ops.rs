@@ -168,7 +168,8 @@ pub enum Op {
         /// File.
         file: FileId,
     },
-    /// `access_process_vm` (ptrace peek/poke) of one word.
+    /// `access_process_vm` (ptrace peek/poke) of one word, by a tracer that is no process of
+    /// the workload (`current->mm` is not the target's while it runs).
     AccessVm {
         /// Target process.
         mm: MmId,
@@ -267,7 +268,14 @@ impl Kernel {
             | Op::Mprotect { mm, .. } => Some(mm),
             _ => None,
         };
-        self.set_current_mm(cpu, mm_of);
+        // `current->mm`: the process the operation runs in. `access_process_vm` runs in its
+        // caller (a tracer, no process of the workload), never in the target, whose mm it only
+        // reaches through `get_user_pages_remote`.
+        let current = match op {
+            Op::AccessVm { .. } => None,
+            _ => mm_of,
+        };
+        self.set_current_mm(cpu, current);
         if mm_of.is_some_and(|mm| !self.mm_ok(mm)) {
             return OpResult::Err(Errno::Inval);
         }

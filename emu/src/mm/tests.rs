@@ -7,6 +7,8 @@ use crate::config::Preset;
 use crate::machine::Machine;
 use crate::mm::mmap::MmapArgs;
 
+mod order;
+
 pub(crate) fn kernel(preset: Preset, hooks: Box<dyn ArchHooks>) -> Kernel {
     let m = Machine::new(preset.config(), Box::new(FirstChooser));
     Kernel::new(m, hooks, ArchConfig::GENERIC)

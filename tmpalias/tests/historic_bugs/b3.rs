@@ -25,7 +25,7 @@ enum Racer {
     Reclaim,
     /// (b) B writes: `do_wp_page` COWs, B's PTE now maps a new page Q.
     Cow,
-    /// (c) B `munmap`s: `zap_range` clears B's PTE (then waits for `flush_dcache_mmap_lock`).
+    /// (c) B `munmap`s: `unmap_page_range` clears B's PTE (then waits for `flush_dcache_mmap_lock`).
     Zap,
 }
 
