@@ -144,7 +144,7 @@ fn check_exits_1_on_a_violation_and_0_when_clean() {
     let d = tmpdir("check");
     let out = d.to_str().unwrap();
     assert_eq!(
-        vipt(&["check", "--lineage", "linux-2.4", "--seeds", "0..40", "--out", out]).status.code(),
+        vipt(&["check", "--lineage", "linux-2.5-rmap", "--seeds", "0..40", "--out", out]).status.code(),
         Some(1)
     );
     assert_eq!(
@@ -162,10 +162,13 @@ fn lineages_lists_the_registry() {
         v["lineages"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     for n in [
         "linux-2.4",
+        "linux-2.5-rmap",
         "linux-2.6.14",
         "linux-2.6.15",
         "recheck",
         "tmpalias",
+        "linux-6.0",
+        "linux-6.10",
         "linux-6.x",
         "whole-cache",
         "pipt",

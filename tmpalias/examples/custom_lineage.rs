@@ -54,7 +54,7 @@ fn main() {
     let mut registry = Registry::builtin();
     let base = registry.get("linux-6.x").unwrap();
     let custom = base.patched("linux-6.x-no-source-flush", "COW copy without source flush", NoSourceFlush);
-    registry.register(custom.kernel("6.10+, patched").bugs(&["B7"])).unwrap();
+    registry.register(custom.kernel("6.17+, patched").bugs(&["B7"])).unwrap();
     for name in ["linux-6.x-no-source-flush", "linux-6.x"] {
         let v = scenario(registry.get(name).unwrap());
         println!("{name:>26}: B's COW copy reads word 0 = {v:#x} (A stored 0xa)");

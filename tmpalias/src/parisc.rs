@@ -52,17 +52,26 @@ pub async fn flush_kernel_page(cx: ArchCtx<'_>, page: Pfn) {
     cx.flush_page_lines(SpaceId::KERNEL, page.kernel_va()).await;
 }
 
-/// 3.x and 2022 `flush_kernel_dcache_page_addr`: `fdc` over the kernel address, then purge
-/// its TLB entry so nothing is moved in again.
+/// 3.x–6.9 `flush_kernel_dcache_page_addr`: `fdc` over the kernel address, then purge its TLB
+/// entry so nothing is moved in again.
 pub async fn flush_kernel_page_and_purge(cx: ArchCtx<'_>, page: Pfn) {
     flush_kernel_page(cx, page).await;
     cx.purge_tlb(SpaceId::KERNEL, page.kernel_va()).await;
 }
 
-/// 2.6/3.x `clear_user_page`: purge the kernel alias, then zero the page through a tmpalias
-/// alias at the user's colour.
+/// 2.6 `clear_user_page` (`page.h`): purge the kernel alias (`purge_kernel_dcache_page`,
+/// `pdc` without write-back), then zero the page through a tmpalias alias at the user's colour.
 pub async fn clear_user_page_2x(cx: ArchCtx<'_>, page: Pfn, va: VirtAddr) {
     purge_kernel_page(cx, page).await;
+    pacache::clear_user_page_asm(cx, page, va).await;
+}
+
+/// 3.x `clear_user_page` (`cache.c`): `purge_kernel_dcache_page`, then `pdtlb_kernel` of the
+/// kernel address (every CPU), then `clear_user_page_asm` through a tmpalias alias at the
+/// user's colour.
+pub async fn clear_user_page_3x(cx: ArchCtx<'_>, page: Pfn, va: VirtAddr) {
+    purge_kernel_page(cx, page).await;
+    cx.purge_tlb(SpaceId::KERNEL, page.kernel_va()).await;
     pacache::clear_user_page_asm(cx, page, va).await;
 }
 

@@ -12,7 +12,7 @@ use vipt_emu::machine::Machine;
 use vipt_emu::mm::Kernel;
 
 use crate::lineage::{
-    Gather, Linux3x, Linux6x, Linux24, Linux26, Linux60, WholeCache, clean, hash, soft_dirty,
+    Gather, Linux3x, Linux6x, Linux24, Linux26, Linux60, Linux610, WholeCache, clean, hash, soft_dirty,
 };
 
 /// Makes a fresh set of routines (one per scenario; called on whichever thread runs it).
@@ -194,11 +194,19 @@ impl Registry {
         let all = [
             Lineage::new(
                 "linux-2.4",
-                "first mapping flushed unchecked; rmap clears the PTE before flushing",
+                "first mapping flushed unchecked; reclaim flushes, then clears the PTE; parisc hooks unverified",
                 Linux24::CONFIG,
                 Linux24::hooks,
             )
-            .kernel("2.4.0-2.4.19")
+            .kernel("2.4.10-2.4.19")
+            .bugs(&["B21"]),
+            Lineage::new(
+                "linux-2.5-rmap",
+                "linux-2.4 with the pte_chains rmap order: PTE cleared before flush_cache_page, flush nullified",
+                Linux24::CONFIG_RMAP,
+                Linux24::hooks,
+            )
+            .kernel("2.5.27-2.5.44; also 2.4.0-2.4.9")
             .bugs(&["B1", "B21"]),
             Lineage::new(
                 "linux-2.6.14",
@@ -252,19 +260,26 @@ impl Registry {
             .optional(),
             Lineage::new(
                 "linux-6.0",
-                "PA8800 path: racy PTE checks, flushes by user address, ptep_clear_flush without flush",
+                "2022 design: ptep_clear_flush flushes no cache, COW/ptrace flushes check the PTE; PA8800: user-address flushes",
                 Linux60::CONFIG,
                 || Box::new(Linux60),
             )
-            .kernel("5.19-6.9 (PA8800/PA8900)")
+            .kernel("5.19-6.9")
             .bugs(&["B17"]),
             Lineage::new(
-                "linux-6.x",
-                "current: purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes the page",
-                Linux6x::CONFIG,
-                || Box::new(Linux6x),
+                "linux-6.10",
+                "purge TLB, then tmpalias flush per colour; ptep_clear_flush flushes; PTE stores purge nothing",
+                Linux610::CONFIG,
+                || Box::new(Linux610),
             )
-            .kernel("6.10+"),
+            .kernel("6.10-6.16"),
+            Lineage::new(
+                "linux-6.x",
+                "current: linux-6.10 whose pte_clear and ptep_set_wrprotect go through set_pte_at (purge)",
+                Linux6x::CONFIG,
+                Linux6x::hooks,
+            )
+            .kernel("6.17+ and stable backports"),
             Lineage::new(
                 "whole-cache",
                 "flush every CPU's whole cache at every hook: always correct, the cost ceiling",
@@ -437,10 +452,13 @@ mod tests {
         let r = Registry::builtin();
         for want in [
             "linux-2.4",
+            "linux-2.5-rmap",
             "linux-2.6.14",
             "linux-2.6.15",
             "recheck",
             "tmpalias",
+            "linux-6.0",
+            "linux-6.10",
             "linux-6.x",
             "whole-cache",
             "pipt",

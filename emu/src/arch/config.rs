@@ -13,8 +13,8 @@ pub enum UnmapOrder {
     /// `flush_cache_page`, then `ptep_clear_flush` (Linux 2.6 and later): the cache is flushed
     /// while the translation exists (ordering rule 1 of [`crate::arch::ArchHooks`]).
     FlushThenClear,
-    /// `ptep_clear_flush`, then `flush_cache_page` (2.4.20-era rmap; the 2002 bug that
-    /// `_PAGE_FLUSH` PTEs were invented to survive).
+    /// `ptep_clear_flush`, then `flush_cache_page` (2.4.0–2.4.9 and the 2.5 pte_chains rmap;
+    /// the bug that `_PAGE_FLUSH` PTEs were invented to survive).
     ClearThenFlush,
 }
 

@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn a_recorded_run_replays_bit_for_bit() {
         let reg = Registry::builtin();
-        let l = reg.get("linux-2.4").unwrap();
+        let l = reg.get("linux-2.5-rmap").unwrap();
         let cfg = RunConfig::default();
         let mut replayed = 0;
         for seed in 0..40 {
@@ -319,17 +319,18 @@ mod tests {
             assert_eq!(a.violations, b.violations);
             replayed += 1;
         }
-        assert!(replayed >= 2, "linux-2.4 shows violations on at least two of 40 seeds");
+        assert!(replayed >= 2, "linux-2.5-rmap shows violations on at least two of 40 seeds");
     }
 
     #[test]
     fn the_default_campaign_seeds_find_the_buggy_lineages_and_not_the_correct_ones() {
         let first_bad =
             |name: &str| (0..400).find(|&s| !outcome(name, s, &RunConfig::default()).violations.is_empty());
-        for bad in ["linux-2.4", "linux-2.6.14", "linux-2.6.15", "linux-6.0", "swbits-gup"] {
+        for bad in ["linux-2.4", "linux-2.5-rmap", "linux-2.6.14", "linux-2.6.15", "linux-6.0", "swbits-gup"]
+        {
             assert!(first_bad(bad).is_some(), "{bad} shows no violation in 400 seeds");
         }
-        for good in ["linux-6.x", "whole-cache", "pipt", "swbits-fault", "swbits-gup-marks"] {
+        for good in ["linux-6.x", "linux-6.10", "whole-cache", "pipt", "swbits-fault", "swbits-gup-marks"] {
             assert_eq!(first_bad(good), None, "{good} shows a violation");
         }
     }

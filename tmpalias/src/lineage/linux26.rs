@@ -163,6 +163,11 @@ impl ArchHooks for Linux26 {
     fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(parisc::clear_user_page_2x(cx, page, va))
     }
+    /// `flush_icache_page` (2.6.12 `cacheflush.h`): `flush_kernel_dcache_page(page_address(page))`
+    /// (`fdc` over the kernel alias, no purge) and `flush_kernel_icache_page` (no I-cache here).
+    fn flush_icache_page<'a>(&'a self, cx: ArchCtx<'a>, _vma: Vma, page: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(parisc::flush_kernel_page(cx, page))
+    }
     fn copy_to_user_page<'a>(
         &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {

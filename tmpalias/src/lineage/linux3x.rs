@@ -27,7 +27,15 @@ use crate::parisc;
 /// * `flush_cache_range` of the current mm flushes by **user address**, so the `fdc`s of a
 ///   page whose PTE is gone are nullified while its lines may still be cached (B13).
 ///
-/// Sources: `torvalds/linux` 3.0.8 `arch/parisc/kernel/cache.c`; John David Anglin, "parisc:
+/// `clear_user_page` purges the kernel alias and its kernel TLB entry, then zeroes the page
+/// through the tmpalias window at the user's colour. The miss handlers of this era serve the
+/// window for every kind of access: loads and stores get an ordinary translation, flush
+/// instructions (IIR opcode 1, memory management) one with only the T bit, which moves
+/// nothing in (`do_alias` in `entry.S`).
+///
+/// Sources: `torvalds/linux` 3.0.8 `arch/parisc/kernel/cache.c`; a 3.4 tree's `cache.c` and
+/// `cacheflush.h` (`CyanogenMod/android_kernel_htc_msm8974`) and a 3.6 tree's `entry.S`
+/// (`New-B/Linux3.6`); John David Anglin, "parisc:
 /// fixes and cleanups in page cache flushing (1/4)"; Dave Anglin, "Fix non-access data TLB
 /// cache flush faults" (2022, `lp:f8835298`).
 #[derive(Clone, Copy, Debug)]
@@ -141,8 +149,16 @@ impl ArchHooks for Linux3x {
             parisc::flush_kernel_page_and_purge(cx, to).await;
         })
     }
+    /// `clear_user_page` (3.4 `cache.c`): `purge_kernel_dcache_page`, `pdtlb_kernel`, then
+    /// `clear_user_page_asm` through the tmpalias window.
     fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, va: VirtAddr) -> HookFuture<'a, ()> {
-        Box::pin(parisc::clear_user_page_2x(cx, page, va))
+        Box::pin(parisc::clear_user_page_3x(cx, page, va))
+    }
+    /// `flush_icache_page` (3.4 `cacheflush.h`): `flush_kernel_dcache_page(page)`, which is
+    /// `flush_kernel_dcache_page_addr` (`fdc` over the kernel alias, then `pdtlb_kernel`), and
+    /// `flush_kernel_icache_page` (no I-cache here).
+    fn flush_icache_page<'a>(&'a self, cx: ArchCtx<'a>, _vma: Vma, page: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(parisc::flush_kernel_page_and_purge(cx, page))
     }
     fn copy_to_user_page<'a>(
         &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,

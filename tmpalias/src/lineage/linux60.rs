@@ -1,32 +1,62 @@
-//! `linux-6.0`: the 2022 PA8800/PA8900 design, before the 2024 fixes (historic bug B17).
+//! `linux-6.0`: the 2022 design with its PA8800/PA8900 path, before the 2024 fixes (historic
+//! bug B17).
 
-use vipt_emu::addr::{Pfn, VirtAddr};
+use vipt_emu::addr::{Pfn, SHM_COLOUR, SpaceId, VirtAddr};
 use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
 use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::{Pte, PteFlags};
 
+use crate::pacache;
 use crate::parisc;
 
-/// Kernel 5.19–6.9 parisc on PA8800/PA8900 (`parisc_requires_coherency()`), cache.c @
-/// `03ab8e62`. This lineage takes that path on every machine.
+/// Parisc 5.19–6.9: `arch/parisc/kernel/cache.c` @ `03ab8e62` and the `pgtable.h` of that
+/// range. Every user-page routine branches on `parisc_requires_coherency()` (PA8800/PA8900).
 ///
-/// * `flush_cache_page(vma, addr, pfn)` first looks at the PTE without the lock and flushes
-///   only if `pte_needs_cache_flush` (present and **accessed**); the flush goes through the
-///   **user address** in the target mm (`flush_user_cache_page`), then the TLB entry is
-///   purged.
-/// * `flush_dcache_page` flushes every mapping whose PTE passes the same check, by user
-///   address.
-/// * `ptep_clear_flush` is the generic one: it clears the PTE and flushes the TLB entry, and
-///   no cache.
-/// * Page aging (`ptep_clear_flush_young`) clears `_PAGE_ACCESSED` without purging the TLB,
-///   so a CPU keeps writing through its entry while the PTE looks old.
+/// On PA8800/PA8900 (`requires_coherency`):
+/// * `flush_user_cache_page` flushes **by user address** in the target mm (`fdc` over the
+///   page with the target's space and page table loaded), then purges its TLB entry; an `fdc`
+///   without a translation is nullified;
+/// * `flush_cache_page` and `flush_anon_page` call it unconditionally; `flush_dcache_page`
+///   calls it for each mapping whose PTE passes `pte_needs_flush` (present, accessed,
+///   cacheable), read without the page-table lock;
+/// * `flush_cache_mm`/`flush_cache_range` below `dc_size × ncpus` flush page by page
+///   (`flush_cache_pages`: the same PTE check, then `flush_user_cache_page`).
 ///
-/// Together: (b) reclaim ages a page, its owner keeps storing, `flush_cache_page` sees an old
-/// PTE and skips the flush, `ptep_clear_flush` drops the translation, the page is written to
-/// swap from memory and freed with dirty lines still in the cache; (c) a presence check sees
-/// the PTE present, a racer clears it, the `fdc`s by user address are nullified. The 2024 fix
-/// ("parisc: Try to fix random segmentation faults in package builds", v6.10) made
-/// `ptep_clear_flush` flush by physical address and dropped the checks: see `linux-6.x`.
+/// Elsewhere:
+/// * `__flush_cache_page` is the tmpalias flush by physical address alone (no TLB purge);
+///   `flush_cache_page` calls it unconditionally (no PTE check);
+/// * `flush_dcache_page` purges every mapping's TLB entry and tmpalias-flushes once per colour
+///   (private mappings never count as flushed); `flush_anon_page` purges, then flushes by
+///   tmpalias; `flush_cache_mm`/`flush_cache_range` flush every TLB and the whole cache.
+///
+/// On every machine:
+/// * `flush_kernel_dcache_page_addr` (kernel-alias flush, `kunmap`, `__update_cache`) is `fdc`
+///   over the kernel address, then a kernel TLB purge;
+/// * `flush_cache_page_if_present` (`copy_user_highpage`, `copy_to_user_page`,
+///   `copy_from_user_page`) looks at the PTE without the lock and calls `flush_cache_page` only
+///   if `pte_needs_flush`; `copy_to_user_page` ends with `fdc` over the bytes it stored
+///   through the kernel alias (no purge), `copy_from_user_page` with nothing;
+/// * `set_pte_at`: `__update_cache` for a present user PTE, the store, `purge_tlb_entries`;
+///   `pte_clear` is `set_pte_at(.., 0)`; parisc's own `ptep_get_and_clear` reads the PTE and
+///   then `set_pte_at(.., 0)` (two steps); `ptep_set_wrprotect` and `ptep_test_and_clear_young`
+///   go through `set_pte_at` too, so each purges the TLB entry;
+/// * `ptep_clear_flush_young` is the generic one (test-and-clear young, then `flush_tlb_page`
+///   if it was young); `ptep_clear_flush` is the generic one: it clears the PTE and flushes the
+///   TLB entry, **not the cache**;
+/// * `update_mmu_cache` is `__update_cache`: a deferred kernel-alias flush
+///   (`PG_dcache_dirty`), or on PA8800/PA8900 a kernel-alias flush anyway.
+///
+/// The holes (B17, fixed in 6.10 by "parisc: Try to fix random segmentation faults in
+/// package builds", see `linux-6.10`): (b) a store between reclaim's `flush_cache_page` and
+/// `ptep_clear_flush` leaves a dirty line on a page that is then freed, because
+/// `ptep_clear_flush` flushes no cache; (c) on PA8800/PA8900 the PTE checks are racy and the
+/// flushes go through the user address, so a PTE cleared or aged between check and flush
+/// leaves lines behind.
+///
+/// Sources: `torvalds/linux` `arch/parisc/kernel/cache.c` @ `03ab8e62`,
+/// `arch/parisc/include/asm/pgtable.h` @ `f05ff964` (a 5.16–6.2 state) and
+/// `arch/parisc/include/asm/cacheflush.h` @ `0604aa87`; the v2 posting of the 6.10 fix (based
+/// on 6.8.9), whose pre-image shows the same routines.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Linux60;
 
@@ -34,67 +64,172 @@ impl Linux60 {
     /// The knobs: the current miss handlers and generic mm.
     pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
 
-    /// `flush_user_cache_page`: `fdc` by user address in the target mm, then purge the TLB.
-    async fn flush_user_cache_page(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr) {
-        parisc::flush_user_page(cx, vma, va).await;
-        cx.arch().flush_tlb_page(*vma, va.page_base()).await;
+    /// `dc_size * num_online_cpus()` (`parisc_setup_cache_timing`).
+    fn threshold(cx: ArchCtx<'_>) -> u64 {
+        cx.dcache_bytes() * cx.ncpus() as u64
     }
+}
 
-    /// The racy check, then the user-address flush.
-    async fn flush_if_needed(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr) {
-        let pte = cx.read_pte(vma.mm, va).await;
-        if parisc::pte_needs_cache_flush(pte) {
-            cx.label("flush_cache_page: pte needs flush").await;
-            self.flush_user_cache_page(cx, vma, va).await;
-        }
+/// `__update_cache` (6.0): a deferred kernel-alias flush, or on PA8800/PA8900 any kernel
+/// alias, with the `fdc` + kernel purge `flush_kernel_dcache_page_addr`.
+async fn update_cache(cx: ArchCtx<'_>, pte: Pte) {
+    let page = pte.raw_pfn();
+    if !cx.pfn_valid(page) {
+        return;
     }
+    let deferred = parisc::page_file(cx, page).is_some() && cx.test_and_clear_dcache_dirty(page);
+    if deferred || cx.requires_coherency() {
+        parisc::flush_kernel_page_and_purge(cx, page).await;
+    }
+}
 
-    async fn flush_range_pages(&self, cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: VirtAddr) {
-        let mut va = start.page_base();
-        while va < end {
-            self.flush_if_needed(cx, vma, va).await;
-            va = va.add_pages(1);
+/// `set_pte_at` (6.0 macro): `__update_cache` for a present user PTE, the store, then
+/// `purge_tlb_entries`.
+async fn set_pte_at(cx: ArchCtx<'_>, mm: MmId, va: VirtAddr, pte: Pte) {
+    if cx.layout().pte_present(pte) && pte.has(PteFlags::USER) {
+        update_cache(cx, pte).await;
+    }
+    cx.write_pte(mm, va, pte).await;
+    cx.purge_tlb(cx.mm_space(mm), va).await;
+}
+
+/// `flush_user_cache_page` (PA8800/PA8900): `fdc` over the page at its user address in the
+/// target mm, then `flush_tlb_page`.
+async fn flush_user_cache_page(cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr) {
+    cx.label("flush_user_cache_page").await;
+    parisc::flush_user_page(cx, vma, va).await;
+    cx.arch().flush_tlb_page(*vma, va.page_base()).await;
+}
+
+/// `__flush_cache_page` (6.0): the tmpalias flush by physical address, no TLB purge.
+async fn flush_cache_page_tmpalias(cx: ArchCtx<'_>, va: VirtAddr, page: Pfn) {
+    pacache::flush_dcache_page_asm(cx, page, va).await;
+}
+
+/// `get_ptep` and `pte_needs_flush`, without the page-table lock.
+async fn pte_needs_flush(cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr) -> Option<Pte> {
+    let pte = cx.read_pte(vma.mm, va).await;
+    parisc::pte_needs_cache_flush(pte).then_some(pte)
+}
+
+/// `flush_cache_page_if_present`: the racy PTE check, then `flush_cache_page`.
+async fn flush_cache_page_if_present(cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, pfn: Pfn) {
+    if pte_needs_flush(cx, vma, va).await.is_some() {
+        cx.label("flush_cache_page_if_present: pte needs flush").await;
+        cx.arch().flush_cache_page(*vma, va, pfn).await;
+    }
+}
+
+/// `flush_cache_pages`: each page whose PTE needs a flush, by user address on PA8800/PA8900,
+/// else by tmpalias (a PTE with an invalid pfn ends the walk, after a `WARN_ON`).
+async fn flush_cache_pages(cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: VirtAddr) {
+    let mut va = start.page_base();
+    while va < end {
+        if let Some(pte) = pte_needs_flush(cx, vma, va).await {
+            if cx.requires_coherency() {
+                flush_user_cache_page(cx, vma, va).await;
+            } else {
+                if !cx.pfn_valid(pte.raw_pfn()) {
+                    return;
+                }
+                flush_cache_page_tmpalias(cx, va, pte.raw_pfn()).await;
+            }
         }
+        va = va.add_pages(1);
     }
 }
 
 impl ArchHooks for Linux60 {
     fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
+        Box::pin(set_pte_at(cx, mm, va, pte))
+    }
+    /// `pte_clear` = `set_pte_at(mm, addr, xp, __pte(0))`.
+    fn pte_clear<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, ()> {
+        cx.arch().set_pte_at(mm, va, Pte::NONE)
+    }
+    /// parisc `ptep_get_and_clear`: `old_pte = *ptep; set_pte_at(mm, addr, ptep, __pte(0))`.
+    fn ptep_get_and_clear<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, Pte> {
         Box::pin(async move {
-            cx.write_pte(mm, va, pte).await;
-            cx.purge_tlb(cx.mm_space(mm), va).await;
+            let old = cx.read_pte(mm, va).await;
+            cx.arch().set_pte_at(mm, va, Pte::NONE).await;
+            old
         })
     }
+    /// `ptep_set_wrprotect` = `set_pte_at(mm, addr, ptep, pte_wrprotect(*ptep))`.
+    fn ptep_set_wrprotect<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            let old = cx.read_pte(mm, va).await;
+            cx.arch().set_pte_at(mm, va, old.without_flags(PteFlags::WRITE)).await;
+        })
+    }
+    /// The generic `ptep_clear_flush_young` over parisc's `ptep_test_and_clear_young` (read;
+    /// if young, `set_pte_at` of the old PTE), then `flush_tlb_page` if it was young.
     fn ptep_clear_flush_young<'a>(&'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr) -> HookFuture<'a, bool> {
         Box::pin(async move {
-            let old = cx.update_pte(vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
-            old.has(PteFlags::ACCESSED)
+            let pte = cx.read_pte(vma.mm, va).await;
+            if !pte.has(PteFlags::ACCESSED) {
+                return false;
+            }
+            cx.arch().set_pte_at(vma.mm, va, pte.without_flags(PteFlags::ACCESSED)).await;
+            cx.arch().flush_tlb_page(vma, va).await;
+            true
         })
     }
     fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            for v in cx.mm_vmas(mm) {
-                self.flush_range_pages(cx, &v, v.start, v.end).await;
+            let vmas = cx.mm_vmas(mm);
+            let total: u64 = vmas.iter().map(|v| v.start.bytes_to(v.end)).sum();
+            if !cx.requires_coherency() || total >= Self::threshold(cx) {
+                cx.flush_tlb_all().await;
+                cx.flush_cache_all().await;
+                return;
+            }
+            for v in vmas {
+                flush_cache_pages(cx, &v, v.start, v.end).await;
             }
         })
     }
     fn flush_cache_range<'a>(
         &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { self.flush_range_pages(cx, &vma, start, end).await })
+        Box::pin(async move {
+            if !cx.requires_coherency() || start.bytes_to(end) >= Self::threshold(cx) {
+                cx.arch().flush_tlb_range(vma.mm, start, end).await;
+                cx.flush_cache_all().await;
+                return;
+            }
+            flush_cache_pages(cx, &vma, start, end).await;
+        })
     }
+    /// `flush_cache_page`: `WARN_ON(!pfn_valid)`; on PA8800/PA8900 `flush_user_cache_page`,
+    /// else `__flush_cache_page`. No PTE check.
     fn flush_cache_page<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, _pfn: Pfn,
+        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, pfn: Pfn,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move { self.flush_if_needed(cx, &vma, va).await })
+        Box::pin(async move {
+            if !cx.pfn_valid(pfn) {
+                return;
+            }
+            if cx.requires_coherency() {
+                flush_user_cache_page(cx, &vma, va).await;
+            } else {
+                flush_cache_page_tmpalias(cx, va, pfn).await;
+            }
+        })
     }
     fn flush_anon_page<'a>(
         &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if parisc::page_anon(cx, page) {
-                self.flush_if_needed(cx, &vma, va).await;
+            if !parisc::page_anon(cx, page) {
+                return;
             }
+            if cx.requires_coherency() {
+                flush_user_cache_page(cx, &vma, va).await;
+                return;
+            }
+            cx.arch().flush_tlb_page(vma, va.page_base()).await;
+            pacache::flush_dcache_page_asm(cx, page, va).await;
         })
     }
     fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
@@ -107,23 +242,48 @@ impl ArchHooks for Linux60 {
                 return;
             };
             cx.lock(LockId::FlushDcacheMmap(file)).await;
+            let mut old: Option<VirtAddr> = None;
             for (vma, va) in cx.file_mappings(page) {
-                self.flush_if_needed(cx, &vma, va).await;
+                if cx.requires_coherency() {
+                    if pte_needs_flush(cx, &vma, va).await.is_some() {
+                        cx.label("flush_dcache_page: pte needs flush").await;
+                        flush_user_cache_page(cx, &vma, va).await;
+                    }
+                    continue;
+                }
+                cx.arch().flush_tlb_page(vma, va).await;
+                if old.is_none_or(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
+                    flush_cache_page_tmpalias(cx, va, page).await;
+                    if !vma.shared {
+                        continue;
+                    }
+                    if old.is_some() {
+                        cx.note("INEQUIVALENT ALIASES");
+                    }
+                    old = Some(va);
+                }
             }
             cx.unlock(LockId::FlushDcacheMmap(file));
         })
     }
+    /// `flush_icache_page`: `flush_kernel_dcache_page_addr(page_address(page))` (`fdc` over
+    /// the kernel alias, then purge its TLB entry) and `flush_kernel_icache_page` (no I-cache
+    /// here).
+    fn flush_icache_page<'a>(&'a self, cx: ArchCtx<'a>, _vma: Vma, page: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(parisc::flush_kernel_page_and_purge(cx, page))
+    }
     fn update_mmu_cache<'a>(
         &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
     ) -> HookFuture<'a, ()> {
-        Box::pin(parisc::update_cache_deferred(cx, pte))
+        Box::pin(update_cache(cx, pte))
     }
     fn copy_user_highpage<'a>(
         &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, va: VirtAddr, vma: Vma,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            self.flush_if_needed(cx, &vma, va).await;
+            flush_cache_page_if_present(cx, &vma, va, from).await;
             cx.copy_page_kernel(to, from).await;
+            // kunmap_local(kto), kunmap_local(kfrom): flush_kernel_dcache_page_addr each.
             parisc::flush_kernel_page_and_purge(cx, to).await;
             parisc::flush_kernel_page_and_purge(cx, from).await;
         })
@@ -138,20 +298,26 @@ impl ArchHooks for Linux60 {
         &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            self.flush_if_needed(cx, &vma, va).await;
-            cx.kernel_store(page.word(va.word_in_page()).kernel_va(), value).await;
-            parisc::flush_kernel_page_and_purge(cx, page).await;
+            flush_cache_page_if_present(cx, &vma, va, page).await;
+            let kva = page.word(va.word_in_page()).kernel_va();
+            cx.kernel_store(kva, value).await;
+            // flush_kernel_dcache_range_asm(dst, dst + len): the stored line only.
+            cx.fdc(SpaceId::KERNEL, kva).await;
         })
     }
     fn copy_from_user_page<'a>(
         &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
     ) -> HookFuture<'a, u64> {
         Box::pin(async move {
-            self.flush_if_needed(cx, &vma, va).await;
+            flush_cache_page_if_present(cx, &vma, va, page).await;
             cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await
         })
     }
     fn kunmap<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
         Box::pin(parisc::flush_kernel_page_and_purge(cx, page))
+    }
+    /// `flush_tlb_mm` (`tlbflush.h`): `flush_tlb_all`.
+    fn flush_tlb_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
+        Box::pin(cx.flush_tlb_all())
     }
 }

@@ -1,217 +1,59 @@
-//! `linux-6.x`: the current parisc cache code.
+//! `linux-6.x`: today's parisc cache code, `linux-6.10` with the July 2025 `set_pte_at()` fix.
 
-use vipt_emu::addr::{Pfn, SHM_COLOUR, VirtAddr};
-use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
-use vipt_emu::mm::{LockId, MmId, Vma};
+use vipt_emu::addr::VirtAddr;
+use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture, Patch, Patched};
+use vipt_emu::mm::MmId;
 use vipt_emu::pte::{Pte, PteFlags};
 
-use crate::pacache;
-use crate::parisc;
+use crate::lineage::Linux610;
 
-/// Current parisc (cache.c @ `52ce9406`, pgtable.h @ `97ed1c82`, mid-2025).
+/// Today's parisc: [`Linux610`] patched with "parisc: Define and use set_pte_at()"
+/// (`802e55488bc2`, July 2025, in 6.17, Cc stable 5.12+): "When a PTE is changed, we need to
+/// flush the PTE. set_pte_at() was lost in the folio update."
 ///
-/// `__flush_cache_page(vma, vmaddr, phys)` is the workhorse: purge the TLB entry of `vmaddr`
-/// on every CPU (no CPU may speculate the page any more), then flush the physical page
-/// through a flush-only tmpalias alias at `vmaddr`'s colour. It needs no PTE, so nothing that
-/// happens to the PTE concurrently can make it miss.
+/// * `pte_clear` becomes `set_pte_at(mm, addr, ptep, __pte(0))`: the store, then
+///   `purge_tlb_entries` on every CPU. The generic `ptep_get_and_clear` (read, then
+///   `pte_clear`) therefore purges too, and so do zap and `ptep_clear_flush` through it: its
+///   routine is unchanged, it reaches the patched `pte_clear` as a sibling call.
+/// * `ptep_set_wrprotect` becomes `set_pte_at(mm, addr, ptep, pte_wrprotect(*ptep))`: read the
+///   PTE, then `__update_cache` (the PTE is present and user), the store, the purge. After it
+///   no CPU keeps a writable translation.
+/// * `ptep_test_and_clear_young` becomes `set_pte_at(.., pte_mkold(pte))`; nothing here calls
+///   it: page aging goes through parisc's `ptep_clear_flush_young` in `cache.c`, which still
+///   stores with `set_pte` and purges nothing (`cache.c` @ `52ce9406`, after this fix).
 ///
-/// Step by step, `flush_dcache_page(page)` (`flush_dcache_folio`):
-/// 1. page-cache page of an unmapped file: `PG_dcache_dirty`, done;
-/// 2. flush the kernel alias: purge its TLB entry, then tmpalias flush at its colour;
-/// 3. anonymous: done;
-/// 4. under `flush_dcache_mmap_lock`, for each VMA covering the page: if no shared mapping
-///    was flushed yet or this one's colour differs, `__flush_cache_page`; private VMAs never
-///    count as "flushed" (any number of private mappings may exist); shared VMAs of an already
-///    flushed colour are skipped (equivalent aliases).
+/// Everything else, knobs included, is `linux-6.10`'s.
 ///
-/// Also: `set_pte_at` flushes a deferred kernel alias (`__update_cache`) and purges the TLB
-/// entry; `ptep_clear_flush` clears the PTE and then flushes the page by physical address;
-/// `copy_user_highpage` flushes the source's user alias before copying through kernel aliases,
-/// and every `kunmap` flushes the kernel alias; `flush_cache_mm`/`flush_cache_range` flush the
-/// whole cache (after a TLB flush) except on PA8800/PA8900 for small ranges, which are flushed
-/// page by page when present.
+/// Sources: the 6.12-stable backport of `802e55488bc2` (a four-line diff of
+/// `arch/parisc/include/asm/pgtable.h`); `torvalds/linux` `arch/parisc/kernel/cache.c` @
+/// `52ce9406`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Linux6x;
 
 impl Linux6x {
-    /// Its knobs: the current miss handlers and generic mm.
-    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
-}
+    /// Its knobs: `linux-6.10`'s.
+    pub const CONFIG: ArchConfig = Linux610::CONFIG;
 
-/// `__flush_cache_page`: purge the TLB entry, then flush by physical address via tmpalias.
-pub async fn flush_cache_page_phys(cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, page: Pfn) {
-    cx.arch().flush_tlb_page(*vma, va.page_base()).await;
-    pacache::flush_dcache_page_asm(cx, page, va).await;
-}
-
-impl Linux6x {
-    /// `__update_cache`: a deferred kernel-alias flush, or on PA8800 any kernel alias.
-    async fn update_cache(&self, cx: ArchCtx<'_>, pte: Pte) {
-        if !cx.layout().pte_present(pte) || !cx.pfn_valid(pte.raw_pfn()) {
-            return;
-        }
-        let page = pte.raw_pfn();
-        let deferred = parisc::page_file(cx, page).is_some() && cx.test_and_clear_dcache_dirty(page);
-        if deferred || cx.requires_coherency() {
-            parisc::flush_kernel_page_tmpalias(cx, page).await;
-        }
-    }
-
-    /// Threshold of the whole-cache path: `dc_size * num_online_cpus()`.
-    fn threshold(cx: ArchCtx<'_>) -> u64 {
-        cx.dcache_bytes() * cx.ncpus() as u64
-    }
-
-    /// `flush_cache_pages`: each present page of the range, by physical address.
-    async fn flush_cache_pages(&self, cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: VirtAddr) {
-        let mut va = start.page_base();
-        while va < end {
-            let pte = cx.read_pte(vma.mm, va).await;
-            if cx.layout().pte_present(pte) && cx.pfn_valid(pte.raw_pfn()) {
-                flush_cache_page_phys(cx, vma, va, pte.raw_pfn()).await;
-            }
-            va = va.add_pages(1);
-        }
+    /// The routines: `linux-6.10` with this patch.
+    pub fn hooks() -> Box<dyn ArchHooks> {
+        Box::new(Patched::new(Box::new(Linux610), Linux6x))
     }
 }
 
-impl ArchHooks for Linux6x {
-    fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            if cx.layout().pte_present(pte) && pte.has(PteFlags::USER) {
-                self.update_cache(cx, pte).await;
-            }
-            cx.write_pte(mm, va, pte).await;
-            cx.purge_tlb(cx.mm_space(mm), va).await;
-        })
+impl Patch for Linux6x {
+    /// `pte_clear` = `set_pte_at(mm, addr, ptep, __pte(0))`.
+    fn pte_clear<'a>(
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        cx.arch().set_pte_at(mm, va, Pte::NONE)
     }
-    fn ptep_clear_flush<'a>(&'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr) -> HookFuture<'a, Pte> {
-        Box::pin(async move {
-            let old = cx.arch().ptep_get_and_clear(vma.mm, va).await;
-            if cx.layout().pte_present(old) && cx.pfn_valid(old.raw_pfn()) {
-                flush_cache_page_phys(cx, &vma, va, old.raw_pfn()).await;
-            } else if !cx.layout().pte_none(old) {
-                cx.arch().flush_tlb_page(vma, va).await;
-            }
-            old
-        })
-    }
-    fn ptep_clear_flush_young<'a>(&'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr) -> HookFuture<'a, bool> {
-        Box::pin(async move {
-            let old = cx.update_pte(vma.mm, va, |p| p.without_flags(PteFlags::ACCESSED)).await;
-            old.has(PteFlags::ACCESSED)
-        })
-    }
-    fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            let vmas = cx.mm_vmas(mm);
-            let total: u64 = vmas.iter().map(|v| v.start.bytes_to(v.end)).sum();
-            if !cx.requires_coherency() || total >= Self::threshold(cx) {
-                cx.flush_tlb_all().await;
-                cx.flush_cache_all().await;
-                return;
-            }
-            for v in vmas {
-                self.flush_cache_pages(cx, &v, v.start, v.end).await;
-            }
-        })
-    }
-    fn flush_cache_range<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
+    /// `ptep_set_wrprotect` = `set_pte_at(mm, addr, ptep, pte_wrprotect(*ptep))`.
+    fn ptep_set_wrprotect<'a>(
+        &'a self, _base: &'a dyn ArchHooks, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if !cx.requires_coherency() || start.bytes_to(end) >= Self::threshold(cx) {
-                cx.arch().flush_tlb_range(vma.mm, start, end).await;
-                cx.flush_cache_all().await;
-                return;
-            }
-            self.flush_cache_pages(cx, &vma, start, end).await;
+            let old = cx.read_pte(mm, va).await;
+            cx.arch().set_pte_at(mm, va, old.without_flags(PteFlags::WRITE)).await;
         })
-    }
-    fn flush_cache_page<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, va: VirtAddr, pfn: Pfn,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move { flush_cache_page_phys(cx, &vma, va, pfn).await })
-    }
-    fn flush_anon_page<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            if parisc::page_anon(cx, page) {
-                flush_cache_page_phys(cx, &vma, va, page).await;
-            }
-        })
-    }
-    fn flush_dcache_page<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            if parisc::defer_if_unmapped(cx, page) {
-                return;
-            }
-            parisc::flush_kernel_page_tmpalias(cx, page).await;
-            let Some(file) = parisc::page_file(cx, page) else {
-                return;
-            };
-            cx.lock(LockId::FlushDcacheMmap(file)).await;
-            let mut old: Option<VirtAddr> = None;
-            for (vma, va) in cx.file_mappings(page) {
-                if old.is_none_or(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
-                    flush_cache_page_phys(cx, &vma, va, page).await;
-                }
-                if !vma.shared {
-                    continue;
-                }
-                if old.is_some_and(|o| o.colour(SHM_COLOUR) != va.colour(SHM_COLOUR)) {
-                    cx.note("INEQUIVALENT ALIASES");
-                }
-                old = Some(va);
-            }
-            cx.unlock(LockId::FlushDcacheMmap(file));
-        })
-    }
-    fn update_mmu_cache<'a>(
-        &'a self, cx: ArchCtx<'a>, _vma: Vma, _va: VirtAddr, pte: Pte,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(self.update_cache(cx, pte))
-    }
-    fn copy_user_highpage<'a>(
-        &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, va: VirtAddr, vma: Vma,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            flush_cache_page_phys(cx, &vma, va, from).await;
-            cx.copy_page_kernel(to, from).await;
-            parisc::flush_kernel_page_tmpalias(cx, to).await;
-            parisc::flush_kernel_page_tmpalias(cx, from).await;
-        })
-    }
-    fn clear_user_highpage<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn, _va: VirtAddr) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            cx.clear_page_kernel(page).await;
-            parisc::flush_kernel_page_tmpalias(cx, page).await;
-        })
-    }
-    fn copy_to_user_page<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr, value: u64,
-    ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
-            flush_cache_page_phys(cx, &vma, va, page).await;
-            cx.kernel_store(page.word(va.word_in_page()).kernel_va(), value).await;
-            parisc::flush_kernel_page_tmpalias(cx, page).await;
-        })
-    }
-    fn copy_from_user_page<'a>(
-        &'a self, cx: ArchCtx<'a>, vma: Vma, page: Pfn, va: VirtAddr,
-    ) -> HookFuture<'a, u64> {
-        Box::pin(async move {
-            flush_cache_page_phys(cx, &vma, va, page).await;
-            let v = cx.kernel_load(page.word(va.word_in_page()).kernel_va()).await;
-            parisc::flush_kernel_page_tmpalias(cx, page).await;
-            v
-        })
-    }
-    fn kunmap<'a>(&'a self, cx: ArchCtx<'a>, page: Pfn) -> HookFuture<'a, ()> {
-        Box::pin(parisc::flush_kernel_page_tmpalias(cx, page))
-    }
-    fn flush_tlb_mm<'a>(&'a self, cx: ArchCtx<'a>, _mm: MmId) -> HookFuture<'a, ()> {
-        Box::pin(cx.flush_tlb_all())
     }
 }

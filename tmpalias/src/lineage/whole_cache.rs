@@ -61,6 +61,9 @@ impl ArchHooks for WholeCache {
     fn flush_anon_page<'a>(&'a self, cx: ArchCtx<'a>, _v: Vma, _p: Pfn, _va: VirtAddr) -> HookFuture<'a, ()> {
         Box::pin(flush_everything(cx))
     }
+    fn flush_icache_page<'a>(&'a self, cx: ArchCtx<'a>, _v: Vma, _p: Pfn) -> HookFuture<'a, ()> {
+        Box::pin(flush_everything(cx))
+    }
     fn copy_user_highpage<'a>(
         &'a self, cx: ArchCtx<'a>, to: Pfn, from: Pfn, _va: VirtAddr, _v: Vma,
     ) -> HookFuture<'a, ()> {

@@ -1,9 +1,10 @@
 //! Historic bug B1.
 //!
-//! 2.4-era rmap cleared the PTE and then called flush_cache_page: the fdcs through the user
-//! address find no translation and are nullified, so `pageout` writes memory (OLD) to the disk and
-//! the freed frame keeps the store as a dirty line. Flushing first (2.6+), or clearing to a
-//! `_PAGE_FLUSH` PTE that still yields a flush-only translation (the 2.4.20 fix), saves the store.
+//! The 2.5 pte_chains rmap cleared the PTE and then called flush_cache_page: the fdcs through
+//! the user address find no translation and are nullified, so `pageout` writes memory (OLD) to
+//! the disk and the freed frame keeps the store as a dirty line. Flushing first (2.4.10 and
+//! later 2.4, 2.6+), or clearing to a `_PAGE_FLUSH` PTE that still yields a flush-only
+//! translation (the parisc fix), saves the store.
 
 use vipt_emu::arch::UnmapOrder;
 use vipt_emu::mm::vmscan::ReclaimTarget;
@@ -47,18 +48,19 @@ fn b1_scenario(k: &Kernel) -> B1 {
     }
 }
 
-/// Store to a shared file page, then reclaim on 2.4: PTE cleared first, flush nullified, disk keeps OLD.
+/// Store to a shared file page, then reclaim on 2.5 rmap: PTE cleared first, flush nullified, disk keeps OLD.
 #[test]
 fn b1_clear_then_flush_nullifies_reclaim_flush_and_loses_store() {
-    let k = kernel("linux-2.4");
+    let k = kernel("linux-2.5-rmap");
     let got = b1_scenario(&k);
     assert_eq!(got, B1 { disk: OLD, read_back: OLD, dirty_lines_left: 1, nullified: LINES });
 }
 
-/// Same store + reclaim on 6.x, whole-cache, and 2.6.14 made to clear first (FLUSH PTE): disk gets NEW.
+/// Same store + reclaim on 2.4 (flush first, same parisc hooks), 6.x, whole-cache, and 2.6.14 made
+/// to clear first (FLUSH PTE): disk gets NEW.
 #[test]
-fn b1_fixed_by_flush_pte_in_2614_and_in_linux_6x_and_whole_cache() {
-    for name in FIXED {
+fn b1_fixed_by_flushing_first_or_by_the_flush_pte() {
+    for name in FIXED.into_iter().chain(["linux-2.4"]) {
         let got = b1_scenario(&kernel(name));
         assert_eq!(got, B1 { disk: NEW, read_back: NEW, dirty_lines_left: 0, nullified: 0 }, "{name}");
     }

@@ -88,7 +88,7 @@ fn b2_swap_pte_passes_2614_filter_and_loses_flush() {
 /// Same interleaving on 2.6.15, 6.x and whole-cache: A's line is flushed, A reads Y, disk holds X and Y.
 #[test]
 fn b2_fixed_in_linux_2615_6x_and_whole_cache() {
-    for name in ["linux-2.6.15", FIXED[0], FIXED[1]] {
+    for name in ["linux-2.6.15"].into_iter().chain(FIXED) {
         let got = b2_scenario(&kernel(name));
         assert_eq!(got, B2 { load: Y, disk: [X, Y], nullified: 0 }, "{name}");
     }

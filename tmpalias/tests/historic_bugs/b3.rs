@@ -47,7 +47,7 @@ fn stop_in_flush_dcache_page(k: &Kernel, ex: &mut Executor<'_>, cpu: CpuId, f: F
         // translation_exists passed for the first VMA (B).
         "linux-2.6.14" | "linux-2.6.15" | "recheck" => run_until_nth(ex, cpu, 1, is_label),
         // The lock is taken and the mappings listed; next is B's TLB purge.
-        "linux-6.x" => {
+        "linux-6.x" | "linux-6.10" => {
             run_until_nth(ex, cpu, 1, |a| *a == Action::Lock(LockId::FlushDcacheMmap(f)));
             assert_eq!(ex.step_cpu(cpu), Ok(None));
             assert_eq!(k.pending(cpu), Action::Tlb);

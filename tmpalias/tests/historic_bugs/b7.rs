@@ -7,9 +7,9 @@
 //! half-fix (ii) (flush the source before copying) makes every copy complete: in this model it
 //! loses no store. What (ii) still lets through is a store after the write-protect, via the stale
 //! entry, into X, which the child keeps; fork allows that for a store concurrent with it, and
-//! linux-6.x does the same once T1 re-creates its entry before the write-protect (6.x, too, does
-//! not purge in ptep_set_wrprotect). 6.x and whole-cache flush every TLB in flush_cache_mm and
-//! flush the source before copying.
+//! linux-6.10 does the same once T1 re-creates its entry before the write-protect (6.10 does not
+//! purge in ptep_set_wrprotect; 6.x does). 6.x, 6.10 and whole-cache flush every TLB in
+//! flush_cache_mm and flush the source before copying.
 
 use vipt_emu::mm::{Action, Executor, Op, OpResult};
 use vipt_emu::pte::PteFlags;

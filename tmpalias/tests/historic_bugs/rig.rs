@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use vipt_emu::addr::{CpuId, Pfn, VirtAddr};
 use vipt_emu::arch::{ArchCtx, ArchHooks, HookFuture, Patch, ready};
 use vipt_emu::choice::{ChoiceKind, Chooser, FirstChooser};
-use vipt_emu::config::Preset;
+use vipt_emu::config::{MachineConfig, Preset};
 use vipt_emu::mm::mmap::MmapArgs;
 use vipt_emu::mm::{Action, Executor, FileId, Kernel, MmId, Op, OpResult, StepError, Vma};
 use vipt_emu::pte::Pte;
@@ -33,7 +33,7 @@ pub(crate) const NEW: u64 = 0x0e0e;
 pub(crate) const LINES: u64 = 32;
 
 /// The lineages that must be correct on `tiny`.
-pub(crate) const FIXED: [&str; 2] = ["linux-6.x", "whole-cache"];
+pub(crate) const FIXED: [&str; 3] = ["linux-6.x", "linux-6.10", "whole-cache"];
 
 pub(crate) fn lineage(name: &str) -> Lineage {
     Registry::builtin().get(name).cloned().unwrap_or_else(|| panic!("no lineage {name}"))
@@ -45,6 +45,18 @@ pub(crate) fn kernel_with(l: &Lineage) -> Kernel {
 
 pub(crate) fn kernel(name: &str) -> Kernel {
     kernel_with(&lineage(name))
+}
+
+/// `tiny` as a PA8800/PA8900 would run it: `parisc_requires_coherency()` is true, so the
+/// lineages take their PA8800/PA8900 paths (its small mms stay below the whole-cache
+/// threshold).
+pub(crate) fn tiny_coherent() -> MachineConfig {
+    MachineConfig { requires_coherency: true, ..Preset::Tiny.config() }
+}
+
+/// A kernel of lineage `name` on machine `cfg`.
+pub(crate) fn kernel_on(name: &str, cfg: MachineConfig) -> Kernel {
+    lineage(name).boot(cfg, Box::new(FirstChooser))
 }
 
 /// A file of `pages` pages whose disk block 0 holds [`OLD`] at words 0 and 1.
