@@ -1,5 +1,5 @@
 //! One CPU's write-back, write-allocate D-cache: sets × ways of lines, each with a valid bit,
-//! a dirty bit, a physical tag and its data words.
+//! a dirty bit, a physical tag, the virtual way it was filled through, and its data words.
 //!
 //! This type is storage only; the coherence protocol (snooping, write-back to memory, flush
 //! broadcast) lives in [`crate::machine`], which sees every CPU's cache at once.
@@ -14,6 +14,11 @@ pub struct LineMeta {
     pub dirty: bool,
     /// Physical line number (`pa / line_bytes`); meaningful only when `valid`.
     pub tag: u64,
+    /// Which of the alias boundary's virtual ways the line was filled through (see
+    /// [`crate::machine::LineId::alias`]); part of the line's identity with `tag`, so that
+    /// aliases not congruent modulo the boundary never share a line. Meaningful only when
+    /// `valid`.
+    pub alias: u32,
 }
 
 /// A D-cache.
@@ -54,10 +59,10 @@ impl DCache {
         set * self.ways + way
     }
 
-    /// The way of `set` holding physical line `tag`, if any.
-    pub fn lookup(&self, set: usize, tag: u64) -> Option<usize> {
+    /// The way of `set` holding physical line `tag` filled through virtual way `alias`, if any.
+    pub fn lookup(&self, set: usize, tag: u64, alias: u32) -> Option<usize> {
         let base = set * self.ways;
-        self.meta[base..base + self.ways].iter().position(|m| m.valid && m.tag == tag)
+        self.meta[base..base + self.ways].iter().position(|m| m.valid && m.tag == tag && m.alias == alias)
     }
 
     /// The first invalid way of `set`, if any.

@@ -8,10 +8,12 @@ use crate::addr::{PAGE_SIZE, SHM_COLOUR, WORD_BYTES};
 /// How the D-cache picks a set for an access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Indexing {
-    /// Virtually indexed, physically tagged. The set comes from the virtual address modulo
-    /// `alias_boundary`; two virtual addresses congruent modulo the boundary always share a set.
+    /// Virtually indexed, physically tagged. Two virtual addresses of one physical line share
+    /// a cache line exactly when they are congruent modulo `alias_boundary` (equivalent
+    /// aliases, parisc-facts §5 and §9.1); the index comes from the virtual address modulo the
+    /// boundary (see [`crate::machine::LineId`]).
     Virtual {
-        /// Bytes; a power of two, at least the way size.
+        /// Bytes; a power of two, at least a page.
         alias_boundary: u64,
     },
     /// Physically indexed: no aliases at all (the `pipt` baseline).
@@ -115,7 +117,7 @@ pub struct MachineConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The preset name is not known.
-    #[error("unknown preset `{0}` (known: tiny, pa8700, pa8800, pipt, rp3440)")]
+    #[error("unknown preset `{0}` (known: tiny, pa8700, pa8800, pa8800-64m, pipt, rp3440)")]
     UnknownPreset(String),
     /// A field is out of range.
     #[error("invalid machine configuration: {0}")]
@@ -128,19 +130,40 @@ pub enum Preset {
     /// A small VIPT machine for fuzzing: 4 CPUs, 4 colours (16 KiB alias boundary), 128 B
     /// lines, 2 ways, 64 frames. Every inequivalent alias is easy to reach.
     Tiny,
-    /// PA8700: 1.5 MiB 4-way D-cache, 64 B lines, 4 MiB alias boundary, 240-entry TLB.
+    /// PA8700: 1.5 MiB 4-way D-cache, 64 B lines, 4 MiB alias boundary (PDC alias value 11),
+    /// 240-entry TLB (parisc-facts §7.1).
     Pa8700,
-    /// PA8800: 768 KiB per core, 128 B lines, alias boundary above 4 MiB (64 MiB here).
+    /// PA8800/PA8900 as the current kernel treats them: 768 KiB 4-way L1 per core, 128 B
+    /// lines, indexed below a 4 MiB alias boundary (`SHM_COLOUR`; PDC reports the boundary as
+    /// unknown and the kernel assumes 4 MiB, parisc-facts §4.1 and §7.1). The kernel's
+    /// tmpalias flushes at 4 MiB colour work there once the TLB entry is purged first
+    /// (parisc-facts §6: a TLB entry that allows move-in lets the CPU speculate the page in).
     Pa8800,
+    /// Hypothetical: [`Preset::Pa8800`]'s geometry with a 64 MiB alias boundary, the
+    /// hypothesis that tmpalias flushes do not work on PA8800 because its boundary lies above
+    /// 4 MiB (parisc-facts §7.1). No kernel can be clean on it: the kernel colours mappings
+    /// modulo 4 MiB, so two user mappings of one page it considers equivalent may be 4 MiB
+    /// apart, inequivalent here; a store through one is not seen by a load through the other,
+    /// and no kernel routine runs between the two accesses to flush it. Excluded from every
+    /// "correct kernels are clean" check ([`Preset::is_hypothetical`]).
+    Pa8800Boundary64M,
     /// The tiny machine with a physically indexed cache: no aliasing, the sanity baseline.
     Pipt,
-    /// rp3440: 4 × PA8800 as PDC reports it (32 MiB D-cache, 128 B lines), for the cost model.
+    /// rp3440: 4 × PA8800 as PDC reports it (32 MiB 4-way D-cache, 128 B lines), with the
+    /// kernel's 4 MiB alias boundary, for the cost model (parisc-facts §7.2).
     Rp3440,
 }
 
 impl Preset {
     /// Every preset, in display order.
-    pub const ALL: [Preset; 5] = [Preset::Tiny, Preset::Pa8700, Preset::Pa8800, Preset::Pipt, Preset::Rp3440];
+    pub const ALL: [Preset; 6] = [
+        Preset::Tiny,
+        Preset::Pa8700,
+        Preset::Pa8800,
+        Preset::Pa8800Boundary64M,
+        Preset::Pipt,
+        Preset::Rp3440,
+    ];
 
     /// The preset's name.
     pub fn name(self) -> &'static str {
@@ -148,9 +171,17 @@ impl Preset {
             Preset::Tiny => "tiny",
             Preset::Pa8700 => "pa8700",
             Preset::Pa8800 => "pa8800",
+            Preset::Pa8800Boundary64M => "pa8800-64m",
             Preset::Pipt => "pipt",
             Preset::Rp3440 => "rp3440",
         }
+    }
+
+    /// Does the preset model a hypothesis rather than hardware as the kernel sees it? On such
+    /// a machine even a correct kernel shows violations, so it is left out of every check
+    /// that correct kernels are clean.
+    pub fn is_hypothetical(self) -> bool {
+        matches!(self, Preset::Pa8800Boundary64M)
     }
 
     /// The machine configuration of the preset.
@@ -168,6 +199,19 @@ impl Preset {
             costs: CostTable::DEFAULT,
             requires_coherency: false,
         };
+        let pa8800 = MachineConfig {
+            name: "pa8800",
+            cpus: 4,
+            frames: 256,
+            line_bytes: 128,
+            sets: 1536,
+            ways: 4,
+            indexing: Indexing::Virtual { alias_boundary: SHM_COLOUR },
+            tlb_entries: 240,
+            swap_slots: 4096,
+            costs: CostTable::DEFAULT,
+            requires_coherency: true,
+        };
         match self {
             Preset::Tiny => tiny,
             Preset::Pipt => MachineConfig { name: "pipt", indexing: Indexing::Physical, ..tiny },
@@ -184,18 +228,11 @@ impl Preset {
                 costs: CostTable::DEFAULT,
                 requires_coherency: false,
             },
-            Preset::Pa8800 => MachineConfig {
-                name: "pa8800",
-                cpus: 4,
-                frames: 256,
-                line_bytes: 128,
-                sets: 1536,
-                ways: 4,
+            Preset::Pa8800 => pa8800,
+            Preset::Pa8800Boundary64M => MachineConfig {
+                name: "pa8800-64m",
                 indexing: Indexing::Virtual { alias_boundary: 64 << 20 },
-                tlb_entries: 240,
-                swap_slots: 4096,
-                costs: CostTable::DEFAULT,
-                requires_coherency: true,
+                ..pa8800
             },
             // Memory covers the 16 MiB the boot-time range measurement flushes.
             Preset::Rp3440 => MachineConfig {
@@ -205,7 +242,7 @@ impl Preset {
                 line_bytes: 128,
                 sets: 65536,
                 ways: 4,
-                indexing: Indexing::Virtual { alias_boundary: 64 << 20 },
+                indexing: Indexing::Virtual { alias_boundary: SHM_COLOUR },
                 tlb_entries: 240,
                 swap_slots: 4096,
                 costs: CostTable::RP3440,
@@ -304,14 +341,31 @@ mod tests {
         assert_eq!(c.cache_bytes(), 1536 * 1024);
         assert_eq!(c.line_bytes, 64);
         assert_eq!(c.colours(), 1024);
+        assert_eq!(c.indexing, Indexing::Virtual { alias_boundary: 4 << 20 });
         let c = Preset::Pa8800.config();
         assert_eq!(c.cache_bytes(), 768 * 1024);
         assert_eq!(c.line_bytes, 128);
+        assert_eq!(c.indexing, Indexing::Virtual { alias_boundary: 4 << 20 });
+        assert_eq!(c.colours(), 1024);
+        let h = Preset::Pa8800Boundary64M.config();
+        assert_eq!(
+            MachineConfig { name: "pa8800", indexing: c.indexing, ..h.clone() },
+            c,
+            "pa8800's geometry"
+        );
+        assert_eq!(h.indexing, Indexing::Virtual { alias_boundary: 64 << 20 });
         let c = Preset::Rp3440.config();
         assert_eq!(c.cache_bytes(), 32 << 20);
+        assert_eq!(c.indexing, Indexing::Virtual { alias_boundary: 4 << 20 });
         assert_eq!(Preset::Tiny.config().colours(), 4);
         assert_eq!(Preset::Pipt.config().colours(), 1);
         let coherent: Vec<_> = Preset::ALL.into_iter().filter(|p| p.config().requires_coherency).collect();
-        assert_eq!(coherent, [Preset::Pa8800, Preset::Rp3440], "the PA8800/PA8900 machines");
+        assert_eq!(
+            coherent,
+            [Preset::Pa8800, Preset::Pa8800Boundary64M, Preset::Rp3440],
+            "the PA8800/PA8900 machines"
+        );
+        let hypothetical: Vec<_> = Preset::ALL.into_iter().filter(|p| p.is_hypothetical()).collect();
+        assert_eq!(hypothetical, [Preset::Pa8800Boundary64M]);
     }
 }

@@ -23,6 +23,8 @@ pub enum What {
     Fill {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
         /// By speculative move-in.
@@ -32,6 +34,8 @@ pub enum What {
     Evict {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
     },
@@ -39,6 +43,8 @@ pub enum What {
     WriteBack {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
     },
@@ -46,6 +52,8 @@ pub enum What {
     Store {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
         /// Virtual address used.
@@ -57,6 +65,8 @@ pub enum What {
     StoreLine {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
         /// Virtual address used.
@@ -66,6 +76,8 @@ pub enum What {
     Invalidate {
         /// Set.
         set: u32,
+        /// Virtual way ([`crate::machine::LineId::alias`]).
+        alias: u32,
         /// Physical line.
         tag: u64,
         /// By which instruction.

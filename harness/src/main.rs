@@ -103,7 +103,8 @@ struct CampaignArgs {
     /// Scheduler: random or pct.
     #[arg(long, default_value = "random")]
     scheduler: SchedulerKind,
-    /// Machine preset: tiny, pa8700, pa8800, pipt, rp3440.
+    /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean
+    /// on it), pipt, rp3440.
     #[arg(long, default_value = "tiny")]
     preset: Preset,
     /// Directory for reproducer files.
@@ -248,6 +249,13 @@ fn campaign(registry: &Registry, a: &CampaignArgs, check: bool) -> Result<ExitCo
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "lineages": results }))?);
     } else {
         print_table(&results, &chosen);
+        if a.preset.is_hypothetical() {
+            println!(
+                "note: `{}` is a hypothetical machine: its alias boundary is above the kernel's 4 MiB \
+                 colouring, so no kernel can be clean on it",
+                a.preset
+            );
+        }
     }
     let found = results.iter().any(|r| r.violations > 0);
     Ok(if check && found { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -2,29 +2,30 @@
 //! real mode by physical address), `fdce` (by index, local), TLB purges, and the tmpalias
 //! registers.
 //!
-//! One loop, `flush_line_everywhere`, does the work of every flush by address: the
-//! line of a physical tag at a set is written back (unless purged) and invalidated in every
-//! CPU's cache. The instructions differ only in how they find the set and the tag.
+//! One loop, `flush_line_everywhere`, does the work of every flush by address: one line (set,
+//! physical tag and virtual way, a [`LineId`]) is written back (unless purged) and invalidated
+//! in every CPU's cache. The instructions differ only in how they find the line.
 
 use crate::addr::{CpuId, PhysAddr, SpaceId, VirtAddr};
 use crate::cache::LineMeta;
 use crate::machine::tmpalias::TmpaliasRegs;
-use crate::machine::{FlushOutcome, Machine};
+use crate::machine::{FlushOutcome, LineId, Machine};
 use crate::trace::{Insn, What};
 
 impl Machine {
-    /// The broadcast part of `fdc`/`pdc`: on every CPU the line `(set, tag)`, if present, is
-    /// written back when dirty (`fdc` only) and invalidated; then the flush is logged for `cpu`.
-    fn flush_line_everywhere(
-        &mut self, cpu: CpuId, set: usize, tag: u64, insn: Insn, space: SpaceId, va: VirtAddr,
-    ) {
+    /// The broadcast part of `fdc`/`pdc`: on every CPU the line `id`, if present, is written
+    /// back when dirty (`fdc` only) and invalidated; then the flush is logged for `cpu`. Lines
+    /// of the same physical line in other sets or other virtual ways (inequivalent aliases)
+    /// are not touched.
+    fn flush_line_everywhere(&mut self, cpu: CpuId, id: LineId, insn: Insn, space: SpaceId, va: VirtAddr) {
+        let LineId { set, tag, alias } = id;
         for c in 0..self.cpus.len() {
-            if let Some(way) = self.cpus[c].cache.lookup(set, tag) {
+            if let Some(way) = self.cpus[c].cache.lookup(set, tag, alias) {
                 if insn == Insn::Fdc && self.cpus[c].cache.meta(set, way).dirty {
                     self.write_back(CpuId(c as u8), set, way);
                 }
                 *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, tag, by: insn });
+                self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, alias, tag, by: insn });
             }
         }
         self.ev(cpu, What::Flush { insn, space, va, tag });
@@ -36,13 +37,14 @@ impl Machine {
             self.ev(cpu, What::Nullified { insn, space, va });
             return FlushOutcome::Nullified;
         };
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        self.flush_line_everywhere(cpu, set, tag, insn, space, va);
+        let id = self.line_id(va, pa);
+        self.flush_line_everywhere(cpu, id, insn, space, va);
         FlushOutcome::Done { pa }
     }
 
     /// `fdc va`: writes back (if dirty) and invalidates the line of `va`'s translation at
-    /// `va`'s index, in every CPU's cache. Nullified without a translation.
+    /// `va`'s index (set and virtual way), in every CPU's cache. Nullified without a
+    /// translation.
     pub fn fdc(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
         self.counters.fdc += 1;
         self.flush_by_va(cpu, space, va, Insn::Fdc)
@@ -66,12 +68,13 @@ impl Machine {
             self.counters.fdc += 1;
         }
         let va = pa.kernel_va();
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        self.flush_line_everywhere(cpu, set, tag, insn, SpaceId::KERNEL, va);
+        let id = self.line_id(va, pa);
+        self.flush_line_everywhere(cpu, id, insn, SpaceId::KERNEL, va);
     }
 
     /// `fdce` over one set of `target`'s cache: every way written back if dirty and
-    /// invalidated. Local to `target`; executed by `cpu` (itself, or on its behalf by IPI).
+    /// invalidated, whatever the physical tag and virtual way of its line. Local to `target`;
+    /// executed by `cpu` (itself, or on its behalf by IPI).
     pub fn fdce(&mut self, cpu: CpuId, target: CpuId, set: usize) {
         self.counters.fdce += 1;
         for way in 0..self.cfg.ways {
@@ -81,7 +84,10 @@ impl Machine {
                     self.write_back(target, set, way);
                 }
                 *self.cpus[target.index()].cache.meta_mut(set, way) = LineMeta::default();
-                self.ev(target, What::Invalidate { set: set as u32, tag: m.tag, by: Insn::Fdce });
+                self.ev(
+                    target,
+                    What::Invalidate { set: set as u32, alias: m.alias, tag: m.tag, by: Insn::Fdce },
+                );
             }
         }
         let _ = cpu;

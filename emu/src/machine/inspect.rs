@@ -31,11 +31,12 @@ impl Machine {
             .map(|i| CpuId(i as u8))
     }
 
-    /// The line `cpu` holds for physical address `pa` when accessed through `va`.
+    /// The line `cpu` holds for physical address `pa` when accessed through `va` (its set and
+    /// virtual way, [`Machine::line_id`]).
     pub fn cached_line(&self, cpu: CpuId, va: VirtAddr, pa: PhysAddr) -> Option<(LineMeta, &[u64])> {
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
+        let id = self.line_id(va, pa);
         let c = &self.cpus[cpu.index()].cache;
-        c.lookup(set, tag).map(|w| (c.meta(set, w), c.data(set, w)))
+        c.lookup(id.set, id.tag, id.alias).map(|w| (c.meta(id.set, w), c.data(id.set, w)))
     }
 
     /// The word at `pa` in any CPU's cache when accessed through `va`, dirty copies first.
@@ -54,7 +55,7 @@ impl Machine {
     }
 
     /// What a load through `va` of physical address `pa` would return right now, without
-    /// performing one: the coherent copy at `va`'s set if any CPU holds one, else memory.
+    /// performing one: the coherent copy at `va`'s line if any CPU holds one, else memory.
     pub fn view_word(&self, va: VirtAddr, pa: PhysAddr) -> u64 {
         self.cached_word(va, pa).map_or_else(|| self.mem.read(pa), |(_, _, v)| v)
     }

@@ -11,8 +11,11 @@
 //! inside the instruction that takes it (walk, insert, set `_PAGE_ACCESSED`), as the
 //! interruption handlers of `entry.S` run with interrupts off.
 //!
-//! Coherence: an access snoops the other CPUs only at its own set index for its own physical
-//! tag, so equivalent aliases (same set) stay coherent and inequivalent ones do not.
+//! Indexing: two virtual addresses of one physical line share a cache line exactly when they
+//! are congruent modulo the alias boundary ([`Machine::line_id`]).
+//!
+//! Coherence: an access snoops the other CPUs only for its own line (set, physical tag and
+//! virtual way), so equivalent aliases stay coherent and inequivalent ones do not.
 
 pub mod flush;
 pub mod inspect;
@@ -121,13 +124,101 @@ pub struct Cpu {
     pub tmpalias: TmpaliasRegs,
 }
 
-/// Geometry derived from the configuration, for the hot paths (no divisions).
+/// Which cache line a physical line occupies when accessed through one virtual address: the
+/// set, the physical tag and the virtual way. Every lookup, snoop and flush by address matches
+/// all three; `fdce` empties a set whatever its lines' tags and ways.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LineId {
+    /// The set.
+    pub set: usize,
+    /// The physical line number (`pa / line_bytes`): the write-back address.
+    pub tag: u64,
+    /// Which of the alias boundary's virtual ways the address falls in: the virtual line
+    /// index below the boundary divided by the number of sets. Nonzero only on a VIPT cache
+    /// whose boundary spans more lines than one way has sets; always 0 on a PIPT cache.
+    pub alias: u32,
+}
+
+/// How the set (and virtual way) of an access is formed, derived from the configuration.
+#[derive(Clone, Copy, Debug)]
+enum IndexRule {
+    /// PIPT: the set from the physical line number.
+    Physical,
+    /// VIPT whose alias boundary holds at least as many lines as a way has sets: with `x` the
+    /// virtual line index below the boundary, set = `x mod sets` and the virtual way
+    /// `x div sets` is part of the line's identity, so addresses congruent modulo the boundary
+    /// share a line and no others do. Real caches of this shape (PA8700: a 384 KiB way under a
+    /// 4 MiB boundary) may let some inequivalent aliases collide; the architecture does not
+    /// promise it, so the model never does (parisc-facts §5, `shmparam.h`: aliases are
+    /// supported only when their addresses are identical modulo `SHM_COLOUR`; §9.1).
+    VirtualWays {
+        /// `alias_boundary - 1`.
+        boundary_mask: u64,
+    },
+    /// VIPT whose alias boundary holds fewer lines than a way has sets (rp3440 as PDC reports
+    /// it: an 8 MiB way under a 4 MiB boundary, parisc-facts §7.1–7.2). A simplification: the
+    /// set bits above the boundary come from the physical address, the same for every alias
+    /// of the line, so set = `(x + (pa div boundary) · lines_below) mod sets` and the virtual
+    /// way is 0. Aliases congruent modulo the boundary share a line, others land in distinct
+    /// sets, and every set of the way is used.
+    PhysicalHigh {
+        /// `alias_boundary - 1`.
+        boundary_mask: u64,
+        /// log2 of the alias boundary.
+        boundary_shift: u32,
+        /// Lines below the boundary (`alias_boundary / line_bytes`).
+        lines_below: u64,
+    },
+}
+
+/// Geometry derived from the configuration, for the hot paths: no division where the number
+/// of sets is a power of two.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
     /// log2 of the line size.
     line_shift: u32,
-    /// `sets - 1` when the number of sets is a power of two.
-    set_mask: Option<usize>,
+    /// Number of sets.
+    sets: u64,
+    /// `sets - 1` and log2 of `sets` when the number of sets is a power of two.
+    sets_pow2: Option<(u64, u32)>,
+    /// How the index is formed.
+    rule: IndexRule,
+}
+
+impl Geometry {
+    fn new(cfg: &MachineConfig) -> Self {
+        let line_shift = cfg.line_bytes.trailing_zeros();
+        let sets = cfg.sets as u64;
+        let rule = match cfg.indexing {
+            Indexing::Physical => IndexRule::Physical,
+            Indexing::Virtual { alias_boundary } => {
+                let lines_below = alias_boundary >> line_shift;
+                if lines_below >= sets {
+                    IndexRule::VirtualWays { boundary_mask: alias_boundary - 1 }
+                } else {
+                    IndexRule::PhysicalHigh {
+                        boundary_mask: alias_boundary - 1,
+                        boundary_shift: alias_boundary.trailing_zeros(),
+                        lines_below,
+                    }
+                }
+            }
+        };
+        Geometry {
+            line_shift,
+            sets,
+            sets_pow2: sets.is_power_of_two().then(|| (sets - 1, sets.trailing_zeros())),
+            rule,
+        }
+    }
+
+    /// `(x mod sets, x div sets)`.
+    fn split(&self, x: u64) -> (usize, u32) {
+        match self.sets_pow2 {
+            Some((mask, shift)) => ((x & mask) as usize, (x >> shift) as u32),
+            None => ((x % self.sets) as usize, (x / self.sets) as u32),
+        }
+    }
 }
 
 /// The machine.
@@ -154,13 +245,15 @@ pub struct Machine {
     pub last_read: Option<LineRead>,
 }
 
-/// Where a load got its value: a CPU's line at a set, already there or just filled.
+/// Where a load got its value: a CPU's line, already there or just filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineRead {
     /// The CPU whose cache supplied it.
     pub cpu: CpuId,
-    /// The set (so the alias's colour).
+    /// The set.
     pub set: u32,
+    /// The virtual way ([`LineId::alias`]); with the set, it names the alias's colour.
+    pub alias: u32,
     /// The physical line.
     pub tag: u64,
     /// The line was present (a hit) rather than filled from memory by this load.
@@ -199,10 +292,7 @@ impl Machine {
             trace: None,
             step: 0,
             last_read: None,
-            geo: Geometry {
-                line_shift: cfg.line_bytes.trailing_zeros(),
-                set_mask: cfg.sets.is_power_of_two().then(|| cfg.sets - 1),
-            },
+            geo: Geometry::new(&cfg),
             cfg,
         }
     }
@@ -278,16 +368,30 @@ impl Machine {
 
     // ----- geometry ---------------------------------------------------------------------
 
-    /// The set an access to `va` (translating to `pa`) uses.
+    /// The cache line an access to `va` (translating to `pa`) uses. On a VIPT machine two
+    /// addresses of one physical line get the same `LineId` exactly when they are congruent
+    /// modulo the alias boundary; on a PIPT machine every alias gets the same one. With `x`
+    /// the virtual line index below the boundary: set = `x mod sets` and virtual way
+    /// `x div sets` when the boundary holds at least a way's worth of lines; otherwise the set
+    /// bits above the boundary come from `pa` (the same for every alias) and the virtual way
+    /// is 0.
+    pub fn line_id(&self, va: VirtAddr, pa: PhysAddr) -> LineId {
+        let shift = self.geo.line_shift;
+        let tag = pa.raw() >> shift;
+        let (set, alias) = match self.geo.rule {
+            IndexRule::Physical => (self.geo.split(tag).0, 0),
+            IndexRule::VirtualWays { boundary_mask } => self.geo.split((va.raw() & boundary_mask) >> shift),
+            IndexRule::PhysicalHigh { boundary_mask, boundary_shift, lines_below } => {
+                let x = (va.raw() & boundary_mask) >> shift;
+                (self.geo.split(x + (pa.raw() >> boundary_shift) * lines_below).0, 0)
+            }
+        };
+        LineId { set, tag, alias }
+    }
+
+    /// The set an access to `va` (translating to `pa`) uses ([`Machine::line_id`]'s set).
     pub fn set_index(&self, va: VirtAddr, pa: PhysAddr) -> usize {
-        let slot = match self.cfg.indexing {
-            Indexing::Virtual { alias_boundary } => va.colour(alias_boundary) >> self.geo.line_shift,
-            Indexing::Physical => pa.raw() >> self.geo.line_shift,
-        } as usize;
-        match self.geo.set_mask {
-            Some(mask) => slot & mask,
-            None => slot % self.cfg.sets,
-        }
+        self.line_id(va, pa).set
     }
 
     /// The tag (physical line number) of `pa`.
@@ -295,11 +399,14 @@ impl Machine {
         pa.raw() >> self.geo.line_shift
     }
 
-    /// Are `a` and `b` equivalent aliases (same set for the same physical line) on this
-    /// machine? Always true for PIPT.
+    /// Are `a` and `b`, two virtual addresses of one physical address, equivalent aliases
+    /// (do they share its cache line)? Exactly when they are congruent modulo the alias
+    /// boundary; always on a PIPT machine.
     pub fn equivalent(&self, a: VirtAddr, b: VirtAddr) -> bool {
-        self.set_index(a, PhysAddr::new(0)) == self.set_index(b, PhysAddr::new(0))
-            || self.cfg.indexing == Indexing::Physical
+        match self.cfg.indexing {
+            Indexing::Virtual { alias_boundary } => a.colour(alias_boundary) == b.colour(alias_boundary),
+            Indexing::Physical => true,
+        }
     }
 
     fn word_in_line(&self, pa: PhysAddr) -> usize {
@@ -308,6 +415,8 @@ impl Machine {
 
     // ----- cache protocol ---------------------------------------------------------------
 
+    /// Writes back the dirty line at `(set, way)` of `cpu`'s cache, to the address its
+    /// physical tag names.
     fn write_back(&mut self, cpu: CpuId, set: usize, way: usize) {
         let wpl = self.cfg.words_per_line();
         let line = self.cfg.line_bytes;
@@ -318,32 +427,34 @@ impl Machine {
         self.mem.slice_mut(pa, wpl).copy_from_slice(c.data(set, way));
         c.meta_mut(set, way).dirty = false;
         self.counters.write_backs += 1;
-        self.ev(cpu, What::WriteBack { set: set as u32, tag: m.tag });
+        self.ev(cpu, What::WriteBack { set: set as u32, alias: m.alias, tag: m.tag });
     }
 
-    /// Snoop: other CPUs' copies of `(set, tag)` are written back if dirty; and invalidated
-    /// too when `invalidate`.
-    fn snoop(&mut self, cpu: CpuId, set: usize, tag: u64, invalidate: bool) {
+    /// Snoop: other CPUs' copies of line `id` are written back if dirty; and invalidated too
+    /// when `invalidate`.
+    fn snoop(&mut self, cpu: CpuId, id: LineId, invalidate: bool) {
+        let LineId { set, tag, alias } = id;
         for other in 0..self.cpus.len() {
             if other == cpu.index() {
                 continue;
             }
             let oc = CpuId(other as u8);
-            if let Some(way) = self.cpus[other].cache.lookup(set, tag) {
+            if let Some(way) = self.cpus[other].cache.lookup(set, tag, alias) {
                 if self.cpus[other].cache.meta(set, way).dirty {
                     self.write_back(oc, set, way);
                 }
                 if invalidate {
                     self.cpus[other].cache.meta_mut(set, way).valid = false;
-                    self.ev(oc, What::Invalidate { set: set as u32, tag, by: Insn::Snoop });
+                    self.ev(oc, What::Invalidate { set: set as u32, alias, tag, by: Insn::Snoop });
                 }
             }
         }
     }
 
-    /// Brings `(set, tag)` into `cpu`'s cache, evicting a seeded victim if the set is full.
-    fn fill(&mut self, cpu: CpuId, set: usize, tag: u64, speculative: bool) -> usize {
-        self.snoop(cpu, set, tag, false);
+    /// Brings line `id` into `cpu`'s cache, evicting a seeded victim if the set is full.
+    fn fill(&mut self, cpu: CpuId, id: LineId, speculative: bool) -> usize {
+        self.snoop(cpu, id, false);
+        let LineId { set, tag, alias } = id;
         let ways = self.cfg.ways;
         let way = match self.cpus[cpu.index()].cache.free_way(set) {
             Some(w) => w,
@@ -353,7 +464,7 @@ impl Machine {
                 if m.dirty {
                     self.write_back(cpu, set, w);
                 }
-                self.ev(cpu, What::Evict { set: set as u32, tag: m.tag });
+                self.ev(cpu, What::Evict { set: set as u32, alias: m.alias, tag: m.tag });
                 w
             }
         };
@@ -361,32 +472,32 @@ impl Machine {
         let pa = PhysAddr::new(tag * self.cfg.line_bytes);
         let c = &mut self.cpus[cpu.index()].cache;
         c.data_mut(set, way).copy_from_slice(self.mem.slice(pa, wpl));
-        *c.meta_mut(set, way) = LineMeta { valid: true, dirty: false, tag };
+        *c.meta_mut(set, way) = LineMeta { valid: true, dirty: false, tag, alias };
         if speculative {
             self.counters.speculative_fills += 1;
         } else {
             self.counters.fills += 1;
         }
-        self.ev(cpu, What::Fill { set: set as u32, tag, speculative });
+        self.ev(cpu, What::Fill { set: set as u32, alias, tag, speculative });
         way
     }
 
-    fn line_for_read(&mut self, cpu: CpuId, set: usize, tag: u64) -> usize {
-        let (way, hit) = match self.cpus[cpu.index()].cache.lookup(set, tag) {
+    fn line_for_read(&mut self, cpu: CpuId, id: LineId) -> usize {
+        let (way, hit) = match self.cpus[cpu.index()].cache.lookup(id.set, id.tag, id.alias) {
             Some(w) => {
                 self.counters.hits += 1;
                 (w, true)
             }
-            None => (self.fill(cpu, set, tag, false), false),
+            None => (self.fill(cpu, id, false), false),
         };
-        self.last_read = Some(LineRead { cpu, set: set as u32, tag, hit });
+        self.last_read = Some(LineRead { cpu, set: id.set as u32, alias: id.alias, tag: id.tag, hit });
         way
     }
 
-    fn line_for_write(&mut self, cpu: CpuId, set: usize, tag: u64) -> usize {
-        self.snoop(cpu, set, tag, true);
-        let w = self.line_for_read(cpu, set, tag);
-        self.cpus[cpu.index()].cache.meta_mut(set, w).dirty = true;
+    fn line_for_write(&mut self, cpu: CpuId, id: LineId) -> usize {
+        self.snoop(cpu, id, true);
+        let w = self.line_for_read(cpu, id);
+        self.cpus[cpu.index()].cache.meta_mut(id.set, w).dirty = true;
         w
     }
 
@@ -396,21 +507,21 @@ impl Machine {
     pub fn load(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Result<u64, Trap> {
         self.counters.loads += 1;
         let pa = self.translate_access(cpu, space, va, false)?;
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        let w = self.line_for_read(cpu, set, tag);
+        let id = self.line_id(va, pa);
+        let w = self.line_for_read(cpu, id);
         let i = self.word_in_line(pa);
-        Ok(self.cpus[cpu.index()].cache.data(set, w)[i])
+        Ok(self.cpus[cpu.index()].cache.data(id.set, w)[i])
     }
 
     /// Stores `value` at `va` in `space`.
     pub fn store(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, value: u64) -> Result<(), Trap> {
         self.counters.stores += 1;
         let pa = self.translate_access(cpu, space, va, true)?;
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        let w = self.line_for_write(cpu, set, tag);
+        let id = self.line_id(va, pa);
+        let w = self.line_for_write(cpu, id);
         let i = self.word_in_line(pa);
-        self.cpus[cpu.index()].cache.data_mut(set, w)[i] = value;
-        self.ev(cpu, What::Store { set: set as u32, tag, va, value });
+        self.cpus[cpu.index()].cache.data_mut(id.set, w)[i] = value;
+        self.ev(cpu, What::Store { set: id.set as u32, alias: id.alias, tag: id.tag, va, value });
         Ok(())
     }
 
@@ -421,9 +532,9 @@ impl Machine {
         self.counters.loads += 1;
         let va = va.align_down(self.cfg.line_bytes);
         let pa = self.translate_access(cpu, space, va, false)?;
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        let w = self.line_for_read(cpu, set, tag);
-        buf.copy_from_slice(self.cpus[cpu.index()].cache.data(set, w));
+        let id = self.line_id(va, pa);
+        let w = self.line_for_read(cpu, id);
+        buf.copy_from_slice(self.cpus[cpu.index()].cache.data(id.set, w));
         Ok(())
     }
 
@@ -432,10 +543,10 @@ impl Machine {
         self.counters.stores += 1;
         let va = va.align_down(self.cfg.line_bytes);
         let pa = self.translate_access(cpu, space, va, true)?;
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        let w = self.line_for_write(cpu, set, tag);
-        self.cpus[cpu.index()].cache.data_mut(set, w).copy_from_slice(buf);
-        self.ev(cpu, What::StoreLine { set: set as u32, tag, va });
+        let id = self.line_id(va, pa);
+        let w = self.line_for_write(cpu, id);
+        self.cpus[cpu.index()].cache.data_mut(id.set, w).copy_from_slice(buf);
+        self.ev(cpu, What::StoreLine { set: id.set as u32, alias: id.alias, tag: id.tag, va });
         Ok(())
     }
 
@@ -460,11 +571,11 @@ impl Machine {
         let off = (k % lpp) as u64 * self.cfg.line_bytes;
         let va = e.vpn.addr().add_bytes(off);
         let pa = e.pfn.phys().add_bytes(off);
-        let (set, tag) = (self.set_index(va, pa), self.tag(pa));
-        if self.cpus[cpu.index()].cache.lookup(set, tag).is_some() {
+        let id = self.line_id(va, pa);
+        if self.cpus[cpu.index()].cache.lookup(id.set, id.tag, id.alias).is_some() {
             return false;
         }
-        self.fill(cpu, set, tag, true);
+        self.fill(cpu, id, true);
         true
     }
 

@@ -15,7 +15,9 @@
 //!   does not;
 //! * (e) a stale TLB entry on another CPU keeps sending stores to the old page until purged;
 //! * (g) equivalent aliases are coherent across CPUs by snooping, inequivalent ones are not;
-//! * (h) a store through a TLB entry with the D bit clear traps.
+//! * (h) a store through a TLB entry with the D bit clear traps;
+//! * (i) on every preset (these tests build their own machines), aliases of one line share it
+//!   exactly when they are congruent modulo the alias boundary.
 //!
 //! Kernel level (the MMU core driven through [`Executor`]):
 //!

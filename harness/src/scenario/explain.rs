@@ -15,15 +15,16 @@ use crate::oracle::{Oracle, ViolationKind};
 /// overlapping it.
 const OVERLAP_STEPS: u64 = 2000;
 
-/// Where the load of this step got its value: which CPU's line, at which set (the alias's
-/// colour), and whether it was already cached or filled from memory now.
+/// Where the load of this step got its value: which CPU's line, at which set and virtual way
+/// (together the alias's colour), and whether it was already cached or filled from memory now.
 pub(super) fn read_source(m: &Machine) -> String {
     let line = m.config().line_bytes;
     match m.last_read {
         Some(r) => format!(
-            "value read from cpu{}'s line at set {} (physical line {:#x}), {}",
+            "value read from cpu{}'s line at set {} virtual way {} (physical line {:#x}), {}",
             r.cpu.0,
             r.set,
+            r.alias,
             r.tag * line,
             if r.hit { "a line already in the cache" } else { "filled from memory by this load" }
         ),

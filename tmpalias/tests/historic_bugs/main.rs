@@ -1,6 +1,8 @@
-//! The historic bugs of parisc-facts §8, each as a handcrafted, deterministic interleaving.
+//! The historic bugs of parisc-facts §8, each as a handcrafted, deterministic interleaving,
+//! and the B14 hypothesis of a PA8800 alias boundary above 4 MiB.
 //!
-//! Every test runs on the `tiny` preset (4 CPUs, 4 KiB pages, 128-byte lines, 16 KiB alias
+//! Every test but B14's (which compares `pa8800` with the hypothetical `pa8800-64m`) runs on
+//! the `tiny` preset (4 CPUs, 4 KiB pages, 128-byte lines, 16 KiB alias
 //! boundary: only `(va / 4096) mod 4` picks the cache colour) with [`FirstChooser`]: no
 //! speculation, way 0, first swap slot, every new VMA at the front of its file's `i_mmap`.
 //! CPUs are driven one by one (`spawn` + `run_until` / `step_cpu` / `run_to_completion`), so
@@ -17,6 +19,7 @@ mod rig;
 
 mod b1;
 mod b13;
+mod b14;
 mod b17;
 mod b2;
 mod b21;

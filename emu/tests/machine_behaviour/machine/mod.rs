@@ -10,6 +10,7 @@ use crate::common::*;
 
 mod aliases;
 mod fdc;
+mod indexing;
 mod tlb;
 
 /// A tiny machine with one user space whose first 2 MiB are covered by one PTE page.
