@@ -16,7 +16,7 @@
 //! over a change it did not see (`PteResurrected`, `PteUpdateLost`,
 //! `Kernel::store_pte_lockless`), a translation inserted for a PTE that is not present
 //! (`InsertNonPresent`, `Kernel::hash_insert`), a translation left after an `mmu_gather`
-//! flush (`StaleTlb`, `MmuGather::finish`), a frame freed while a TLB entry or a lockless
+//! flush (`StaleTlb`, `MmuGather::flush_tlb_only`), a frame freed while a TLB entry or a lockless
 //! walker can reach it (`FreedReachable`, `Kernel::put_page`), and a store that no dirty-log
 //! harvest ever named (`LostDirty`, checked by the clean family's check after a final clean).
 

@@ -49,9 +49,11 @@ use crate::parisc;
 /// The holes (B17, fixed in 6.10 by "parisc: Try to fix random segmentation faults in
 /// package builds", see `linux-6.10`): (b) a store between reclaim's `flush_cache_page` and
 /// `ptep_clear_flush` leaves a dirty line on a page that is then freed, because
-/// `ptep_clear_flush` flushes no cache; (c) on PA8800/PA8900 the PTE checks are racy and the
-/// flushes go through the user address, so a PTE cleared or aged between check and flush
-/// leaves lines behind.
+/// `ptep_clear_flush` flushes no cache; (c) on every machine `flush_cache_page_if_present`
+/// skips the source flush of a COW copy whose faulting PTE is not present yet (a private
+/// mapping's first write), so the copy reads memory past another mapping's dirty line; and on
+/// PA8800/PA8900 every PTE check is racy and the flushes go through the user address, so a PTE
+/// cleared or aged between check and flush leaves lines behind.
 ///
 /// Sources: `torvalds/linux` `arch/parisc/kernel/cache.c` @ `03ab8e62`,
 /// `arch/parisc/include/asm/pgtable.h` @ `f05ff964` (a 5.16–6.2 state) and
