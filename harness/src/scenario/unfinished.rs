@@ -10,7 +10,7 @@ use crate::workload::{MAX_FILE_PAGES, WORDS, WOp, Workload};
 
 /// Why a scenario did not finish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum UnfinishedKind {
     /// No CPU could move: every busy CPU waited for a lock, or an operation waited at the
     /// workload gate with nothing running.
