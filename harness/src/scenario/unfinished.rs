@@ -97,9 +97,10 @@ pub fn run_ops_bound(w: &Workload) -> u64 {
 
 /// The step budget of a run of `w` on a machine of `mc`: every operation it can perform
 /// ([`run_ops_bound`]) running the machine's most expensive routine ([`routine_steps`])
-/// [`ROUTINES_PER_OP`] times. A correct kernel stays far below it (a `whole-cache` scenario
-/// on `rp3440`, where a flush of every cache counts 262 144 sets, uses a few thousandths of
-/// it); a run that reaches it is reported as unfinished, never as clean.
+/// [`ROUTINES_PER_OP`] times. Correct kernels stay far below it: over thousands of seeds the
+/// hungriest `whole-cache` scenario on `rp3440`, where a flush of every cache passes 262 144
+/// sets, would use under 2 % of it even if every set flushed were a step of its own. A run
+/// that reaches it is reported as unfinished, never as clean.
 pub fn step_budget(w: &Workload, mc: &MachineConfig) -> u64 {
     run_ops_bound(w).saturating_mul(ROUTINES_PER_OP).saturating_mul(routine_steps(mc))
 }
