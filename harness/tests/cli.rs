@@ -501,10 +501,12 @@ fn a_reproducer_naming_what_its_workload_lacks_is_refused() {
         f(&mut v);
         v
     };
+    // The base: one CPU storing to mapping 1 of process 0 (its two mappings are of file 0;
+    // the workload has 3 processes and 3 files).
     let cases: Vec<(serde_json::Value, &str)> = vec![
         (
             edit(&|v| v["workload"]["programs"][0][0]["map"] = 50.into()),
-            "mapping 50, but process 2 has 2 mappings",
+            "mapping 50, but process 0 has 2 mappings",
         ),
         (
             edit(&|v| v["workload"]["programs"][0][0]["proc"] = serde_json::json!({ "init": 9 })),
@@ -519,16 +521,17 @@ fn a_reproducer_naming_what_its_workload_lacks_is_refused() {
         (edit(&|v| v["workload"]["maps"][0]["proc"] = 7.into()), "mapping 0: process 7"),
         (
             edit(&|v| v["workload"]["maps"][0]["kind"]["file"] = 4.into()),
-            "file 4, but the workload has 1 files",
+            "file 4, but the workload has 3 files",
         ),
         (edit(&|v| v["workload"]["cpus"] = 9.into()), "9 cpus, but the machine has 1..=4"),
         (
             edit(&|v| {
-                v["workload"]["programs"][0][1] = serde_json::json!({
+                let reclaim = serde_json::json!({
                     "op": "reclaim", "target": { "kind": "user", "proc": { "init": 1 }, "map": 0, "page": 0 }
                 });
+                v["workload"]["programs"][0].as_array_mut().unwrap().push(reclaim);
             }),
-            "mapping 0, but process 1 has 0 mappings",
+            "operation 1 (reclaim): mapping 0, but process 1 has 0 mappings",
         ),
         (
             edit(&|v| v["workload"]["maps"][0]["fixed"] = 0x0900_0001u64.into()),
@@ -558,7 +561,8 @@ fn shrink_of_a_clean_run_is_status_2_and_shrink_says_when_it_stops_at_its_budget
     assert_eq!(s.status.code(), Some(0), "{}", stderr(&s));
     let said = String::from_utf8_lossy(&s.stdout);
     assert!(said.starts_with("stopped at its budget of 2 runs (a smaller reproducer may exist)"), "{said}");
-    let s = vipt(&["shrink", &d.join("m.json").to_string_lossy(), "-o", d.join("m2.json").to_str().unwrap()]);
+    // The committed reproducer is a shrink's own result: nothing more goes.
+    let s = vipt(&["shrink", &small, "-o", d.join("m2.json").to_str().unwrap()]);
     let said = String::from_utf8_lossy(&s.stdout);
     assert!(said.starts_with("nothing could be removed ("), "{said}");
 }

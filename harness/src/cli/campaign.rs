@@ -112,13 +112,16 @@ pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut 
         progress: !a.json,
     };
     let report = run_campaign(&cfg, &chosen);
-    if let Some(e) = &report.spawn_error {
+    // A reproducer that could not be written is status 2, whose line is the only one on
+    // stderr; the results are printed all the same.
+    let lost = report.save_errors.first().map(|e| Failure(format!("a reproducer could not be written: {e}")));
+    if let Some(e) = report.spawn_error.as_ref().filter(|_| lost.is_none()) {
         warn(&format!(
             "only {} of {} worker threads could be started ({e}); the campaign ran on {}",
             report.workers, report.workers_wanted, report.workers
         ));
     }
-    for n in &report.notes {
+    for n in report.notes.iter().filter(|_| lost.is_none()) {
         warn(n);
     }
     let results = &report.lineages;
@@ -135,10 +138,10 @@ pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut 
             );
         }
     }
-    if let Some(e) = report.save_errors.first() {
-        return Err(Failure(format!("a reproducer could not be written: {e}")));
+    match lost {
+        Some(f) => Err(f),
+        None => Ok(status(&report, check)),
     }
-    Ok(status(&report, check))
 }
 
 fn status(report: &CampaignReport, check: bool) -> Status {

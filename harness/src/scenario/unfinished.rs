@@ -22,10 +22,6 @@ pub enum UnfinishedKind {
 }
 
 impl UnfinishedKind {
-    /// Every kind, in order.
-    pub const ALL: [UnfinishedKind; 3] =
-        [UnfinishedKind::Deadlock, UnfinishedKind::Livelock, UnfinishedKind::StepBudget];
-
     /// The name messages and JSON use: `deadlock`, `livelock`, `step budget`.
     pub fn name(self) -> &'static str {
         match self {
