@@ -31,6 +31,11 @@ pub struct DCache {
     meta: Vec<LineMeta>,
     /// `sets * ways * words_per_line` words, in the same order as `meta`.
     data: Vec<u64>,
+    /// One bit per set, set whenever a line of the set may have become valid (every
+    /// [`DCache::meta_mut`] marks its set) and cleared only by [`DCache::next_occupied`] once
+    /// it finds the set empty: a superset of the sets holding a valid line, so that a search
+    /// for the next occupied set skips 64 empty sets per word.
+    maybe_occupied: Vec<u64>,
 }
 
 impl DCache {
@@ -42,6 +47,7 @@ impl DCache {
             words_per_line,
             meta: vec![LineMeta::default(); sets * ways],
             data: vec![0; sets * ways * words_per_line],
+            maybe_occupied: vec![0; sets.div_ceil(64)],
         }
     }
 
@@ -78,8 +84,38 @@ impl DCache {
 
     /// Mutable metadata of a line.
     pub fn meta_mut(&mut self, set: usize, way: usize) -> &mut LineMeta {
+        self.maybe_occupied[set / 64] |= 1 << (set % 64);
         let s = self.slot(set, way);
         &mut self.meta[s]
+    }
+
+    /// Does `set` hold a valid line?
+    pub fn occupied(&self, set: usize) -> bool {
+        let base = set * self.ways;
+        self.meta[base..base + self.ways].iter().any(|m| m.valid)
+    }
+
+    /// The first set at or after `from` that holds a valid line, if any.
+    pub fn next_occupied(&mut self, from: usize) -> Option<usize> {
+        let mut set = from;
+        while set < self.sets {
+            let (word, bit) = (set / 64, set % 64);
+            let bits = self.maybe_occupied[word] >> bit;
+            if bits == 0 {
+                set = (word + 1) * 64;
+                continue;
+            }
+            set += bits.trailing_zeros() as usize;
+            if set >= self.sets {
+                break;
+            }
+            if self.occupied(set) {
+                return Some(set);
+            }
+            self.maybe_occupied[set / 64] &= !(1 << (set % 64));
+            set += 1;
+        }
+        None
     }
 
     /// Data words of a line.
@@ -99,5 +135,32 @@ impl DCache {
         let valid = self.meta.iter().filter(|m| m.valid).count();
         let dirty = self.meta.iter().filter(|m| m.dirty).count();
         (valid, dirty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_occupied_finds_every_set_with_a_valid_line_and_no_other() {
+        let mut c = DCache::new(200, 2, 4);
+        assert_eq!(c.next_occupied(0), None);
+        for set in [3, 64, 65, 130, 199] {
+            *c.meta_mut(set, 1) = LineMeta { valid: true, tag: 9, ..LineMeta::default() };
+        }
+        // Touched but left invalid: marked, and found empty.
+        c.meta_mut(100, 0).dirty = false;
+        let mut found = Vec::new();
+        let mut from = 0;
+        while let Some(s) = c.next_occupied(from) {
+            found.push(s);
+            from = s + 1;
+        }
+        assert_eq!(found, [3, 64, 65, 130, 199]);
+        *c.meta_mut(64, 1) = LineMeta::default();
+        assert_eq!(c.next_occupied(4), Some(65));
+        assert_eq!(c.next_occupied(66), Some(130));
+        assert_eq!(c.next_occupied(200), None);
     }
 }

@@ -1,12 +1,13 @@
 //! Campaigns: every seed of a range on every chosen lineage, on all cores.
 //!
 //! Seeds are handed out in chunks to worker threads; each scenario depends only on its seed,
-//! so the results (counts, first failing seed, violation classes) are the same whatever the
-//! number of threads. Only the seconds differ from run to run.
+//! so the results (counts, first failing seed, violation classes, unfinished scenarios) are the
+//! same whatever the number of threads. Only the seconds differ from run to run.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,15 +16,99 @@ use serde::Serialize;
 use vipt_tmpalias::Lineage;
 
 use crate::repro::Reproducer;
-use crate::scenario::{RunConfig, run_seed};
+use crate::scenario::{RunConfig, Unfinished, UnfinishedKind, run_seed};
 use crate::sched::SchedulerKind;
+use crate::text::shown;
+
+/// A range of seeds, first and last included, so that every seed can be named (`u64::MAX`
+/// too). Written `A..B` (end excluded), `A..=B` (end included) or `A` (one seed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRange {
+    first: u64,
+    last: u64,
+}
+
+impl SeedRange {
+    /// Seeds `first..=last`; `None` when `first > last`.
+    pub fn new(first: u64, last: u64) -> Option<SeedRange> {
+        (first <= last).then_some(SeedRange { first, last })
+    }
+
+    /// Seeds `start..end` (end excluded); `None` when empty.
+    pub fn exclusive(start: u64, end: u64) -> Option<SeedRange> {
+        end.checked_sub(1).and_then(|last| SeedRange::new(start, last))
+    }
+
+    /// The first seed.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The last seed (included).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// How many seeds (up to 2⁶⁴, hence `u128`).
+    pub fn count(&self) -> u128 {
+        (self.last - self.first) as u128 + 1
+    }
+}
+
+impl fmt::Display for SeedRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}..={}", self.first, self.last)
+        }
+    }
+}
+
+impl FromStr for SeedRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SeedRange, String> {
+        parse_seeds(s)
+    }
+}
+
+/// Parses `A..B` (end excluded), `A..=B` (end included) or a single seed `A`; seeds are
+/// `0..=18446744073709551615`.
+pub fn parse_seeds(s: &str) -> Result<SeedRange, String> {
+    let seed = |t: &str| -> Result<u64, String> {
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(format!("`{}`: a seed is missing (expected A..B, A..=B or a single seed)", shown(s)));
+        }
+        if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) && t.len() > 1 {
+            return Err(format!("seed `{}` is negative: seeds are 0..={}", shown(t), u64::MAX));
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().map_err(|_| format!("seed `{}` is past the last seed {}", shown(t), u64::MAX));
+        }
+        Err(format!("`{}` is not a seed (a number 0..={})", shown(t), u64::MAX))
+    };
+    if let Some((a, b)) = s.split_once("..=") {
+        let (a, b) = (seed(a)?, seed(b)?);
+        return SeedRange::new(a, b)
+            .ok_or_else(|| format!("seed range `{}` is empty (A..=B needs A <= B)", shown(s)));
+    }
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b) = (seed(a)?, seed(b)?);
+        return SeedRange::exclusive(a, b).filter(|_| a < b).ok_or_else(|| {
+            format!("seed range `{}` is empty (A..B needs A < B; A..=B includes B)", shown(s))
+        });
+    }
+    let a = seed(s)?;
+    Ok(SeedRange { first: a, last: a })
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct CampaignConfig {
-    /// Seeds, end exclusive.
-    pub seeds: Range<u64>,
-    /// Worker threads (≥ 1).
+    /// Seeds.
+    pub seeds: SeedRange,
+    /// Worker threads wanted (≥ 1; never more are used than there are chunks of seeds).
     pub jobs: usize,
     /// Scheduler.
     pub scheduler: SchedulerKind,
@@ -33,6 +118,38 @@ pub struct CampaignConfig {
     pub out: Option<PathBuf>,
     /// Show a progress bar on stderr for campaigns longer than a second.
     pub progress: bool,
+}
+
+/// Unfinished scenarios of a lineage, by kind.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct UnfinishedCounts {
+    /// Deadlocks.
+    pub deadlock: u64,
+    /// Livelocks (an operation stopped at a retry bound of the core).
+    pub livelock: u64,
+    /// Runs that used up their step budget.
+    pub step_budget: u64,
+}
+
+impl UnfinishedCounts {
+    fn add(&mut self, kind: UnfinishedKind, n: u64) {
+        match kind {
+            UnfinishedKind::Deadlock => self.deadlock += n,
+            UnfinishedKind::Livelock => self.livelock += n,
+            UnfinishedKind::StepBudget => self.step_budget += n,
+        }
+    }
+
+    fn merge(&mut self, o: &UnfinishedCounts) {
+        self.deadlock += o.deadlock;
+        self.livelock += o.livelock;
+        self.step_budget += o.step_budget;
+    }
+
+    /// All kinds together.
+    pub fn total(&self) -> u64 {
+        self.deadlock + self.livelock + self.step_budget
+    }
 }
 
 /// Results for one lineage.
@@ -51,12 +168,22 @@ pub struct LineageResult {
     /// Wall-clock seconds from the lineage's start to the moment its first failing seed was
     /// judged (varies from run to run).
     pub seconds_to_first: Option<f64>,
-    /// Scenarios whose run itself went wrong (deadlock, step limit): bugs of the core.
-    pub anomalies: u64,
+    /// Scenarios that did not finish (deadlock, livelock, step budget) and showed no
+    /// violation. A run that goes wrong after a violation is that violation's consequence
+    /// and counts as a violation only.
+    pub unfinished: u64,
+    /// The unfinished scenarios by kind.
+    pub unfinished_kinds: UnfinishedCounts,
+    /// Lowest seed that did not finish (with no violation).
+    pub first_unfinished_seed: Option<u64>,
+    /// What happened to it.
+    pub first_unfinished: Option<String>,
     /// First-violation classes and how many scenarios showed each.
     pub classes: BTreeMap<String, u64>,
     /// Reproducer written for the first failing seed.
     pub reproducer: Option<String>,
+    /// Reproducer written for the first unfinished seed.
+    pub unfinished_reproducer: Option<String>,
     /// Wall-clock seconds for the whole lineage (varies).
     pub seconds: f64,
     /// `mmu_gather` flushes that flushed the whole mm, summed over the scenarios.
@@ -65,120 +192,189 @@ pub struct LineageResult {
     pub gather_range_flushes: u64,
 }
 
+/// What a campaign did: the results per lineage, and what went wrong around them.
+#[derive(Clone, Debug)]
+pub struct CampaignReport {
+    /// One result per lineage, in the order given.
+    pub lineages: Vec<LineageResult>,
+    /// Worker threads used (the fewest any lineage ran with).
+    pub workers: usize,
+    /// Worker threads wanted (the jobs, at most one per chunk of seeds).
+    pub workers_wanted: usize,
+    /// Why fewer workers than wanted ran, if they did.
+    pub spawn_error: Option<String>,
+    /// Reproducers that could not be written (the output failed).
+    pub save_errors: Vec<String>,
+    /// Reproducers that were not written because the run was too long for one.
+    pub notes: Vec<String>,
+}
+
 #[derive(Default)]
 struct Tally {
     scenarios: u64,
     violations: u64,
-    anomalies: u64,
+    unfinished: UnfinishedCounts,
     first: Option<(u64, Duration)>,
     classes: BTreeMap<String, u64>,
-    first_anomaly: Option<(u64, String)>,
+    first_unfinished: Option<(u64, Unfinished)>,
     mm_flushes: u64,
     range_flushes: u64,
 }
 
+impl Tally {
+    fn merge(&mut self, local: Tally) {
+        self.scenarios += local.scenarios;
+        self.violations += local.violations;
+        self.unfinished.merge(&local.unfinished);
+        self.mm_flushes += local.mm_flushes;
+        self.range_flushes += local.range_flushes;
+        for (k, v) in local.classes {
+            *self.classes.entry(k).or_default() += v;
+        }
+        if let Some((s, d)) = local.first
+            && self.first.is_none_or(|(s0, _)| s < s0)
+        {
+            self.first = Some((s, d));
+        }
+        if let Some((s, u)) = local.first_unfinished
+            && self.first_unfinished.as_ref().is_none_or(|(s0, _)| s < *s0)
+        {
+            self.first_unfinished = Some((s, u));
+        }
+    }
+}
+
 /// Chunk of seeds a worker takes at a time.
-const CHUNK: u64 = 16;
+const CHUNK: u128 = 16;
+
+/// Worker threads for `jobs` over `seeds`: never more than there are chunks of seeds.
+pub fn workers_for(jobs: usize, seeds: SeedRange) -> usize {
+    let chunks = seeds.count().div_ceil(CHUNK);
+    (jobs.max(1) as u128).min(chunks) as usize
+}
+
+/// How many workers ran, of those wanted.
+struct Spawned {
+    started: usize,
+    error: Option<String>,
+}
+
+/// Runs `work` on `wanted` threads: the calling thread and `wanted - 1` spawned ones. When a
+/// thread cannot be spawned, no more are tried and the work goes on with those that started
+/// (the calling thread at least).
+fn on_workers(wanted: usize, work: &(dyn Fn() + Sync)) -> Spawned {
+    let mut spawned = Spawned { started: 1, error: None };
+    std::thread::scope(|scope| {
+        for _ in 1..wanted {
+            match std::thread::Builder::new().name("vipt-worker".into()).spawn_scoped(scope, work) {
+                Ok(_) => spawned.started += 1,
+                Err(e) => {
+                    spawned.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        work();
+    });
+    spawned
+}
+
+/// One lineage's run: its result, the workers it ran with and a reproducer that could not be
+/// written.
+struct LineageRun {
+    result: LineageResult,
+    spawned: Spawned,
+    save_errors: Vec<String>,
+    notes: Vec<String>,
+}
 
 /// Runs one lineage over the campaign's seeds.
-pub fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::ProgressBar) -> LineageResult {
+fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::ProgressBar) -> LineageRun {
     let start = Instant::now();
-    let next = AtomicU64::new(cfg.seeds.start);
+    let chunks = cfg.seeds.count().div_ceil(CHUNK);
+    let next = AtomicU64::new(0);
     let tally = Mutex::new(Tally::default());
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs.max(1) {
-            scope.spawn(|| {
-                let mut local = Tally::default();
-                loop {
-                    let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
-                    if lo >= cfg.seeds.end {
-                        break;
+    let work = || {
+        let mut local = Tally::default();
+        loop {
+            // At most one fetch per worker past the last chunk: no wrap-around.
+            let c = next.fetch_add(1, Ordering::Relaxed) as u128;
+            if c >= chunks {
+                break;
+            }
+            let lo = cfg.seeds.first as u128 + c * CHUNK;
+            let hi = (lo + CHUNK - 1).min(cfg.seeds.last as u128);
+            for seed in lo as u64..=hi as u64 {
+                let o = run_seed(lineage, &cfg.run, cfg.scheduler, seed);
+                local.scenarios += 1;
+                local.mm_flushes += o.counters.gather_mm_flushes;
+                local.range_flushes += o.counters.gather_range_flushes;
+                if let Some(v) = o.violations.first() {
+                    local.violations += 1;
+                    *local.classes.entry(v.class()).or_default() += 1;
+                    if local.first.is_none_or(|(s, _)| seed < s) {
+                        local.first = Some((seed, start.elapsed()));
                     }
-                    let hi = (lo + CHUNK).min(cfg.seeds.end);
-                    for seed in lo..hi {
-                        let o = run_seed(lineage, &cfg.run, cfg.scheduler, seed);
-                        local.scenarios += 1;
-                        local.mm_flushes += o.counters.gather_mm_flushes;
-                        local.range_flushes += o.counters.gather_range_flushes;
-                        // A run that went wrong after a violation is that violation's
-                        // consequence (a broken variant corrupts state); only a run that went
-                        // wrong with no violation is a bug of the core.
-                        if let Some(a) = o.anomaly.filter(|_| o.violations.is_empty()) {
-                            local.anomalies += 1;
-                            if local.first_anomaly.as_ref().is_none_or(|(s, _)| seed < *s) {
-                                local.first_anomaly = Some((seed, a));
-                            }
-                        }
-                        if let Some(v) = o.violations.first() {
-                            local.violations += 1;
-                            *local.classes.entry(v.class()).or_default() += 1;
-                            if local.first.is_none_or(|(s, _)| seed < s) {
-                                local.first = Some((seed, start.elapsed()));
-                            }
-                        }
+                } else if let Some(u) = o.unfinished {
+                    // A run that went wrong after a violation is that violation's consequence
+                    // (a broken variant corrupts state): only one without is unfinished.
+                    local.unfinished.add(u.kind, 1);
+                    if local.first_unfinished.as_ref().is_none_or(|(s, _)| seed < *s) {
+                        local.first_unfinished = Some((seed, u));
                     }
-                    bar.inc(hi - lo);
                 }
-                let mut t = tally.lock().expect("no worker panics while holding the tally");
-                t.scenarios += local.scenarios;
-                t.violations += local.violations;
-                t.anomalies += local.anomalies;
-                t.mm_flushes += local.mm_flushes;
-                t.range_flushes += local.range_flushes;
-                for (k, v) in local.classes {
-                    *t.classes.entry(k).or_default() += v;
-                }
-                if let Some((s, d)) = local.first
-                    && t.first.is_none_or(|(s0, _)| s < s0)
-                {
-                    t.first = Some((s, d));
-                }
-                if let Some((s, a)) = local.first_anomaly
-                    && t.first_anomaly.as_ref().is_none_or(|(s0, _)| s < *s0)
-                {
-                    t.first_anomaly = Some((s, a));
-                }
-            });
+            }
+            bar.inc((hi - lo + 1) as u64);
         }
-    });
-    let t = tally.into_inner().expect("workers done");
-    if let Some((seed, a)) = &t.first_anomaly {
-        bar.suspend(|| eprintln!("warning: {}: seed {seed}: {a}", lineage.name));
-    }
-    let reproducer = match (&cfg.out, t.first) {
-        (Some(dir), Some((seed, _))) => {
-            Reproducer::record(lineage, &cfg.run, cfg.scheduler, seed).and_then(|r| {
-                let path = dir.join(format!("{}-seed{seed}.json", lineage.name));
-                match r.save(&path) {
-                    Ok(()) => Some(path.display().to_string()),
-                    Err(e) => {
-                        bar.suspend(|| eprintln!("warning: {e}"));
-                        None
-                    }
-                }
-            })
-        }
-        _ => None,
+        tally.lock().unwrap_or_else(|e| e.into_inner()).merge(local);
     };
-    LineageResult {
+    let spawned = on_workers(workers_for(cfg.jobs, cfg.seeds), &work);
+    let t = tally.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (mut save_errors, mut notes) = (Vec::new(), Vec::new());
+    let mut save = |seed: u64, suffix: &str| -> Option<String> {
+        let dir = cfg.out.as_ref()?;
+        let r = match Reproducer::record(lineage, &cfg.run, cfg.scheduler, seed) {
+            Ok(r) => r?,
+            Err(e) => {
+                notes.push(e.to_string());
+                return None;
+            }
+        };
+        let path = dir.join(format!("{}-seed{seed}{suffix}.json", lineage.name));
+        match r.save(&path) {
+            Ok(()) => Some(path.display().to_string()),
+            Err(e) => {
+                save_errors.push(e.to_string());
+                None
+            }
+        }
+    };
+    let reproducer = t.first.and_then(|(seed, _)| save(seed, ""));
+    let unfinished_reproducer = t.first_unfinished.as_ref().and_then(|(seed, _)| save(*seed, "-unfinished"));
+    let result = LineageResult {
         name: lineage.name.clone(),
         scenarios: t.scenarios,
         violations: t.violations,
         first_violation_seed: t.first.map(|(s, _)| s),
-        scenarios_to_first: t.first.map(|(s, _)| s - cfg.seeds.start + 1),
+        scenarios_to_first: t.first.map(|(s, _)| s - cfg.seeds.first + 1),
         seconds_to_first: t.first.map(|(_, d)| d.as_secs_f64()),
-        anomalies: t.anomalies,
+        unfinished: t.unfinished.total(),
+        unfinished_kinds: t.unfinished,
+        first_unfinished_seed: t.first_unfinished.as_ref().map(|(s, _)| *s),
+        first_unfinished: t.first_unfinished.as_ref().map(|(_, u)| u.summary()),
         classes: t.classes,
         reproducer,
+        unfinished_reproducer,
         seconds: start.elapsed().as_secs_f64(),
         gather_mm_flushes: t.mm_flushes,
         gather_range_flushes: t.range_flushes,
-    }
+    };
+    LineageRun { result, spawned, save_errors, notes }
 }
 
 /// Runs every lineage in turn, each on all workers.
-pub fn run_campaign(cfg: &CampaignConfig, lineages: &[&Lineage]) -> Vec<LineageResult> {
-    let total = (cfg.seeds.end - cfg.seeds.start) * lineages.len() as u64;
+pub fn run_campaign(cfg: &CampaignConfig, lineages: &[&Lineage]) -> CampaignReport {
+    let total = cfg.seeds.count().saturating_mul(lineages.len() as u128).min(u64::MAX as u128) as u64;
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -188,14 +384,22 @@ pub fn run_campaign(cfg: &CampaignConfig, lineages: &[&Lineage]) -> Vec<LineageR
         .progress_chars("=> "),
     );
     let begun = Instant::now();
-    let mut results = Vec::new();
+    let wanted = workers_for(cfg.jobs, cfg.seeds);
+    let mut report = CampaignReport {
+        lineages: Vec::new(),
+        workers: wanted,
+        workers_wanted: wanted,
+        spawn_error: None,
+        save_errors: Vec::new(),
+        notes: Vec::new(),
+    };
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let bar2 = &bar;
-        let done2 = &done;
+        let (bar2, done2) = (&bar, &done);
         if cfg.progress {
-            // Show the bar only once the campaign has run for a second.
-            scope.spawn(move || {
+            // Show the bar only once the campaign has run for a second. Without a thread for
+            // it (none could be spawned) there is no bar, and nothing else changes.
+            let _ = std::thread::Builder::new().name("vipt-progress".into()).spawn_scoped(scope, move || {
                 while !done2.load(Ordering::Relaxed) {
                     if begun.elapsed() > Duration::from_secs(1) && bar2.is_hidden() {
                         bar2.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -206,31 +410,19 @@ pub fn run_campaign(cfg: &CampaignConfig, lineages: &[&Lineage]) -> Vec<LineageR
         }
         for l in lineages {
             bar.set_message(l.name.clone());
-            results.push(run_lineage(cfg, l, &bar));
+            let run = run_lineage(cfg, l, &bar);
+            report.workers = report.workers.min(run.spawned.started);
+            if report.spawn_error.is_none() {
+                report.spawn_error = run.spawned.error;
+            }
+            report.save_errors.extend(run.save_errors);
+            report.notes.extend(run.notes);
+            report.lineages.push(run.result);
         }
         done.store(true, Ordering::Relaxed);
     });
     bar.finish_and_clear();
-    results
-}
-
-/// Parses `A..B` (end exclusive) or a single seed `A`.
-pub fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
-    let bad = || format!("malformed seed range `{s}` (expected A..B with A < B, or a single seed)");
-    match s.split_once("..") {
-        Some((a, b)) => {
-            let a: u64 = a.trim().parse().map_err(|_| bad())?;
-            let b: u64 = b.trim().parse().map_err(|_| bad())?;
-            if a >= b {
-                return Err(bad());
-            }
-            Ok(a..b)
-        }
-        None => {
-            let a: u64 = s.trim().parse().map_err(|_| bad())?;
-            a.checked_add(1).map(|b| a..b).ok_or_else(bad)
-        }
-    }
+    report
 }
 
 #[cfg(test)]
@@ -238,11 +430,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_ranges_parse_and_reject_garbage() {
-        assert_eq!(parse_seeds("0..10"), Ok(0..10));
-        assert_eq!(parse_seeds("7"), Ok(7..8));
-        for bad in ["", "..", "5..5", "9..3", "a..b", "1..2..3", "-1..4", "18446744073709551615"] {
+    fn seed_ranges_parse_every_form_and_reject_garbage() {
+        let r = |a, b| SeedRange::new(a, b).unwrap();
+        assert_eq!(parse_seeds("0..10"), Ok(r(0, 9)));
+        assert_eq!(parse_seeds("0..=10"), Ok(r(0, 10)));
+        assert_eq!(parse_seeds("7"), Ok(r(7, 7)));
+        assert_eq!(parse_seeds("5..=5"), Ok(r(5, 5)));
+        assert_eq!(parse_seeds("18446744073709551615"), Ok(r(u64::MAX, u64::MAX)));
+        assert_eq!(
+            parse_seeds("18446744073709551600..=18446744073709551615"),
+            Ok(r(u64::MAX - 15, u64::MAX))
+        );
+        assert_eq!(parse_seeds("0..=18446744073709551615").unwrap().count(), 1 << 64);
+        for bad in [
+            "",
+            "..",
+            "5..5",
+            "9..3",
+            "9..=3",
+            "a..b",
+            "1..2..3",
+            "-1..4",
+            "18446744073709551616",
+            "1..=",
+            "x",
+        ] {
             assert!(parse_seeds(bad).is_err(), "{bad:?} accepted");
         }
+        assert!(parse_seeds("-1..5").unwrap_err().contains("negative"), "{:?}", parse_seeds("-1..5"));
+        assert!(parse_seeds("18446744073709551616").unwrap_err().contains("past the last seed"));
+    }
+
+    #[test]
+    fn no_more_workers_than_chunks_of_seeds() {
+        let seeds = |a, b| SeedRange::new(a, b).unwrap();
+        assert_eq!(workers_for(1_000_000, seeds(0, 49)), 4);
+        assert_eq!(workers_for(2, seeds(0, 49)), 2);
+        assert_eq!(workers_for(0, seeds(0, 0)), 1);
+        assert_eq!(workers_for(100_000, seeds(0, u64::MAX)), 100_000);
     }
 }

@@ -20,12 +20,13 @@ pub const DEFAULT_LINEAGE: &str = "linux-6.x";
 /// What a fuzz input made of a scenario.
 #[derive(Debug)]
 pub enum FuzzOutcome {
-    /// No violation, no anomaly.
+    /// It finished, with no violation.
     Clean,
     /// A violation: the reproducer to write.
     Violation(Box<Reproducer>),
-    /// The run itself went wrong (deadlock, step limit): a bug of the core.
-    Anomaly(String),
+    /// No violation, but the run did not finish (deadlock, livelock, step budget): the
+    /// reproducer to write.
+    Unfinished(Box<Reproducer>),
 }
 
 /// Runs the scenario that `data` describes with `lineage`: an arbitrary `u64` picks the
@@ -39,11 +40,9 @@ pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
     let workload = workload_for(lineage, &cfg, seed);
     let Recording { workload, choices, outcome: o } =
         run_recorded(&cfg, lineage, workload, Box::new(Bytes::new(u.take_rest())));
-    if let Some(a) = o.anomaly {
-        return FuzzOutcome::Anomaly(a);
-    }
-    let Some(v) = o.violations.first() else { return FuzzOutcome::Clean };
-    FuzzOutcome::Violation(Box::new(Reproducer {
+    let Some(expect) = Expect::of_outcome(&o) else { return FuzzOutcome::Clean };
+    let violation = !o.violations.is_empty();
+    let r = Box::new(Reproducer {
         format: FORMAT.into(),
         version: VERSION,
         lineage: lineage.name.clone(),
@@ -53,10 +52,12 @@ pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
         speculation,
         racy_teardown: false,
         racy_poke: false,
+        max_steps: None,
         workload,
         choices,
-        expect: Expect::of(v),
-    }))
+        expect,
+    });
+    if violation { FuzzOutcome::Violation(r) } else { FuzzOutcome::Unfinished(r) }
 }
 
 /// The lineage named by `VIPT_LINEAGE`, or [`DEFAULT_LINEAGE`].
@@ -68,26 +69,23 @@ pub fn lineage_from_env(registry: &Registry) -> Lineage {
         .unwrap_or_else(|| panic!("VIPT_LINEAGE={name} is not a lineage (known: {})", registry.names()))
 }
 
-/// The `scenario` target: on a violation, writes a reproducer that `vipt replay` accepts to
-/// `VIPT_FUZZ_OUT` (default `vipt-out/fuzz`) and panics; panics on an anomaly too.
+/// The `scenario` target: on a violation, or a run that does not finish, writes a
+/// reproducer that `vipt replay` accepts to `VIPT_FUZZ_OUT` (default `vipt-out/fuzz`) and
+/// panics.
 pub fn fuzz_scenario(data: &[u8]) {
     let registry = Registry::builtin();
     let lineage = lineage_from_env(&registry);
-    match scenario_from_bytes(data, &lineage) {
-        FuzzOutcome::Clean => {}
-        FuzzOutcome::Anomaly(a) => panic!("anomaly on {}: {a}", lineage.name),
-        FuzzOutcome::Violation(r) => {
-            let dir = std::env::var_os("VIPT_FUZZ_OUT")
-                .map_or_else(|| PathBuf::from("vipt-out/fuzz"), PathBuf::from);
-            let name = format!("{}-{:016x}.json", lineage.name, fnv(r.expect.fingerprint.as_bytes()));
-            let path = dir.join(name);
-            let saved = r
-                .save(&path)
-                .map(|()| path.display().to_string())
-                .unwrap_or_else(|e| format!("(not saved: {e})"));
-            panic!("violation on {}: {}\nreproducer: {saved}", lineage.name, r.expect.summary);
-        }
-    }
+    let (what, r) = match scenario_from_bytes(data, &lineage) {
+        FuzzOutcome::Clean => return,
+        FuzzOutcome::Violation(r) => ("violation", r),
+        FuzzOutcome::Unfinished(r) => ("unfinished scenario", r),
+    };
+    let dir = std::env::var_os("VIPT_FUZZ_OUT").map_or_else(|| PathBuf::from("vipt-out/fuzz"), PathBuf::from);
+    let name = format!("{}-{:016x}.json", lineage.name, fnv(r.expect.fingerprint.as_bytes()));
+    let path = dir.join(name);
+    let saved =
+        r.save(&path).map(|()| path.display().to_string()).unwrap_or_else(|e| format!("(not saved: {e})"));
+    panic!("{what} on {}: {}\nreproducer: {saved}", lineage.name, r.expect.summary);
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

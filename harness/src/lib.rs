@@ -13,4 +13,5 @@ pub mod repro;
 pub mod scenario;
 pub mod sched;
 pub mod shrink;
+pub mod text;
 pub mod workload;

@@ -1,5 +1,6 @@
 //! Shrinking a reproducer: fewer CPUs, operations, mappings and choices, while a violation
-//! of the same class still occurs.
+//! of the same class still comes first (or, for a run that did not finish, while it still
+//! stops the same way with no violation).
 
 use vipt_tmpalias::Lineage;
 
@@ -21,9 +22,12 @@ pub struct ShrinkReport {
     pub maps: (usize, usize),
     /// Choices before and after.
     pub choices: (usize, usize),
+    /// Shrinking stopped because it had used its budget of runs (a smaller reproducer may
+    /// exist); otherwise nothing more could be removed.
+    pub budget_hit: bool,
 }
 
-/// Upper bound on runs, so shrinking always ends quickly.
+/// The default bound on runs, so shrinking always ends quickly.
 pub const MAX_RUNS: usize = 4000;
 
 struct Shrinker<'a> {
@@ -31,20 +35,22 @@ struct Shrinker<'a> {
     class: String,
     best: Reproducer,
     runs: usize,
+    max_runs: usize,
+    cpus: usize,
 }
 
 impl Shrinker<'_> {
     /// Does `w` with `choices` still show the class? If so it becomes the best.
     fn try_candidate(&mut self, w: Workload, choices: Vec<u32>) -> bool {
-        if self.runs >= MAX_RUNS || w.validate(8).is_err() {
+        if self.runs >= self.max_runs || w.validate(self.cpus).is_err() {
             return false;
         }
         self.runs += 1;
         let o = self.best.rerun(self.lineage, &w, choices.clone());
-        // The first violation must be of the class: replay checks the first one.
-        match o.violations.first() {
-            Some(v) if v.class() == self.class => {
-                self.best.expect = Expect::of(v);
+        // The first finding must be of the class: replay checks the first one.
+        match Expect::of_outcome(&o) {
+            Some(e) if e.class == self.class => {
+                self.best.expect = e;
                 self.best.workload = w;
                 self.best.choices = choices;
                 true
@@ -78,8 +84,7 @@ impl Shrinker<'_> {
                 if i >= self.best.workload.programs[p].len() {
                     continue;
                 }
-                let mut w = self.best.workload.clone();
-                w.programs[p].remove(i);
+                let w = self.best.workload.without_op(p, i);
                 if self.try_candidate(w, self.best.choices.clone()) {
                     progress = true;
                 }
@@ -96,8 +101,7 @@ impl Shrinker<'_> {
             if i >= self.best.workload.maps.len() {
                 continue;
             }
-            let mut w = self.best.workload.clone();
-            w.maps.remove(i);
+            let w = self.best.workload.without_map(i);
             if self.try_candidate(w, self.best.choices.clone()) {
                 progress = true;
             }
@@ -121,7 +125,7 @@ impl Shrinker<'_> {
         }
         // Zero runs of choices (the first option), in decreasing chunk sizes.
         let mut chunk = self.best.choices.len().next_power_of_two() / 2;
-        while chunk > 0 && self.runs < MAX_RUNS {
+        while chunk > 0 && self.runs < self.max_runs {
             let mut start = 0;
             while start < self.best.choices.len() {
                 let end = (start + chunk).min(self.best.choices.len());
@@ -140,19 +144,28 @@ impl Shrinker<'_> {
     }
 }
 
-/// Shrinks `repro` (which must reproduce) with `lineage`. Returns `None` if it does not
-/// reproduce to begin with.
+/// Shrinks `repro` with `lineage` within [`MAX_RUNS`] runs ([`shrink_within`]).
 pub fn shrink(repro: &Reproducer, lineage: &Lineage) -> Option<ShrinkReport> {
+    shrink_within(repro, lineage, MAX_RUNS)
+}
+
+/// Shrinks `repro` with `lineage`, keeping the class of what its run shows first (a
+/// violation, or why it does not finish), trying at most `max_runs` runs. Returns `None` if
+/// its run is clean.
+pub fn shrink_within(repro: &Reproducer, lineage: &Lineage, max_runs: usize) -> Option<ShrinkReport> {
     let o = repro.replay(lineage, false);
-    let first = o.violations.first()?;
-    let mut s = Shrinker { lineage, class: first.class(), best: repro.clone(), runs: 1 };
-    s.best.expect = Expect::of(first);
+    let first = Expect::of_outcome(&o)?;
+    let preset: vipt_emu::config::Preset = repro.preset.parse().unwrap_or(vipt_emu::config::Preset::Tiny);
+    let cpus = lineage.preset.unwrap_or(preset).config().cpus;
+    let mut s =
+        Shrinker { lineage, class: first.class.clone(), best: repro.clone(), runs: 1, max_runs, cpus };
+    s.best.expect = first;
     loop {
         let mut progress = s.drop_cpus();
         progress |= s.drop_ops();
         progress |= s.drop_maps();
         progress |= s.shorten_choices();
-        if !progress || s.runs >= MAX_RUNS {
+        if !progress || s.runs >= s.max_runs {
             break;
         }
     }
@@ -162,6 +175,7 @@ pub fn shrink(repro: &Reproducer, lineage: &Lineage) -> Option<ShrinkReport> {
         cpus: (repro.workload.cpus, s.best.workload.cpus),
         maps: (repro.workload.maps.len(), s.best.workload.maps.len()),
         choices: (repro.choices.len(), s.best.choices.len()),
+        budget_hit: s.runs >= s.max_runs,
         runs: s.runs,
         result: s.best,
     })

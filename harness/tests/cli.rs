@@ -1,11 +1,36 @@
-//! The `vipt` binary end to end: exit statuses, one-line errors, deterministic JSON, and the
-//! campaign → reproducer → replay → shrink round trip.
+//! The `vipt` binary end to end: exit statuses, one-line errors, deterministic JSON, the
+//! campaign → reproducer → replay → shrink round trip, and what happens when the environment
+//! gets in the way (closed pipes, full disks, unusable output, too few threads).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vipt");
 
 fn vipt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vipt")).args(args).output().expect("vipt runs")
+    Command::new(BIN).args(args).output().expect("vipt runs")
+}
+
+/// Runs `cmd` to its end, failing the test if it takes longer than `secs`.
+fn within(mut cmd: Command, secs: u64, what: &str) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("vipt runs");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn vipt_within(args: &[&str], secs: u64) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    within(c, secs, &args.join(" "))
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -15,11 +40,38 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn assert_user_error(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(2), "{what}: status {:?}", o.status);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: status {:?}, stderr {}", o.status, stderr(o));
+    let err = stderr(o);
     assert_eq!(err.trim_end().lines().count(), 1, "{what}: stderr is not one line: {err:?}");
     assert!(err.starts_with("vipt: "), "{what}: {err:?}");
+    assert!(err.len() < 600, "{what}: a {}-byte message", err.len());
+}
+
+/// Status 2 and one line on stderr that says `needle`.
+fn assert_error_says(o: &Output, what: &str, needle: &str) {
+    assert_user_error(o, what);
+    assert!(stderr(o).contains(needle), "{what}: {:?} does not say {needle:?}", stderr(o));
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(o)))
+}
+
+/// The committed reproducer of the fuzz corpus: one CPU, two stores, a violation.
+fn small_reproducer() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/reproducer/seed-valid-shrunk.json");
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
 }
 
 #[test]
@@ -29,11 +81,13 @@ fn bad_input_is_one_line_and_status_2() {
         "unknown lineage",
     );
     assert_user_error(&vipt(&["check", "--lineage", "nope"]), "unknown lineage in check");
-    for bad in ["5..2", "x..3", "1..2..3", ""] {
+    for bad in ["5..2", "x..3", "1..2..3", "", "3..=1"] {
         assert_user_error(&vipt(&["campaign", "--seeds", bad]), bad);
     }
     assert_user_error(&vipt(&["replay", "/no/such/file.json"]), "missing file");
     assert_user_error(&vipt(&["frobnicate"]), "unknown command");
+    assert_user_error(&vipt(&["campaign", "--jobs", "0", "--seeds", "0"]), "no jobs");
+    assert_user_error(&vipt(&["campaign", "--max-steps", "0", "--seeds", "0"]), "no steps");
 }
 
 fn campaign_json(jobs: &str, out: &Path) -> serde_json::Value {
@@ -51,8 +105,8 @@ fn campaign_json(jobs: &str, out: &Path) -> serde_json::Value {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("campaign --json prints one JSON object")
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    json(&o)
 }
 
 fn without_seconds(mut v: serde_json::Value) -> serde_json::Value {
@@ -70,12 +124,13 @@ fn campaign_json_is_the_same_at_any_job_count() {
     let a = campaign_json("1", &d.join("a"));
     let b = campaign_json("2", &d.join("b"));
     let l = &a["lineages"][0];
-    for key in ["name", "scenarios", "violations", "first_violation_seed", "seconds_to_first"] {
+    for key in ["name", "scenarios", "violations", "first_violation_seed", "seconds_to_first", "unfinished"] {
         assert!(l.get(key).is_some(), "missing key {key}");
     }
     assert_eq!(a["lineages"][0]["name"], "linux-2.6.14");
     assert!(a["lineages"][0]["violations"].as_u64().unwrap() > 0);
     assert_eq!(a["lineages"][1]["violations"], 0);
+    assert_eq!(a["lineages"][1]["unfinished"], 0);
     assert!(a["lineages"][1]["first_violation_seed"].is_null());
     assert!(a["lineages"][1]["seconds_to_first"].is_null());
     let strip_paths = |mut v: serde_json::Value| {
@@ -98,13 +153,15 @@ fn reproducers_replay_shrink_and_reject_tampering() {
 
     let r = vipt(&["replay", "--json", &path]);
     assert_eq!(r.status.code(), Some(1), "a reproducing replay exits 1");
-    let out: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let out = json(&r);
     assert_eq!(out["reproduced"], true);
     assert_eq!(out["fingerprint"].as_str(), Some(fingerprint.as_str()));
 
     let min = d.join("min.json");
     let s = vipt(&["shrink", &path, "-o", min.to_str().unwrap()]);
-    assert_eq!(s.status.code(), Some(0), "{}", String::from_utf8_lossy(&s.stderr));
+    assert_eq!(s.status.code(), Some(0), "{}", stderr(&s));
+    let said = String::from_utf8_lossy(&s.stdout);
+    assert!(said.starts_with("shrunk in "), "{said}");
     let shrunk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&min).unwrap()).unwrap();
     let ops = |v: &serde_json::Value| {
         v["workload"]["programs"]
@@ -117,26 +174,33 @@ fn reproducers_replay_shrink_and_reject_tampering() {
     assert!(ops(&shrunk) <= ops(&recorded));
     let r2 = vipt(&["replay", "--json", min.to_str().unwrap()]);
     assert_eq!(r2.status.code(), Some(1));
-    let out2: serde_json::Value = serde_json::from_slice(&r2.stdout).unwrap();
+    let out2 = json(&r2);
     assert_eq!(out2["reproduced"], true);
     assert_eq!(out2["fingerprint"], shrunk["expect"]["fingerprint"]);
 
-    let truncated = d.join("truncated.json");
-    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
-    assert_user_error(&vipt(&["replay", truncated.to_str().unwrap()]), "truncated reproducer");
+    let truncated = write(&d, "truncated.json", &text[..text.len() / 2]);
+    assert_user_error(&vipt(&["replay", &truncated]), "truncated reproducer");
     let edits = [
-        text.replace("\"version\": 1", "\"version\": 99"),
+        text.replace("\"version\": 2", "\"version\": 99"),
         text.replace("\"lineage\": \"linux-2.6.14\"", "\"lineage\": \"linux-9\""),
         text.replace("\"preset\": \"tiny\"", "\"preset\": \"vax\""),
         text.replacen('{', "{\"surprise\": 1,", 1),
     ];
     for (i, e) in edits.iter().enumerate() {
         assert_ne!(e, &text, "edit {i} changed nothing");
-        let p = d.join(format!("edited{i}.json"));
-        std::fs::write(&p, e).unwrap();
-        assert_user_error(&vipt(&["replay", p.to_str().unwrap()]), &format!("edit {i}"));
-        assert_user_error(&vipt(&["shrink", p.to_str().unwrap()]), &format!("shrink of edit {i}"));
+        let p = write(&d, &format!("edited{i}.json"), e);
+        assert_user_error(&vipt(&["replay", &p]), &format!("edit {i}"));
+        assert_user_error(&vipt(&["shrink", &p]), &format!("shrink of edit {i}"));
     }
+}
+
+#[test]
+fn a_reproducer_of_an_earlier_format_version_is_refused_by_name() {
+    let d = tmpdir("version");
+    let v1 = small_reproducer().replace("\"version\": 2", "\"version\": 1");
+    let p = write(&d, "v1.json", &v1);
+    assert_error_says(&vipt(&["replay", &p]), "version 1", "version 1 is not supported");
+    assert_error_says(&vipt(&["shrink", &p]), "version 1", "this build reads version 2");
 }
 
 #[test]
@@ -157,7 +221,7 @@ fn check_exits_1_on_a_violation_and_0_when_clean() {
 fn lineages_lists_the_registry() {
     let o = vipt(&["lineages", "--json"]);
     assert_eq!(o.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json(&o);
     let names: Vec<&str> =
         v["lineages"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     for n in [
@@ -175,4 +239,367 @@ fn lineages_lists_the_registry() {
     ] {
         assert!(names.contains(&n), "{n} missing");
     }
+}
+
+#[test]
+fn help_gives_the_exit_statuses() {
+    for args in [&["--help"][..], &["check", "--help"]] {
+        let o = vipt(args);
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains("Exit status:"), "{help}");
+        for line in [
+            "  0  clean",
+            "  1  a violation",
+            "  2  bad input or environment",
+            "  3  no violation, but a scenario did not finish",
+        ] {
+            assert!(help.contains(line), "{args:?}: no {line:?}");
+        }
+    }
+}
+
+// ----- environment: threads, pipes, full disks, output directories ------------------------
+
+/// Runs as root, where `nobody` runs nothing: a limit on `nobody`'s processes then counts
+/// exactly the threads of the one `vipt` started.
+fn nobody_is_idle() -> bool {
+    let root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0\n"));
+    let idle = Command::new("ps")
+        .args(["-u", "65534", "-o", "pid="])
+        .output()
+        .ok()
+        .is_some_and(|o| o.stdout.is_empty());
+    root && idle
+}
+
+/// `prlimit` to `nproc` processes, as the unprivileged user `nobody` when running as root (the
+/// limit does not bind root); `None` where that cannot be arranged.
+fn limited(nproc: u32) -> Option<Command> {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("prlimit") {
+        return None;
+    }
+    let root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut c = Command::new("prlimit");
+    c.arg(format!("--nproc={nproc}:{nproc}")).arg("--");
+    if root {
+        if !have("setpriv") {
+            return None;
+        }
+        c.args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]);
+    }
+    c.arg(BIN);
+    Some(c)
+}
+
+/// A directory anyone may write to (the limited runs may be another user's).
+fn open_dir(name: &str) -> PathBuf {
+    let d = tmpdir(name);
+    let _ = Command::new("chmod").arg("777").arg(&d).status();
+    d
+}
+
+#[test]
+fn a_campaign_that_cannot_start_its_threads_runs_on_those_it_has() {
+    let Some(mut c) = limited(3) else {
+        eprintln!("no prlimit (or setpriv as root): thread limits not tested");
+        return;
+    };
+    let d = open_dir("nproc");
+    c.args(["check", "--lineage", "pipt", "--seeds", "0..640", "--jobs", "40", "--json", "--out"])
+        .arg(d.join("o"));
+    let o = within(c, 120, "campaign under a thread limit");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["lineages"][0]["scenarios"], 640);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("vipt: warning: only ") && err.contains("of 40 worker threads"), "{err}");
+}
+
+#[test]
+fn jobs_beyond_the_chunks_of_seeds_start_no_threads() {
+    let d = open_dir("jobs-cap");
+    // 50 seeds are 4 chunks: 4 workers, whatever --jobs says.
+    let o = vipt_within(
+        &[
+            "check",
+            "--lineage",
+            "linux-6.x",
+            "--seeds",
+            "0..50",
+            "--jobs",
+            "100000",
+            "--json",
+            "--out",
+            d.to_str().unwrap(),
+        ],
+        120,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["lineages"][0]["scenarios"], 50);
+    assert_eq!(stderr(&o), "");
+    // With room for exactly those 4 (and the process's own), no thread fails to start.
+    if let Some(mut c) = limited(5).filter(|_| nobody_is_idle()) {
+        c.args(["check", "--lineage", "pipt", "--seeds", "0..50", "--jobs", "100000", "--out"])
+            .arg(d.join("o"));
+        let o = within(c, 120, "capped campaign under a thread limit");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stderr(&o), "", "a worker more than the chunks was tried");
+    }
+}
+
+#[test]
+fn seeds_up_to_the_last_one_run_and_end() {
+    let d = tmpdir("last-seeds");
+    let out = d.to_str().unwrap();
+    for (seeds, n) in [
+        ("18446744073709551600", 1),
+        ("18446744073709551615", 1),
+        ("18446744073709551600..=18446744073709551615", 16),
+        ("18446744073709551610..18446744073709551615", 5),
+    ] {
+        let o = vipt_within(&["check", "--lineage", "pipt", "--seeds", seeds, "--json", "--out", out], 60);
+        assert_eq!(o.status.code(), Some(0), "{seeds}: {}", stderr(&o));
+        assert_eq!(json(&o)["lineages"][0]["scenarios"], n, "{seeds}");
+    }
+    assert_error_says(
+        &vipt(&["check", "--lineage", "pipt", "--seeds", "-1..5"]),
+        "negative",
+        "seed `-1` is negative",
+    );
+    assert_error_says(
+        &vipt(&["check", "--lineage", "pipt", "--seeds", "18446744073709551616"]),
+        "past the end",
+        "past the last seed",
+    );
+}
+
+#[test]
+fn an_endless_file_is_refused_before_it_is_read() {
+    let o = vipt_within(&["replay", "/dev/zero"], 30);
+    assert_error_says(&o, "/dev/zero", "larger than 67108864 bytes");
+    let o = vipt_within(&["import-fuzz", "/dev/zero", "-o", "/tmp/vipt-never-written.json"], 30);
+    assert_error_says(&o, "/dev/zero as fuzz input", "larger than 1048576 bytes");
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_status_2_and_a_closed_pipe_ends_quietly() {
+    let d = tmpdir("stdout");
+    let full = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).stdout(std::fs::File::create("/dev/full").unwrap()).stderr(Stdio::piped());
+        c.output().unwrap()
+    };
+    let out = d.to_str().unwrap();
+    let o = full(&["check", "--lineage", "linux-2.4", "--seeds", "0..40", "--out", out]);
+    assert_error_says(&o, "check > /dev/full", "cannot write to standard output");
+    assert_error_says(&full(&["lineages"]), "lineages > /dev/full", "No space left");
+    assert_error_says(&full(&["--help"]), "--help > /dev/full", "No space left");
+
+    // `vipt replay FILE --steps | head -1`: an output longer than a pipe holds, its reader
+    // gone after one line.
+    let o = json(&vipt(&["campaign", "--lineage", "linux-2.4", "--seeds", "0..40", "--json", "--out", out]));
+    let repro = o["lineages"][0]["reproducer"].as_str().unwrap().to_string();
+    let mut child = Command::new(BIN)
+        .args(["replay", "--steps", &repro])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(first.starts_with("lineage linux-2.4"), "{first}");
+    assert_eq!(o.status.code(), Some(1), "the replay's own status");
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn an_unusable_out_fails_before_the_run() {
+    let d = tmpdir("out");
+    let file = write(&d, "a-file", "x");
+    let under_file = format!("{file}/sub");
+    for (out, says) in [
+        (file.as_str(), "is not a directory"),
+        ("/dev/null", "is not a directory"),
+        (under_file.as_str(), "is not a directory"),
+        ("/proc/vipt-out", "cannot write in /proc"),
+    ] {
+        let o = vipt_within(&["check", "--lineage", "linux-2.4", "--seeds", "0..2000", "--out", out], 20);
+        assert_error_says(&o, out, says);
+        assert!(o.stdout.is_empty(), "{out}: the campaign ran");
+    }
+    let repro = write(&d, "small.json", &small_reproducer());
+    assert_error_says(
+        &vipt(&["shrink", &repro, "-o", "/proc/x.json"]),
+        "shrink -o /proc",
+        "cannot write in /proc",
+    );
+    assert_error_says(
+        &vipt(&["shrink", &repro, "-o", d.to_str().unwrap()]),
+        "shrink -o DIR",
+        "is a directory",
+    );
+}
+
+// ----- unfinished scenarios ---------------------------------------------------------------
+
+#[test]
+fn an_unfinished_scenario_is_counted_recorded_and_has_status_3() {
+    let d = tmpdir("unfinished");
+    let out = d.to_str().unwrap();
+    let o = vipt(&[
+        "check",
+        "--lineage",
+        "linux-6.x",
+        "--seeds",
+        "0..5",
+        "--max-steps",
+        "100",
+        "--json",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let l = &json(&o)["lineages"][0];
+    assert_eq!(l["unfinished"], 5);
+    assert_eq!(l["unfinished_kinds"], serde_json::json!({ "deadlock": 0, "livelock": 0, "step_budget": 5 }));
+    assert_eq!(l["first_unfinished_seed"], 0);
+    assert!(l["first_unfinished"].as_str().unwrap().starts_with("step budget: "), "{l}");
+    let repro = l["unfinished_reproducer"].as_str().expect("a reproducer of the unfinished seed").to_string();
+    assert!(repro.ends_with("linux-6.x-seed0-unfinished.json"));
+
+    let table =
+        vipt(&["check", "--lineage", "linux-6.x", "--seeds", "0..5", "--max-steps", "100", "--out", out]);
+    assert_eq!(table.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("unfinished: 0 deadlock, 0 livelock, 5 step budget; first: seed 0: step budget"),
+        "{text}"
+    );
+    assert!(!text.contains("clean"), "{text}");
+
+    let r = vipt(&["replay", &repro]);
+    assert_eq!(r.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        said.contains(
+            "reproduced: the run did not finish: step budget: the run used up its budget of 100 micro-steps"
+        ),
+        "{said}"
+    );
+    let s = vipt(&["shrink", &repro, "-o", d.join("min.json").to_str().unwrap()]);
+    assert_eq!(s.status.code(), Some(0), "{}", stderr(&s));
+    assert_eq!(vipt(&["replay", d.join("min.json").to_str().unwrap()]).status.code(), Some(3));
+
+    // A violation wins over an unfinished scenario; campaign reports both and exits 0.
+    let both = ["--lineage", "linux-2.4", "--seeds", "0..60", "--max-steps", "1500", "--json", "--out", out];
+    let o = vipt(&[&["check"][..], &both].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let l = &json(&o)["lineages"][0];
+    assert!(l["violations"].as_u64().unwrap() > 0 && l["unfinished"].as_u64().unwrap() > 0, "{l}");
+    assert_eq!(vipt(&[&["campaign"][..], &both].concat()).status.code(), Some(0));
+}
+
+// ----- reproducers: indices, shrinking, messages ------------------------------------------
+
+#[test]
+fn a_reproducer_naming_what_its_workload_lacks_is_refused() {
+    let d = tmpdir("indices");
+    let base: serde_json::Value = serde_json::from_str(&small_reproducer()).unwrap();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        f(&mut v);
+        v
+    };
+    // The base: one CPU storing to mapping 1 of process 0 (its two mappings are of file 0;
+    // the workload has 3 processes and 3 files).
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (
+            edit(&|v| v["workload"]["programs"][0][0]["map"] = 50.into()),
+            "mapping 50, but process 0 has 2 mappings",
+        ),
+        (
+            edit(&|v| v["workload"]["programs"][0][0]["proc"] = serde_json::json!({ "init": 9 })),
+            "process 9, but the workload has 3",
+        ),
+        (
+            edit(&|v| v["workload"]["programs"][0][0]["proc"] = serde_json::json!({ "child": 0 })),
+            "child 0, but the program forks 0 times",
+        ),
+        (edit(&|v| v["workload"]["programs"][0][0]["page"] = 9.into()), "page 9"),
+        (edit(&|v| v["workload"]["programs"][0][0]["word"] = 600.into()), "word 600"),
+        (edit(&|v| v["workload"]["maps"][0]["proc"] = 7.into()), "mapping 0: process 7"),
+        (
+            edit(&|v| v["workload"]["maps"][0]["kind"]["file"] = 4.into()),
+            "file 4, but the workload has 3 files",
+        ),
+        (edit(&|v| v["workload"]["cpus"] = 9.into()), "9 cpus, but the machine has 1..=4"),
+        (
+            edit(&|v| {
+                let reclaim = serde_json::json!({
+                    "op": "reclaim", "target": { "kind": "user", "proc": { "init": 1 }, "map": 0, "page": 0 }
+                });
+                v["workload"]["programs"][0].as_array_mut().unwrap().push(reclaim);
+            }),
+            "operation 1 (reclaim): mapping 0, but process 1 has 0 mappings",
+        ),
+        (
+            edit(&|v| v["workload"]["maps"][0]["fixed"] = 0x0900_0001u64.into()),
+            "MAP_FIXED address 0x9000001 is not page-aligned",
+        ),
+        (edit(&|v| v["workload"]["maps"][0]["fixed"] = 0x1000u64.into()), "outside the fixed range"),
+    ];
+    for (i, (v, says)) in cases.iter().enumerate() {
+        let p = write(&d, &format!("bad{i}.json"), &v.to_string());
+        assert_error_says(&vipt(&["replay", &p]), &format!("case {i}"), says);
+    }
+}
+
+#[test]
+fn shrink_of_a_clean_run_is_status_2_and_shrink_says_when_it_stops_at_its_budget() {
+    let d = tmpdir("shrink");
+    let mut v: serde_json::Value = serde_json::from_str(&small_reproducer()).unwrap();
+    let small = write(&d, "small.json", &v.to_string());
+    // On the correct lineage the same workload is clean.
+    v["lineage"] = "linux-6.x".into();
+    let clean = write(&d, "clean.json", &v.to_string());
+    assert_eq!(vipt(&["replay", &clean]).status.code(), Some(0));
+    assert_error_says(&vipt(&["shrink", &clean]), "shrink of a clean run", "nothing to shrink");
+    assert!(!d.join("clean.min.json").exists());
+
+    let s = vipt(&["shrink", &small, "--max-runs", "2", "-o", d.join("m.json").to_str().unwrap()]);
+    assert_eq!(s.status.code(), Some(0), "{}", stderr(&s));
+    let said = String::from_utf8_lossy(&s.stdout);
+    assert!(said.starts_with("stopped at its budget of 2 runs (a smaller reproducer may exist)"), "{said}");
+    // The committed reproducer is a shrink's own result: nothing more goes.
+    let s = vipt(&["shrink", &small, "-o", d.join("m2.json").to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&s.stdout);
+    assert!(said.starts_with("nothing could be removed ("), "{said}");
+}
+
+#[test]
+fn messages_name_what_is_wrong_in_one_short_line() {
+    let d = tmpdir("messages");
+    assert_error_says(&vipt(&["replay"]), "missing FILE", "not provided: <FILE>");
+    assert_error_says(&vipt(&["shrink"]), "missing FILE", "<FILE>");
+    let long = "k".repeat(100_000);
+    assert_error_says(
+        &vipt(&["check", "--lineage", &long, "--seeds", "0"]),
+        "long --lineage",
+        "(100000 bytes)",
+    );
+    assert_error_says(&vipt(&["campaign", "--preset", &long]), "long --preset", "unknown preset");
+    assert_error_says(&vipt(&[&long]), "long command", "unrecognized subcommand");
+    let mut v: serde_json::Value = serde_json::from_str(&small_reproducer()).unwrap();
+    v["lineage"] = "l".repeat(10_000_000).into();
+    let p = write(&d, "long-lineage.json", &v.to_string());
+    assert_error_says(&vipt_within(&["replay", &p], 60), "10 MB lineage", "unknown lineage `lll");
+    let p = write(&d, "newline.json", &small_reproducer().replace("\"tiny\"", "\"ti\\nny\""));
+    assert_error_says(&vipt(&["replay", &p]), "newline in a preset", "unknown preset `ti\\nny`");
+    // A plot that cannot be written fails before anything is printed.
+    let o = vipt(&["cost", "--preset", "tiny", "--plot", "/proc/vipt/plot.svg"]);
+    assert_error_says(&o, "cost --plot", "--plot /proc/vipt/plot.svg");
+    assert!(o.stdout.is_empty(), "the table was printed before the failure");
 }

@@ -107,7 +107,8 @@ impl<'a> ArchCtx<'a> {
     }
 
     /// `flush_cache_all` (`flush_data_cache` on each CPU): an IPI to every other CPU and `fdce`
-    /// over every set of every cache, one step per set.
+    /// over every set of every cache, one step per occupied set (a step also covers the empty
+    /// sets after its own; every set is counted).
     pub fn flush_cache_all(self) -> impl Future<Output = ()> + 'a {
         self.k.flush_cache_all(self.cpu)
     }

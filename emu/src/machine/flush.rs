@@ -93,6 +93,21 @@ impl Machine {
         let _ = cpu;
     }
 
+    /// One step of a whole-cache flush loop: `fdce` at `set` of `target`'s cache, then over
+    /// every following set that holds no valid line in that cache, up to the first that holds
+    /// one. The sets it passes are empty, so flushing them one by one in steps of their own,
+    /// with no other CPU acting meanwhile (one of the interleavings the per-set loop allows),
+    /// would change nothing but the counters: those count one `fdce` per set covered, exactly
+    /// as the per-set loop does. Returns the first set not covered (the number of sets when
+    /// the pass is done).
+    pub fn fdce_run(&mut self, cpu: CpuId, target: CpuId, set: usize) -> usize {
+        self.fdce(cpu, target, set);
+        let sets = self.cfg.sets;
+        let end = self.cpus[target.index()].cache.next_occupied(set + 1).unwrap_or(sets).max(set + 1);
+        self.counters.fdce += (end - set - 1) as u64;
+        end
+    }
+
     /// Counts an IPI from `cpu` to `target`.
     pub fn ipi(&mut self, cpu: CpuId, target: CpuId) {
         self.counters.ipis += 1;

@@ -47,6 +47,27 @@ pub struct Executor<'k> {
     pub log: Option<Vec<(u64, CpuId, Action)>>,
 }
 
+thread_local! {
+    /// Set while an [`Executor`] drops the operations it never completed.
+    static ABANDONING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is an executor dropping operations it never completed? Their guards (an announced install,
+/// an owed TLB flush) go with them unsettled; the checks that they are settled are off then.
+pub(crate) fn abandoning() -> bool {
+    ABANDONING.with(|a| a.get())
+}
+
+impl Drop for Executor<'_> {
+    /// Operations still running when the executor goes (a run stopped before its end) are
+    /// dropped where they stand.
+    fn drop(&mut self) {
+        ABANDONING.with(|a| a.set(true));
+        self.tasks.clear();
+        ABANDONING.with(|a| a.set(false));
+    }
+}
+
 impl std::fmt::Debug for Executor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor").field("steps", &self.steps).finish_non_exhaustive()

@@ -156,7 +156,7 @@ impl MmuGather {
 
 impl Drop for MmuGather {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !crate::mm::exec::abandoning() {
             debug_assert!(
                 self.finished || (self.pages.is_empty() && self.tables.is_empty() && self.start.is_none()),
                 "mmu_gather dropped with a TLB flush owed"

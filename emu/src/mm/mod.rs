@@ -106,7 +106,7 @@ pub enum Action {
         /// Address.
         va: VirtAddr,
     },
-    /// `fdce` on a set of some CPU's cache.
+    /// `fdce` on a set of some CPU's cache, and on the empty sets that follow it.
     Fdce {
         /// Cache owner.
         target: CpuId,

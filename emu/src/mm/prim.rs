@@ -226,7 +226,9 @@ impl Kernel {
     }
 
     /// Flushes every CPU's whole D-cache (`flush_cache_all`: an IPI to each other CPU, `fdce`
-    /// over every set).
+    /// over every set). Each step flushes one set and, in the same step, the run of empty sets
+    /// that follows it ([`crate::machine::Machine::fdce_run`]), so a pass over a mostly empty
+    /// cache takes a step per occupied set; the counters count every set.
     pub(crate) async fn flush_cache_all(&self, cpu: CpuId) {
         let (ncpus, sets) = {
             let m = self.m.borrow();
@@ -237,9 +239,10 @@ impl Kernel {
             if target != cpu {
                 self.m.borrow_mut().ipi(cpu, target);
             }
-            for set in 0..sets {
+            let mut set = 0;
+            while set < sets {
                 self.step(cpu, Action::Fdce { target, set }).await;
-                self.m.borrow_mut().fdce(cpu, target, set);
+                set = self.m.borrow_mut().fdce_run(cpu, target, set);
             }
         }
     }

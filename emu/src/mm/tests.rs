@@ -46,6 +46,68 @@ fn anon_store_then_load_round_trips() {
     assert_eq!(one(&k, C1, Op::Load { mm, va: va.add_pages(1) }), OpResult::Value(0));
 }
 
+/// `flush_cache_all` from CPU 1, as a task.
+fn flush_task(k: &Kernel) -> std::pin::Pin<Box<dyn std::future::Future<Output = OpResult> + '_>> {
+    Box::pin(async move {
+        k.flush_cache_all(C1).await;
+        OpResult::Done
+    })
+}
+
+/// `flush_cache_all` on an aliasing machine: a step per occupied set (each step also covers
+/// the empty sets after its own), every set counted, every dirty line written back; and a line
+/// filled during the pass, in a set the pass has not reached yet, is still flushed by it.
+#[test]
+fn flush_cache_all_steps_over_empty_sets_and_counts_every_set() {
+    let k = kernel(Preset::Pa8700, Box::new(GenericHooks));
+    let (sets, cpus) = (k.machine().config().sets, k.ncpus());
+    let line = k.machine().config().line_bytes;
+    let mm = k.create_mm().unwrap();
+    let va = mapped(one(&k, C0, Op::Mmap { mm, args: anon(2) }));
+    one(&k, C0, Op::Store { mm, va, value: 7 });
+    let mut ex = Executor::new(&k);
+    ex.spawn_task(C1, "flush_cache_all", flush_task(&k));
+    ex.run_to_completion(C1).unwrap();
+    // The fault's zero-fill lines are gone; now one dirty line of the page.
+    one(&k, C0, Op::Store { mm, va, value: 8 });
+    let valid = |k: &Kernel| {
+        let m = k.machine();
+        (0..m.ncpus()).map(|c| m.cpu(CpuId(c as u8)).cache.occupancy().0).sum::<usize>()
+    };
+    let set_of = |k: &Kernel, va: VirtAddr| {
+        let pa = k.peek_pte(mm, va).raw_pfn().phys().add_bytes(va.page_offset());
+        k.machine().set_index(va, pa)
+    };
+    let first = set_of(&k, va);
+    assert!(first + 1 < sets);
+    assert_eq!(valid(&k), 1);
+    let fdce0 = k.machine().counters.fdce;
+    let mut ex = Executor::new(&k);
+    ex.spawn_task(C1, "flush_cache_all", flush_task(&k));
+    // The task's start, then one step: sets 0.. of CPU0's cache up to the occupied one,
+    // which is next.
+    ex.step_cpu(C1).unwrap();
+    assert_eq!(k.pending(C1), Action::Fdce { target: C0, set: 0 });
+    ex.step_cpu(C1).unwrap();
+    assert_eq!(k.pending(C1), Action::Fdce { target: C0, set: first });
+    let next_line = va.add_bytes(line);
+    ex.spawn(C0, Op::Store { mm, va: next_line, value: 9 });
+    ex.run_to_completion(C0).unwrap();
+    assert_eq!(set_of(&k, next_line), first + 1);
+    let before = ex.steps;
+    ex.run_to_completion(C1).unwrap();
+    let flush_steps = 2 + ex.steps - before;
+    assert_eq!(valid(&k), 0, "every line flushed, the one filled during the pass too");
+    assert_eq!(k.machine().counters.fdce - fdce0, (sets * cpus) as u64, "one fdce counted per set");
+    // The start; CPU0: sets 0..first, first, first + 1 and the rest; one step for each other
+    // (empty) cache.
+    assert_eq!(flush_steps, 1 + 3 + (cpus - 1) as u64);
+    let pa = |va: VirtAddr| k.peek_pte(mm, va).raw_pfn().phys().add_bytes(va.page_offset());
+    let (a, b) = (pa(va), pa(next_line));
+    assert_eq!(k.machine().mem.slice(a, 1)[0], 8);
+    assert_eq!(k.machine().mem.slice(b, 1)[0], 9);
+}
+
 // ----- shadow-model property tests ------------------------------------------------------
 
 use crate::mm::vmscan::ReclaimTarget;

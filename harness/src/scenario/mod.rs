@@ -14,7 +14,8 @@
 //! * `family`: the checks a workload family adds, through one trait;
 //! * `readback`: the final read-back;
 //! * `explain`: what a report says about each violation;
-//! * `timeline`: the typed timeline of a traced run ([`TimelineEntry`]).
+//! * `timeline`: the typed timeline of a traced run ([`TimelineEntry`]);
+//! * `unfinished`: runs that did not finish ([`Unfinished`]) and the step budget.
 
 mod admit;
 mod explain;
@@ -25,8 +26,12 @@ mod resolve;
 mod runner;
 mod shadow;
 mod timeline;
+mod unfinished;
 
 pub use timeline::{TimelineEntry, TimelineEvent};
+pub use unfinished::{
+    ROUTINES_PER_OP, Unfinished, UnfinishedKind, routine_steps, run_ops_bound, step_budget,
+};
 
 use vipt_emu::addr::PAGE_SIZE;
 use vipt_emu::choice::Chooser;
@@ -45,8 +50,9 @@ pub struct RunConfig {
     pub preset: Preset,
     /// Offer speculative move-ins.
     pub speculation: bool,
-    /// Give up after this many micro-steps.
-    pub max_steps: u64,
+    /// Stop a run after this many micro-steps (`None`: the budget of the workload on the
+    /// machine, [`step_budget`]). A run stopped there is [`UnfinishedKind::StepBudget`].
+    pub max_steps: Option<u64>,
     /// Record the machine trace (for reports; slower).
     pub trace: bool,
     /// Let user accesses overlap the teardown of their mapping (the second workload rule of the
@@ -71,7 +77,7 @@ impl Default for RunConfig {
         RunConfig {
             preset: Preset::Tiny,
             speculation: true,
-            max_steps: 400_000,
+            max_steps: None,
             trace: false,
             racy_teardown: false,
             racy_poke: false,
@@ -91,8 +97,8 @@ pub struct Outcome {
     pub ops: usize,
     /// Reads checked.
     pub reads: u64,
-    /// A problem of the run itself (deadlock, step limit, retry bound): a core bug.
-    pub anomaly: Option<String>,
+    /// Why the run did not finish (deadlock, livelock, step budget), if it did not.
+    pub unfinished: Option<Unfinished>,
     /// When tracing: the programs' operations as they began and ended, and every micro-step
     /// after set-up, in step order.
     pub timeline: Vec<TimelineEntry>,
@@ -127,17 +133,21 @@ pub fn run_seed(lineage: &Lineage, cfg: &RunConfig, scheduler: SchedulerKind, se
 pub struct Recording {
     /// The workload that ran.
     pub workload: Workload,
-    /// Every choice of the run: replaying them with [`crate::sched::Replay`] repeats it.
+    /// Every choice of the run: replaying them with [`crate::sched::Replay`] repeats it. More
+    /// than [`crate::repro::MAX_CHOICES`] when the run drew too many to keep (then the list
+    /// stops there).
     pub choices: Vec<u32>,
     /// What it produced.
     pub outcome: Outcome,
 }
 
-/// Runs `workload` like [`run`], recording every choice `chooser` makes.
+/// Runs `workload` like [`run`], recording every choice `chooser` makes, up to
+/// [`crate::repro::MAX_CHOICES`] of them and one more: a longer list tells that the run drew
+/// too many to be stored.
 pub fn run_recorded(
     cfg: &RunConfig, lineage: &Lineage, workload: Workload, chooser: Box<dyn Chooser>,
 ) -> Recording {
-    let (rec, tape) = Recorder::new(chooser);
+    let (rec, tape) = Recorder::with_limit(chooser, crate::repro::MAX_CHOICES);
     let outcome = run(cfg, lineage, &workload, Box::new(rec));
     let choices = tape.take();
     Recording { workload, choices, outcome }
@@ -158,20 +168,21 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         Indexing::Virtual { alias_boundary } => alias_boundary / PAGE_SIZE,
         Indexing::Physical => 1,
     };
+    let budget = cfg.max_steps.unwrap_or_else(|| step_budget(w, &mc));
     let k = lineage.boot(mc, chooser);
     if cfg.trace {
         k.machine().enable_trace();
     }
     k.record_observations();
-    let mut r = Runner::new(&k, w, cfg, colours, family::check_for(lineage.family, w));
+    let mut r = Runner::new(&k, w, cfg, colours, budget, family::check_for(lineage.family, w));
     r.setup();
     if cfg.trace {
         r.ex.log = Some(Vec::new());
     }
     r.ex.speculation = cfg.speculation;
-    r.concurrent(cfg.max_steps);
+    r.concurrent();
     r.ex.speculation = false;
-    if r.anomaly.is_none() && !r.judge.fatal {
+    if r.unfinished.is_none() && !r.judge.fatal {
         r.final_checks();
         r.final_readback();
     }
@@ -185,7 +196,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         steps: r.ex.steps,
         ops: r.ops,
         reads: r.judge.oracle.reads,
-        anomaly: r.anomaly,
+        unfinished: r.unfinished,
         timeline: r.timeline.unwrap_or_default(),
         user_loads: r.judge.loads,
         violations: std::mem::take(&mut r.judge.oracle.violations),
@@ -211,8 +222,8 @@ mod tests {
         if let Some(v) = o.violations.first() {
             return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
         }
-        if let Some(a) = o.anomaly {
-            return TestResult::error(format!("{lineage} seed {seed}: {a}"));
+        if let Some(u) = o.unfinished {
+            return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
         }
         TestResult::passed()
     }
@@ -246,7 +257,28 @@ mod tests {
 
     #[test]
     fn any_workload_on_whole_cache_is_clean() {
-        QuickCheck::new().tests(60).quickcheck(whole_cache_clean as fn(u64) -> TestResult);
+        QuickCheck::new().tests(300).quickcheck(whole_cache_clean as fn(u64) -> TestResult);
+    }
+
+    fn clean_on_pa8700(seed: u64) -> TestResult {
+        let cfg = RunConfig { preset: Preset::Pa8700, ..RunConfig::default() };
+        for lineage in ["linux-6.x", "whole-cache"] {
+            let o = outcome(lineage, seed, &cfg);
+            if let Some(v) = o.violations.first() {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
+            }
+            if let Some(u) = o.unfinished {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
+            }
+        }
+        TestResult::passed()
+    }
+
+    /// On a machine with 6144 sets per cache, where a flush of every cache passes 24 576 sets,
+    /// the current kernel and the whole-cache one finish every run, without a violation.
+    #[test]
+    fn any_workload_on_pa8700_finishes_clean_on_the_correct_kernels() {
+        QuickCheck::new().tests(100).quickcheck(clean_on_pa8700 as fn(u64) -> TestResult);
     }
 
     fn family_variants_clean(seed: u64) -> TestResult {
@@ -291,6 +323,84 @@ mod tests {
         );
     }
 
+    /// `flush_dcache_page` that takes `pa_dbit_lock` twice: its CPU waits for itself.
+    #[derive(Clone)]
+    struct SelfDeadlock;
+
+    impl vipt_emu::arch::Patch for SelfDeadlock {
+        fn flush_dcache_page<'a>(
+            &'a self, _base: &'a dyn vipt_emu::arch::ArchHooks, cx: vipt_emu::arch::ArchCtx<'a>,
+            _page: vipt_emu::addr::Pfn,
+        ) -> vipt_emu::arch::HookFuture<'a, ()> {
+            Box::pin(async move {
+                cx.lock(vipt_emu::mm::LockId::PaDbit).await;
+                cx.lock(vipt_emu::mm::LockId::PaDbit).await;
+            })
+        }
+    }
+
+    /// `set_pte_at` that writes nothing: every fault is retried until the core gives up.
+    #[derive(Clone)]
+    struct LostPte;
+
+    impl vipt_emu::arch::Patch for LostPte {
+        fn set_pte_at<'a>(
+            &'a self, _base: &'a dyn vipt_emu::arch::ArchHooks, _cx: vipt_emu::arch::ArchCtx<'a>,
+            _mm: vipt_emu::mm::MmId, _va: vipt_emu::addr::VirtAddr, _pte: vipt_emu::pte::Pte,
+        ) -> vipt_emu::arch::HookFuture<'a, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    /// The first of seeds 0..100 of `l` that does not finish, and why.
+    fn first_unfinished(l: &Lineage, cfg: &RunConfig) -> Option<(u64, Unfinished)> {
+        (0..100).find_map(|seed| run_seed(l, cfg, SchedulerKind::Random, seed).unfinished.map(|u| (seed, u)))
+    }
+
+    #[test]
+    fn a_run_that_cannot_finish_says_whether_it_is_a_deadlock_a_livelock_or_its_budget() {
+        let reg = Registry::builtin();
+        let base = reg.get("linux-6.x").unwrap();
+        let cfg = RunConfig::default();
+        let (_, u) =
+            first_unfinished(&base.patched("self-deadlock", "", SelfDeadlock), &cfg).expect("a deadlock");
+        assert_eq!(u.kind, UnfinishedKind::Deadlock, "{}", u.summary());
+        assert!(u.detail.contains("Lock(PaDbit)"), "{}", u.summary());
+        let (_, u) = first_unfinished(&base.patched("lost-pte", "", LostPte), &cfg).expect("a livelock");
+        assert_eq!(u.kind, UnfinishedKind::Livelock, "{}", u.summary());
+        assert!(u.detail.contains("retry bound"), "{}", u.summary());
+        let tight = RunConfig { max_steps: Some(50), ..RunConfig::default() };
+        let o = run_seed(base, &tight, SchedulerKind::Random, 0);
+        let u = o.unfinished.expect("a step budget");
+        assert_eq!((u.kind, u.step, o.steps), (UnfinishedKind::StepBudget, 50, 50));
+        assert!(o.violations.is_empty());
+        assert_eq!(first_unfinished(base, &cfg), None, "linux-6.x finishes every run");
+    }
+
+    /// The step budget follows from the workload and the machine: it grows with the
+    /// operations and with the sets × CPUs of a whole-cache flush, and stays far above what
+    /// the hungriest correct lineage uses even if every `fdce` set were a step of its own.
+    #[test]
+    fn the_step_budget_follows_from_the_workload_and_the_machine() {
+        let reg = Registry::builtin();
+        let w = Workload::generate(3, 4);
+        let (tiny, rp) = (Preset::Tiny.config(), Preset::Rp3440.config());
+        assert!(step_budget(&w, &rp) > step_budget(&w, &tiny) * 100);
+        let mut longer = w.clone();
+        longer.programs[0].extend(w.programs[1].iter().copied());
+        assert!(step_budget(&longer, &tiny) > step_budget(&w, &tiny));
+        assert!(routine_steps(&rp) >= (rp.sets * rp.cpus) as u64);
+        for preset in [Preset::Tiny, Preset::Pa8700] {
+            let cfg = RunConfig { preset, ..RunConfig::default() };
+            let l = reg.get("whole-cache").unwrap();
+            for seed in 0..20 {
+                let o = run_seed(l, &cfg, SchedulerKind::Random, seed);
+                let budget = step_budget(&workload_for(l, &cfg, seed), &preset.config());
+                assert!((o.steps + o.counters.fdce) * 20 < budget, "{preset:?} seed {seed}");
+            }
+        }
+    }
+
     #[test]
     fn a_seed_gives_the_same_run_twice() {
         for seed in [3, 48, 77] {
@@ -308,7 +418,7 @@ mod tests {
         let l = reg.get("linux-2.5-rmap").unwrap();
         let cfg = RunConfig::default();
         let mut replayed = 0;
-        for seed in 0..40 {
+        for seed in 0..80 {
             let Recording { workload, choices, outcome: a } =
                 record_seed(l, &cfg, SchedulerKind::Random, seed);
             if a.violations.is_empty() {
@@ -319,7 +429,7 @@ mod tests {
             assert_eq!(a.violations, b.violations);
             replayed += 1;
         }
-        assert!(replayed >= 2, "linux-2.5-rmap shows violations on at least two of 40 seeds");
+        assert!(replayed >= 2, "linux-2.5-rmap shows violations on at least two of 80 seeds");
     }
 
     #[test]

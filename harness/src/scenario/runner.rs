@@ -5,7 +5,7 @@
 //! finally runs what the family check wants run once the programs are done.
 
 use vipt_emu::addr::{CpuId, VirtAddr};
-use vipt_emu::mm::{Errno, Executor, Kernel, Observation, Op, OpResult};
+use vipt_emu::mm::{Errno, Executor, Kernel, Observation, Op, OpResult, StepError};
 
 use super::RunConfig;
 use super::admit::Rules;
@@ -14,6 +14,7 @@ use super::judge::Judge;
 use super::resolve::{Flight, resolve};
 use super::shadow::Shadow;
 use super::timeline::{TimelineEntry, TimelineEvent};
+use super::unfinished::{Unfinished, UnfinishedKind};
 use crate::workload::{WOp, Workload};
 
 /// The state of one run.
@@ -43,16 +44,18 @@ pub(super) struct Runner<'k> {
     pub(super) ops: usize,
     /// When tracing: the operations as they began and ended, in that order.
     pub(super) timeline: Option<Vec<TimelineEntry>>,
-    /// The first problem of the run itself (deadlock, step limit, retry bound); the run stops
-    /// at it.
-    pub(super) anomaly: Option<String>,
+    /// Why the run did not finish (deadlock, livelock, step budget); the run stops there.
+    pub(super) unfinished: Option<Unfinished>,
+    /// The step budget: the run stops once it has taken this many steps.
+    budget: u64,
 }
 
 impl<'k> Runner<'k> {
     /// A runner for `w` on `k`, a machine with `colours` cache colours, judging with the
     /// family check `check`.
     pub(super) fn new(
-        k: &'k Kernel, w: &'k Workload, cfg: &RunConfig, colours: u64, check: Option<Box<dyn FamilyCheck>>,
+        k: &'k Kernel, w: &'k Workload, cfg: &RunConfig, colours: u64, budget: u64,
+        check: Option<Box<dyn FamilyCheck>>,
     ) -> Self {
         Runner {
             k,
@@ -67,7 +70,8 @@ impl<'k> Runner<'k> {
             obs: Vec::new(),
             ops: 0,
             timeline: cfg.trace.then(Vec::new),
-            anomaly: None,
+            unfinished: None,
+            budget,
         }
     }
 
@@ -76,14 +80,52 @@ impl<'k> Runner<'k> {
         self.ex.steps
     }
 
-    /// Runs `op` alone on CPU 0 to its end (set-up and read-back).
+    /// Records why the run does not finish, unless a reason is already recorded. A livelock
+    /// lets the concurrent phase go on (a violation may still follow); the others stop it.
+    fn stop(&mut self, kind: UnfinishedKind, detail: String) {
+        let step = self.now();
+        self.unfinished.get_or_insert(Unfinished { kind, step, detail });
+    }
+
+    /// Stops the run with a deadlock: no busy CPU can move. Names what each one waits for.
+    fn deadlock(&mut self, what: &str) {
+        let waits: Vec<String> = (0..self.k.ncpus())
+            .map(|c| CpuId(c as u8))
+            .filter(|&c| !self.ex.is_idle(c))
+            .map(|c| format!("{c:?} at {:?}", self.k.pending(c)))
+            .collect();
+        self.stop(UnfinishedKind::Deadlock, format!("{what}: {}", waits.join(", ")));
+    }
+
+    /// Has the run used up its step budget? If so it stops there.
+    fn over_budget(&mut self) -> bool {
+        let over = self.ex.steps >= self.budget;
+        if over {
+            let detail = format!("the run used up its budget of {} micro-steps", self.budget);
+            self.stop(UnfinishedKind::StepBudget, detail);
+        }
+        over
+    }
+
+    /// Runs `op` alone on CPU 0 to its end (set-up and read-back), within the step budget.
+    /// Once the run has stopped, runs nothing and returns `Err(Again)`.
     pub(super) fn sequential(&mut self, op: Op) -> OpResult {
+        if self.unfinished.is_some() {
+            return OpResult::Err(Errno::Again);
+        }
+        let name = op.name();
         self.ex.spawn(CpuId(0), op);
-        let r = match self.ex.run_to_completion(CpuId(0)) {
-            Ok(r) => r,
-            Err(e) => {
-                self.anomaly.get_or_insert(format!("set-up/read-back: {e}"));
-                OpResult::Err(Errno::Again)
+        let r = loop {
+            if self.over_budget() {
+                return OpResult::Err(Errno::Again);
+            }
+            match self.ex.step_cpu(CpuId(0)) {
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(e) => {
+                    self.deadlock(&format!("{name} (set-up or read-back): {e}"));
+                    return OpResult::Err(Errno::Again);
+                }
             }
         };
         self.ops += 1;
@@ -139,18 +181,27 @@ impl<'k> Runner<'k> {
     }
 
     /// The concurrent phase: every program to its end, or until the run goes wrong, the page
-    /// tables are corrupt, or `max_steps` is passed.
-    pub(super) fn concurrent(&mut self, max_steps: u64) {
+    /// tables are corrupt, or the step budget is used up.
+    pub(super) fn concurrent(&mut self) {
         loop {
+            if self.over_budget() {
+                break;
+            }
             self.spawn_ready();
             match self.ex.schedule_step() {
                 Ok(None) => {
                     if self.pc.iter().zip(&self.w.programs).all(|(&pc, p)| pc >= p.len()) {
                         break;
                     }
-                    // Every CPU idle but some waits at the gate: impossible (the gate only
-                    // waits on running operations).
-                    self.anomaly = Some("gated with nothing running".into());
+                    // Every CPU idle but some operation waits at the gate: the gate only
+                    // waits on running operations, so this is a bug of the harness.
+                    let waiting: Vec<String> = (0..self.w.cpus as usize)
+                        .filter(|&c| self.pc[c] < self.w.programs[c].len())
+                        .map(|c| format!("cpu{c} operation {}", self.pc[c]))
+                        .collect();
+                    let detail =
+                        format!("every CPU is idle but the workload gate holds back {}", waiting.join(", "));
+                    self.stop(UnfinishedKind::Deadlock, detail);
                     break;
                 }
                 Ok(Some((cpu, done))) => {
@@ -162,14 +213,14 @@ impl<'k> Runner<'k> {
                         self.complete(cpu.index(), result);
                     }
                 }
-                Err(e) => {
-                    self.anomaly = Some(format!("{e} at step {}", self.now()));
+                Err(StepError::Deadlock) => {
+                    self.deadlock("every busy CPU waits for a lock");
                     break;
                 }
-            }
-            if self.ex.steps > max_steps {
-                self.anomaly = Some(format!("step limit {max_steps} reached"));
-                break;
+                Err(e) => {
+                    self.deadlock(&e.to_string());
+                    break;
+                }
             }
         }
         self.drain();
@@ -186,7 +237,9 @@ impl<'k> Runner<'k> {
             t.push(TimelineEntry { step: now, cpu: CpuId(cpu as u8), event });
         }
         if result == OpResult::Err(Errno::Again) && !matches!(f.op, WOp::Futex { .. }) {
-            self.anomaly.get_or_insert(format!("{} on cpu{cpu} hit a retry bound", f.op.name()));
+            let detail =
+                format!("{} (cpu{cpu} operation {}) gave up at the core's retry bound", f.op.name(), f.index);
+            self.stop(UnfinishedKind::Livelock, detail);
         }
         self.shadow.completed(cpu, f.op, f.proc, f.map, result, &mut self.judge.oracle);
         self.k.machine().chooser().op_finished(CpuId(cpu as u8));

@@ -10,31 +10,45 @@ use vipt_emu::choice::{ChoiceKind, Chooser};
 pub type Tape = Rc<RefCell<Vec<u32>>>;
 
 /// Wraps a chooser and records each answer: for `choose` the value, for `next_cpu` the
-/// index of the chosen CPU among the runnable ones.
+/// index of the chosen CPU among the runnable ones. At most `limit + 1` choices are kept, so
+/// a tape longer than `limit` tells that the run drew more than that without holding them all.
 pub struct Recorder {
     inner: Box<dyn Chooser>,
     tape: Tape,
+    limit: usize,
 }
 
 impl Recorder {
-    /// Records what `inner` chooses into a fresh tape.
+    /// Records what `inner` chooses into a fresh tape, without bound.
     pub fn new(inner: Box<dyn Chooser>) -> (Self, Tape) {
+        Recorder::with_limit(inner, usize::MAX - 1)
+    }
+
+    /// Records what `inner` chooses into a fresh tape, keeping at most `limit + 1` choices.
+    pub fn with_limit(inner: Box<dyn Chooser>, limit: usize) -> (Self, Tape) {
         let tape = Tape::default();
-        (Recorder { inner, tape: tape.clone() }, tape)
+        (Recorder { inner, tape: tape.clone(), limit }, tape)
+    }
+
+    fn push(&mut self, v: u32) {
+        let mut t = self.tape.borrow_mut();
+        if t.len() <= self.limit {
+            t.push(v);
+        }
     }
 }
 
 impl Chooser for Recorder {
     fn choose(&mut self, kind: ChoiceKind, n: u32) -> u32 {
         let v = self.inner.choose(kind, n);
-        self.tape.borrow_mut().push(v);
+        self.push(v);
         v
     }
 
     fn next_cpu(&mut self, runnable: &[CpuId]) -> CpuId {
         let c = self.inner.next_cpu(runnable);
         let i = runnable.iter().position(|&r| r == c).unwrap_or(0);
-        self.tape.borrow_mut().push(i as u32);
+        self.push(i as u32);
         c
     }
 

@@ -9,7 +9,7 @@ mod generate;
 
 use serde::{Deserialize, Serialize};
 
-use vipt_emu::addr::{PAGE_SIZE, SHM_COLOUR};
+use vipt_emu::addr::{PAGE_SIZE, SHM_COLOUR, WORDS_PER_PAGE};
 use vipt_tmpalias::Family;
 
 /// The words of each page that workloads touch: two in the first line, one in each of two
@@ -21,6 +21,26 @@ pub const MAX_FILE_PAGES: u64 = 4;
 
 /// Base of the range where `MAP_FIXED` mappings are placed (far above what `mmap` hands out).
 pub const FIXED_BASE: u64 = 0x0900_0000;
+
+/// Largest mapping in pages. An operation's page is taken modulo its mapping's length, and is
+/// below this.
+pub const MAX_MAP_PAGES: u64 = 4;
+
+/// Most files of a workload.
+pub const MAX_FILES: usize = 8;
+
+/// Most initial processes of a workload.
+pub const MAX_PROCS: usize = 8;
+
+/// Most set-up mappings of a workload.
+pub const MAX_MAPS: usize = 32;
+
+/// Most operations of one program.
+pub const MAX_PROGRAM_OPS: usize = 256;
+
+/// Colour offsets of files are below this many pages (the 4 MiB alias boundary of the
+/// largest machine).
+pub const COLOURS: u64 = 1024;
 
 /// A file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +124,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -115,7 +135,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -128,7 +148,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -161,7 +181,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -172,7 +192,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -233,7 +253,7 @@ pub enum WOp {
         proc: Proc,
         /// Mapping.
         map: u8,
-        /// Page.
+        /// Page (taken modulo the mapping's length).
         page: u8,
         /// Word.
         word: u16,
@@ -255,6 +275,44 @@ pub enum WOp {
 }
 
 impl WOp {
+    /// The process it names, if any.
+    fn proc_mut(&mut self) -> Option<&mut Proc> {
+        match self {
+            WOp::Load { proc, .. }
+            | WOp::Store { proc, .. }
+            | WOp::Futex { proc, .. }
+            | WOp::Peek { proc, .. }
+            | WOp::Poke { proc, .. }
+            | WOp::Fork { proc }
+            | WOp::Exit { proc }
+            | WOp::Munmap { proc, .. }
+            | WOp::Remap { proc, .. }
+            | WOp::Msync { proc, .. }
+            | WOp::GupFast { proc, .. }
+            | WOp::Mprotect { proc, .. }
+            | WOp::Reclaim { target: Target::User { proc, .. } } => Some(proc),
+            _ => None,
+        }
+    }
+
+    /// The process and the mapping it names, if it names a mapping.
+    fn proc_map_mut(&mut self) -> Option<(Proc, &mut u8)> {
+        match self {
+            WOp::Load { proc, map, .. }
+            | WOp::Store { proc, map, .. }
+            | WOp::Futex { proc, map, .. }
+            | WOp::Peek { proc, map, .. }
+            | WOp::Poke { proc, map, .. }
+            | WOp::Munmap { proc, map }
+            | WOp::Remap { proc, map }
+            | WOp::Msync { proc, map }
+            | WOp::GupFast { proc, map, .. }
+            | WOp::Mprotect { proc, map, .. }
+            | WOp::Reclaim { target: Target::User { proc, map, .. } } => Some((*proc, map)),
+            _ => None,
+        }
+    }
+
     /// Short name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -301,66 +359,205 @@ impl Workload {
         self.programs.iter().map(Vec::len).sum()
     }
 
-    /// Checks that every index is in range (for files read from disk).
+    /// Checks that every number is in range and every index names something the workload
+    /// can have (for files read from disk), on a machine with `max_cpus` CPUs: the CPUs, the
+    /// files, processes and mappings of the set-up, and in each operation its process (an
+    /// initial one, or a child of a `fork` earlier in the same program), its mapping (of that
+    /// initial process; for a child, of some process), page, word, file and page offset.
     pub fn validate(&self, max_cpus: usize) -> Result<(), String> {
         if self.cpus == 0 || self.cpus as usize > max_cpus {
-            return Err(format!("cpus must be 1..={max_cpus}"));
+            return Err(format!("{} cpus, but the machine has 1..={max_cpus}", self.cpus));
         }
         if self.programs.len() != self.cpus as usize {
-            return Err("one program per cpu is required".into());
+            return Err(format!(
+                "{} programs for {} cpus: one program per cpu is required",
+                self.programs.len(),
+                self.cpus
+            ));
         }
-        if self.files.len() > 8 || self.procs == 0 || self.procs > 8 || self.maps.len() > 32 {
-            return Err("too many files, processes or mappings".into());
+        if self.files.len() > MAX_FILES {
+            return Err(format!("{} files, more than {MAX_FILES}", self.files.len()));
         }
-        for f in &self.files {
+        if self.procs == 0 || self.procs as usize > MAX_PROCS {
+            return Err(format!("{} processes; a workload has 1..={MAX_PROCS}", self.procs));
+        }
+        if self.maps.len() > MAX_MAPS {
+            return Err(format!("{} mappings, more than {MAX_MAPS}", self.maps.len()));
+        }
+        for (i, f) in self.files.iter().enumerate() {
             if f.pages == 0 || f.pages > MAX_FILE_PAGES {
-                return Err(format!("file sizes must be 1..={MAX_FILE_PAGES} pages"));
+                return Err(format!("file {i} has {} pages; files have 1..={MAX_FILE_PAGES}", f.pages));
+            }
+            if f.colour >= COLOURS {
+                return Err(format!(
+                    "file {i} has colour offset {}; offsets are 0..{COLOURS} pages",
+                    f.colour
+                ));
             }
         }
-        let nfiles = self.files.len() as u8;
-        for m in &self.maps {
-            if m.proc >= self.procs || m.pages == 0 || m.pages > 4 {
-                return Err("mapping with a bad process or size".into());
+        let nfiles = self.files.len();
+        let file_ok = |f: u8| -> Result<(), String> {
+            if (f as usize) < nfiles {
+                Ok(())
+            } else {
+                Err(format!("file {f}, but the workload has {nfiles} files"))
             }
-            if let MapKind::File { file, pgoff, .. } = m.kind
-                && (file >= nfiles || pgoff >= MAX_FILE_PAGES)
-            {
-                return Err("mapping of a missing file".into());
+        };
+        let pgoff_ok = |p: u64| -> Result<(), String> {
+            if p < MAX_FILE_PAGES {
+                Ok(())
+            } else {
+                Err(format!("page offset {p}; files have at most {MAX_FILE_PAGES} pages"))
             }
-            if let Some(a) = m.fixed
-                && (a % PAGE_SIZE != 0 || !(FIXED_BASE..FIXED_BASE + 16 * SHM_COLOUR).contains(&a))
-            {
-                return Err("MAP_FIXED address outside the fixed range".into());
+        };
+        for (i, m) in self.maps.iter().enumerate() {
+            let at = |e: String| format!("mapping {i}: {e}");
+            if m.proc >= self.procs {
+                return Err(at(format!("process {}, but the workload has {} processes", m.proc, self.procs)));
+            }
+            if m.pages == 0 || m.pages > MAX_MAP_PAGES {
+                return Err(at(format!("{} pages; mappings have 1..={MAX_MAP_PAGES}", m.pages)));
+            }
+            if let MapKind::File { file, pgoff, .. } = m.kind {
+                file_ok(file).and(pgoff_ok(pgoff)).map_err(at)?;
+            }
+            if let Some(a) = m.fixed {
+                let end = FIXED_BASE + 16 * SHM_COLOUR;
+                if a % PAGE_SIZE != 0 {
+                    return Err(at(format!("MAP_FIXED address {a:#x} is not page-aligned")));
+                }
+                if !(FIXED_BASE..end).contains(&a) {
+                    return Err(at(format!(
+                        "MAP_FIXED address {a:#x} is outside the fixed range {FIXED_BASE:#x}..{end:#x}"
+                    )));
+                }
             }
         }
-        for prog in &self.programs {
-            if prog.len() > 256 {
-                return Err("programs are limited to 256 operations".into());
+        let maps_of = |p: u8| self.maps.iter().filter(|m| m.proc == p).count();
+        let most_maps = (0..self.procs).map(maps_of).max().unwrap_or(0);
+        for (c, prog) in self.programs.iter().enumerate() {
+            if prog.len() > MAX_PROGRAM_OPS {
+                return Err(format!(
+                    "program {c} has {} operations, more than {MAX_PROGRAM_OPS}",
+                    prog.len()
+                ));
             }
-            for op in prog {
-                let word_ok = |w: u16| (w as usize) < vipt_emu::addr::WORDS_PER_PAGE;
-                let file_ok = |f: u8, p: u64| f < nfiles && p < MAX_FILE_PAGES;
-                let ok = match *op {
-                    WOp::Load { word, .. }
-                    | WOp::Store { word, .. }
-                    | WOp::Futex { word, .. }
-                    | WOp::Peek { word, .. }
-                    | WOp::Poke { word, .. }
-                    | WOp::GupFast { word, .. } => word_ok(word),
-                    WOp::Write { file, pgoff, word, .. } | WOp::Read { file, pgoff, word } => {
-                        file_ok(file, pgoff) && word_ok(word)
+            let mut forks = 0usize;
+            for (j, op) in prog.iter().enumerate() {
+                let at = |e: String| format!("program {c} operation {j} ({}): {e}", op.name());
+                let proc_ok = |p: Proc| -> Result<(), String> {
+                    match p {
+                        Proc::Init(i) if i >= self.procs => {
+                            Err(format!("process {i}, but the workload has {} processes", self.procs))
+                        }
+                        Proc::Child(n) if n as usize >= forks => Err(format!(
+                            "child {n}, but the program forks {forks} times before this operation"
+                        )),
+                        _ => Ok(()),
                     }
-                    WOp::Fsync { file } | WOp::Clean { file } => file < nfiles,
-                    WOp::Truncate { file, pages } => file < nfiles && pages <= MAX_FILE_PAGES,
-                    WOp::Reclaim { target: Target::File { file, pgoff } } => file_ok(file, pgoff),
-                    _ => true,
                 };
-                if !ok {
-                    return Err(format!("operation out of range: {op:?}"));
+                let map_ok = |p: Proc, map: u8| -> Result<(), String> {
+                    proc_ok(p)?;
+                    let (n, whose) = match p {
+                        Proc::Init(i) => (maps_of(i), format!("process {i} has")),
+                        Proc::Child(_) => (most_maps, "a process has at most".to_string()),
+                    };
+                    if (map as usize) < n {
+                        Ok(())
+                    } else {
+                        Err(format!("mapping {map}, but {whose} {n} mappings"))
+                    }
+                };
+                let page_ok = |page: u8| -> Result<(), String> {
+                    if (page as u64) < MAX_MAP_PAGES {
+                        Ok(())
+                    } else {
+                        Err(format!("page {page}; mappings have at most {MAX_MAP_PAGES} pages"))
+                    }
+                };
+                let word_ok = |w: u16| -> Result<(), String> {
+                    if (w as usize) < WORDS_PER_PAGE {
+                        Ok(())
+                    } else {
+                        Err(format!("word {w}; a page has {WORDS_PER_PAGE} words"))
+                    }
+                };
+                let access = |p: Proc, map: u8, page: u8| map_ok(p, map).and(page_ok(page));
+                match *op {
+                    WOp::Load { proc, map, page, word }
+                    | WOp::Store { proc, map, page, word, .. }
+                    | WOp::Futex { proc, map, page, word, .. }
+                    | WOp::Peek { proc, map, page, word }
+                    | WOp::Poke { proc, map, page, word, .. }
+                    | WOp::GupFast { proc, map, page, word } => access(proc, map, page).and(word_ok(word)),
+                    WOp::Write { file, pgoff, word, .. } | WOp::Read { file, pgoff, word } => {
+                        file_ok(file).and(pgoff_ok(pgoff)).and(word_ok(word))
+                    }
+                    WOp::Fork { proc } | WOp::Exit { proc } => proc_ok(proc),
+                    WOp::Munmap { proc, map }
+                    | WOp::Remap { proc, map }
+                    | WOp::Msync { proc, map }
+                    | WOp::Mprotect { proc, map, .. } => map_ok(proc, map),
+                    WOp::Fsync { file } | WOp::Clean { file } => file_ok(file),
+                    WOp::Truncate { file, pages } => file_ok(file).and(if pages <= MAX_FILE_PAGES {
+                        Ok(())
+                    } else {
+                        Err(format!("{pages} pages; files have at most {MAX_FILE_PAGES}"))
+                    }),
+                    WOp::Reclaim { target: Target::User { proc, map, page } } => access(proc, map, page),
+                    WOp::Reclaim { target: Target::File { file, pgoff } } => {
+                        file_ok(file).and(pgoff_ok(pgoff))
+                    }
+                }
+                .map_err(at)?;
+                if matches!(op, WOp::Fork { .. }) {
+                    forks += 1;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The workload without operation `i` of program `p`. When it is a `fork`, the program's
+    /// later operations on that child go too, and those on its later children are renumbered.
+    pub fn without_op(&self, p: usize, i: usize) -> Workload {
+        let mut w = self.clone();
+        let op = w.programs[p].remove(i);
+        if matches!(op, WOp::Fork { .. }) {
+            let child = self.programs[p][..i].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8;
+            let tail = w.programs[p].split_off(i);
+            for mut o in tail {
+                match o.proc_mut() {
+                    Some(Proc::Child(n)) if *n == child => continue,
+                    Some(Proc::Child(n)) if *n > child => *n -= 1,
+                    _ => {}
+                }
+                w.programs[p].push(o);
+            }
+        }
+        w
+    }
+
+    /// The workload without set-up mapping `i`: operations on it by its process go too, and
+    /// those on that process's later mappings are renumbered; operations of children that
+    /// name a mapping past the largest process's are dropped.
+    pub fn without_map(&self, i: usize) -> Workload {
+        let mut w = self.clone();
+        let gone = w.maps.remove(i);
+        let k = self.maps[..i].iter().filter(|m| m.proc == gone.proc).count() as u8;
+        let most = (0..w.procs).map(|p| w.maps.iter().filter(|m| m.proc == p).count()).max().unwrap_or(0);
+        for prog in &mut w.programs {
+            prog.retain_mut(|o| match o.proc_map_mut() {
+                Some((Proc::Init(p), map)) if p == gone.proc && *map == k => false,
+                Some((Proc::Init(p), map)) if p == gone.proc && *map > k => {
+                    *map -= 1;
+                    true
+                }
+                Some((Proc::Child(_), map)) => (*map as usize) < most,
+                _ => true,
+            });
+        }
+        w
     }
 
     /// Generates the [`Family::Mixed`] workload of `seed` for a machine with `max_cpus` CPUs.
@@ -417,6 +614,59 @@ mod tests {
         // The clean family maps only the device file, shared, so every store is tracked.
         let w = Workload::generate_for(3, 4, Family::Clean);
         assert!(w.maps.iter().all(|m| m.kind == MapKind::File { file: 0, pgoff: 0, shared: true }));
+    }
+
+    #[test]
+    fn every_index_of_an_operation_is_checked_against_the_workload() {
+        let w = Workload::generate(7, 4);
+        let p = w.maps[0].proc;
+        let maps_of_p = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        let with = |op: WOp| {
+            let mut v = w.clone();
+            v.programs[0].insert(0, op);
+            v.validate(4)
+        };
+        let load = |proc, map, page, word| WOp::Load { proc, map, page, word };
+        assert!(with(load(Proc::Init(p), maps_of_p - 1, 0, 0)).is_ok());
+        let e = with(load(Proc::Init(p), 50, 0, 0)).unwrap_err();
+        assert!(e.contains(&format!("mapping 50, but process {p} has {maps_of_p} mappings")), "{e}");
+        let e = with(load(Proc::Init(9), 0, 0, 0)).unwrap_err();
+        assert!(e.contains(&format!("process 9, but the workload has {} processes", w.procs)), "{e}");
+        let e = with(load(Proc::Child(0), 0, 0, 0)).unwrap_err();
+        assert!(e.contains("child 0, but the program forks 0 times before this operation"), "{e}");
+        assert!(with(load(Proc::Init(p), 0, 4, 0)).unwrap_err().contains("page 4"));
+        assert!(with(load(Proc::Init(p), 0, 0, 512)).unwrap_err().contains("word 512"));
+        let e = with(WOp::Read { file: 9, pgoff: 0, word: 0 }).unwrap_err();
+        assert!(e.starts_with("program 0 operation 0 (read): file 9"), "{e}");
+        assert!(w.validate(w.cpus as usize - 1).unwrap_err().contains("cpus, but the machine has"));
+        let mut odd = w.clone();
+        odd.maps[0].fixed = Some(FIXED_BASE + 8);
+        assert!(odd.validate(4).unwrap_err().contains("is not page-aligned"));
+        odd.maps[0].fixed = Some(PAGE_SIZE);
+        assert!(odd.validate(4).unwrap_err().contains("outside the fixed range"));
+    }
+
+    #[test]
+    fn removing_a_fork_or_a_mapping_keeps_the_workload_valid() {
+        let mut checked = (0, 0);
+        for seed in 0..200 {
+            let w = Workload::generate(seed, 4);
+            for (p, prog) in w.programs.iter().enumerate() {
+                for (i, op) in prog.iter().enumerate() {
+                    if matches!(op, WOp::Fork { .. }) {
+                        let v = w.without_op(p, i);
+                        v.validate(4).unwrap_or_else(|e| panic!("seed {seed} without fork {p}/{i}: {e}"));
+                        checked.0 += 1;
+                    }
+                }
+            }
+            for i in 0..w.maps.len() {
+                let v = w.without_map(i);
+                v.validate(4).unwrap_or_else(|e| panic!("seed {seed} without mapping {i}: {e}"));
+                checked.1 += 1;
+            }
+        }
+        assert!(checked.0 > 50 && checked.1 > 500, "{checked:?}");
     }
 
     #[test]

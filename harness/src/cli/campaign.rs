@@ -1,0 +1,218 @@
+//! `vipt campaign` and `vipt check`: seeds on lineages, a table or JSON.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vipt_emu::config::Preset;
+use vipt_harness::campaign::{
+    CampaignConfig, CampaignReport, LineageResult, SeedRange, parse_seeds, run_campaign,
+};
+use vipt_harness::scenario::RunConfig;
+use vipt_harness::sched::SchedulerKind;
+use vipt_tmpalias::{Family, Lineage, Registry};
+
+use super::files::check_out_dir;
+use super::out::{Out, outln, q, warn};
+use super::status::{CmdResult, Failure, Status};
+use super::{parse_preset, parse_scheduler};
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CampaignArgs {
+    /// Lineage to run (repeatable; default: every lineage of the default set).
+    #[arg(long = "lineage", value_name = "NAME")]
+    lineages: Vec<String>,
+    /// Seeds: `A..B` (end excluded), `A..=B` (end included) or a single seed; seeds are
+    /// 0..=18446744073709551615.
+    #[arg(long, default_value = "0..2000", value_parser = parse_seeds, allow_hyphen_values = true)]
+    seeds: SeedRange,
+    /// Worker threads (default: all cores; never more than chunks of 16 seeds).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Scheduler: random or pct.
+    #[arg(long, default_value = "random", value_parser = parse_scheduler)]
+    scheduler: SchedulerKind,
+    /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean
+    /// on it), pipt, rp3440.
+    #[arg(long, default_value = "tiny", value_parser = parse_preset)]
+    preset: Preset,
+    /// Directory for reproducer files (checked before the run).
+    #[arg(long, default_value = "vipt-out", value_name = "DIR")]
+    out: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Do not offer speculative move-ins.
+    #[arg(long)]
+    no_speculation: bool,
+    /// Let user accesses overlap the teardown of their mapping (known window, see README).
+    #[arg(long)]
+    racy_teardown: bool,
+    /// Let user accesses overlap access_process_vm writes (known window, see README).
+    #[arg(long)]
+    racy_poke: bool,
+    /// Stop each scenario after N micro-steps (default: a budget that follows from its
+    /// workload and the machine); a scenario stopped there is unfinished.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_steps: Option<u64>,
+}
+
+impl Default for CampaignArgs {
+    fn default() -> Self {
+        CampaignArgs {
+            lineages: Vec::new(),
+            seeds: SeedRange::exclusive(0, 2000).expect("a non-empty range"),
+            jobs: None,
+            scheduler: SchedulerKind::Random,
+            preset: Preset::Tiny,
+            out: PathBuf::from("vipt-out"),
+            json: false,
+            no_speculation: false,
+            racy_teardown: false,
+            racy_poke: false,
+            max_steps: None,
+        }
+    }
+}
+
+/// `campaign` (`check == false`: status 0 whatever it finds) or `check` (1 on a violation, 3
+/// on an unfinished scenario without one).
+pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut Out) -> CmdResult {
+    let chosen: Vec<&Lineage> = if a.lineages.is_empty() {
+        if check {
+            return Err(Failure("check needs --lineage NAME".into()));
+        }
+        registry.defaults().collect()
+    } else {
+        a.lineages
+            .iter()
+            .map(|n| {
+                registry.get(n).ok_or_else(|| {
+                    Failure(format!("unknown lineage `{}` (known: {})", q(n), registry.names()))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if a.jobs == Some(0) {
+        return Err(Failure("--jobs must be at least 1".into()));
+    }
+    check_out_dir("--out", &a.out)?;
+    let cfg = CampaignConfig {
+        seeds: a.seeds,
+        jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        scheduler: a.scheduler,
+        run: RunConfig {
+            preset: a.preset,
+            speculation: !a.no_speculation,
+            racy_teardown: a.racy_teardown,
+            racy_poke: a.racy_poke,
+            max_steps: a.max_steps,
+            ..RunConfig::default()
+        },
+        out: Some(a.out.clone()),
+        progress: !a.json,
+    };
+    let report = run_campaign(&cfg, &chosen);
+    // A reproducer that could not be written is status 2, whose line is the only one on
+    // stderr; the results are printed all the same.
+    let lost = report.save_errors.first().map(|e| Failure(format!("a reproducer could not be written: {e}")));
+    if let Some(e) = report.spawn_error.as_ref().filter(|_| lost.is_none()) {
+        warn(&format!(
+            "only {} of {} worker threads could be started ({e}); the campaign ran on {}",
+            report.workers, report.workers_wanted, report.workers
+        ));
+    }
+    for n in report.notes.iter().filter(|_| lost.is_none()) {
+        warn(n);
+    }
+    let results = &report.lineages;
+    if a.json {
+        outln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "lineages": results }))?);
+    } else {
+        print_table(out, results, &chosen);
+        if a.preset.is_hypothetical() {
+            outln!(
+                out,
+                "note: `{}` is a hypothetical machine: its alias boundary is above the kernel's 4 MiB \
+                 colouring, so no kernel can be clean on it",
+                a.preset
+            );
+        }
+    }
+    match lost {
+        Some(f) => Err(f),
+        None => Ok(status(&report, check)),
+    }
+}
+
+fn status(report: &CampaignReport, check: bool) -> Status {
+    if !check {
+        return Status::Clean;
+    }
+    let violation = report.lineages.iter().any(|r| r.violations > 0);
+    let unfinished = report.lineages.iter().any(|r| r.unfinished > 0);
+    Status::of(violation, unfinished)
+}
+
+fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) {
+    outln!(
+        out,
+        "{:<18} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8}  classes of first violations (historic bugs it can show)",
+        "lineage",
+        "scenarios",
+        "violations",
+        "unfinished",
+        "first seed",
+        "to first",
+        "s to 1st",
+        "seconds"
+    );
+    for (r, l) in results.iter().zip(lineages) {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |x| x.to_string());
+        let secs = r.seconds_to_first.map_or("-".to_string(), |s| format!("{s:.3}"));
+        let classes: Vec<String> = r.classes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let bugs = if l.bugs.is_empty() { String::new() } else { format!(" ({})", l.bugs.join(" ")) };
+        let verdict = match (classes.is_empty(), r.unfinished) {
+            (true, 0) => "clean".to_string(),
+            (true, _) => "no violation".to_string(),
+            (false, _) => classes.join(", "),
+        };
+        outln!(
+            out,
+            "{:<18} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8.2}  {verdict}{bugs}",
+            r.name,
+            r.scenarios,
+            r.violations,
+            r.unfinished,
+            opt(r.first_violation_seed),
+            opt(r.scenarios_to_first),
+            secs,
+            r.seconds,
+        );
+        if r.gather_mm_flushes + r.gather_range_flushes > 0 && l.family == Family::Gather {
+            outln!(
+                out,
+                "{:<18} mmu_gather flushes: {} whole-mm, {} range",
+                "",
+                r.gather_mm_flushes,
+                r.gather_range_flushes
+            );
+        }
+        if let Some(p) = &r.reproducer {
+            outln!(out, "{:<18} reproducer: {p}", "");
+        }
+        if let (Some(seed), Some(what)) = (r.first_unfinished_seed, &r.first_unfinished) {
+            let k = &r.unfinished_kinds;
+            outln!(
+                out,
+                "{:<18} unfinished: {} deadlock, {} livelock, {} step budget; first: seed {seed}: {what}",
+                "",
+                k.deadlock,
+                k.livelock,
+                k.step_budget
+            );
+            if let Some(p) = &r.unfinished_reproducer {
+                outln!(out, "{:<18} reproducer of the unfinished seed: {p}", "");
+            }
+        }
+    }
+}

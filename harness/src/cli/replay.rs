@@ -1,0 +1,96 @@
+//! `vipt replay`: a reproducer re-run bit for bit, and what it shows.
+
+use std::path::Path;
+
+use clap::Args;
+use vipt_harness::repro::Expect;
+use vipt_tmpalias::Registry;
+
+use super::files::load;
+use super::out::{Out, outln};
+use super::status::{CmdResult, Status};
+
+#[derive(Args, Debug)]
+pub(crate) struct ReplayArgs {
+    /// Reproducer file.
+    #[arg(value_name = "FILE")]
+    file: std::path::PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Include every micro-step in the timeline.
+    #[arg(long)]
+    steps: bool,
+}
+
+/// Status 1 when a violation occurs, 3 when the run does not finish without one, 0 when clean.
+pub(crate) fn run(registry: &Registry, a: &ReplayArgs, out: &mut Out) -> CmdResult {
+    replay(registry, &a.file, a.json, a.steps, out)
+}
+
+fn replay(registry: &Registry, file: &Path, json: bool, steps: bool, out: &mut Out) -> CmdResult {
+    let (r, l) = load(registry, file)?;
+    let o = r.replay(&l, true);
+    let first = o.violations.first();
+    let found = Expect::of_outcome(&o);
+    let same = found.as_ref().is_some_and(|e| e.fingerprint == r.expect.fingerprint);
+    let status = Status::of(first.is_some(), o.unfinished.is_some());
+    if json {
+        let v = serde_json::json!({
+            "lineage": r.lineage,
+            "expected": r.expect.fingerprint,
+            "fingerprint": found.as_ref().map(|e| &e.fingerprint),
+            "reproduced": same,
+            "violations": o.violations,
+            "unfinished": o.unfinished,
+            "steps": o.steps,
+        });
+        outln!(out, "{}", serde_json::to_string_pretty(&v)?);
+        return Ok(status);
+    }
+    outln!(
+        out,
+        "lineage {} on {}, {} operations, {} choices, {} micro-steps",
+        r.lineage,
+        r.preset,
+        r.workload.ops(),
+        r.choices.len(),
+        o.steps
+    );
+    let verdict = |out: &mut Out, what: &str| {
+        outln!(
+            out,
+            "{}: {what}",
+            if same { "reproduced" } else { "a different outcome (the expected one did not occur first)" }
+        );
+    };
+    match (first, &o.unfinished) {
+        (None, None) => outln!(out, "clean: the recorded outcome ({}) did not occur", r.expect.fingerprint),
+        (None, Some(u)) => {
+            verdict(out, &format!("the run did not finish: {}", u.summary()));
+            outln!(out, "fingerprint: {}", u.fingerprint());
+            outln!(out, "timeline (operations{}):", if steps { " and micro-steps" } else { "" });
+            for e in o.timeline.iter().filter(|e| steps || !e.is_step()) {
+                outln!(out, "  {e}");
+            }
+        }
+        (Some(v), unfinished) => {
+            verdict(out, &v.summary());
+            outln!(out, "fingerprint: {}", v.fingerprint());
+            for d in &v.detail {
+                outln!(out, "  {d}");
+            }
+            outln!(out, "timeline (operations{}):", if steps { " and micro-steps" } else { "" });
+            for e in o.timeline.iter().filter(|e| (steps || !e.is_step()) && e.step <= v.step) {
+                outln!(out, "  {e}");
+            }
+            if o.violations.len() > 1 {
+                outln!(out, "{} more violation(s) follow from it", o.violations.len() - 1);
+            }
+            if let Some(u) = unfinished {
+                outln!(out, "then the run did not finish: {}", u.summary());
+            }
+        }
+    }
+    Ok(status)
+}
