@@ -10,7 +10,7 @@ use crate::addr::{PAGE_SIZE, SHM_COLOUR, WORD_BYTES};
 pub enum Indexing {
     /// Virtually indexed, physically tagged. Two virtual addresses of one physical line share
     /// a cache line exactly when they are congruent modulo `alias_boundary` (equivalent
-    /// aliases, parisc-facts §5 and §9.1); the index comes from the virtual address modulo the
+    /// aliases, docs/FIDELITY.md); the index comes from the virtual address modulo the
     /// boundary (see [`crate::machine::LineId`]).
     Virtual {
         /// Bytes; a power of two, at least a page.
@@ -49,7 +49,7 @@ pub struct CostTable {
 
 impl CostTable {
     /// rp3440 (4 × PA8800 at 800 MHz, CR16 cycles), calibrated on the boot-time measurement of
-    /// a 6.1 kernel (parisc-facts §7.2): "Whole cache flush 2696560 cycles, flushing 16777216
+    /// a 6.1 kernel (docs/FIDELITY.md): "Whole cache flush 2696560 cycles, flushing 16777216
     /// bytes 5080984 cycles". A whole-cache flush is 65,536 `fdce` sets (4 ways of 128 B lines,
     /// 32 MiB as PDC reports it) on each CPU in parallel plus three IPIs: 41 cycles a set. The
     /// range flush is 131,072 `fdc`s plus 4,096 non-access TLB misses: 38 cycles an `fdc`.
@@ -131,17 +131,17 @@ pub enum Preset {
     /// lines, 2 ways, 64 frames. Every inequivalent alias is easy to reach.
     Tiny,
     /// PA8700: 1.5 MiB 4-way D-cache, 64 B lines, 4 MiB alias boundary (PDC alias value 11),
-    /// 240-entry TLB (parisc-facts §7.1).
+    /// 240-entry TLB (docs/FIDELITY.md).
     Pa8700,
     /// PA8800/PA8900 as the current kernel treats them: 768 KiB 4-way L1 per core, 128 B
     /// lines, indexed below a 4 MiB alias boundary (`SHM_COLOUR`; PDC reports the boundary as
-    /// unknown and the kernel assumes 4 MiB, parisc-facts §4.1 and §7.1). The kernel's
+    /// unknown and the kernel assumes 4 MiB, docs/FIDELITY.md). The kernel's
     /// tmpalias flushes at 4 MiB colour work there once the TLB entry is purged first
-    /// (parisc-facts §6: a TLB entry that allows move-in lets the CPU speculate the page in).
+    /// (docs/FIDELITY.md: a TLB entry that allows move-in lets the CPU speculate the page in).
     Pa8800,
     /// Hypothetical: [`Preset::Pa8800`]'s geometry with a 64 MiB alias boundary, the
     /// hypothesis that tmpalias flushes do not work on PA8800 because its boundary lies above
-    /// 4 MiB (parisc-facts §7.1). No kernel can be clean on it: the kernel colours mappings
+    /// 4 MiB (docs/FIDELITY.md). No kernel can be clean on it: the kernel colours mappings
     /// modulo 4 MiB, so two user mappings of one page it considers equivalent may be 4 MiB
     /// apart, inequivalent here; a store through one is not seen by a load through the other,
     /// and no kernel routine runs between the two accesses to flush it. Excluded from every
@@ -150,7 +150,7 @@ pub enum Preset {
     /// The tiny machine with a physically indexed cache: no aliasing, the sanity baseline.
     Pipt,
     /// rp3440: 4 × PA8800 as PDC reports it (32 MiB 4-way D-cache, 128 B lines), with the
-    /// kernel's 4 MiB alias boundary, for the cost model (parisc-facts §7.2).
+    /// kernel's 4 MiB alias boundary, for the cost model (docs/FIDELITY.md).
     Rp3440,
 }
 

@@ -1,5 +1,5 @@
 //! The oracle: per-word *regular register* semantics over the intervals of program-level
-//! operations (SPEC §7).
+//! operations (the README's *Workload rules*).
 //!
 //! Every logical word — a file page word, or a word of a private page (anonymous memory, or a
 //! private file mapping after its COW) — has a history of writes, each an interval of

@@ -4,7 +4,7 @@
 //! ([`vipt_emu::arch::ArchConfig`]) standing for what one era of parisc Linux did in
 //! `flush_dcache_page` and its relatives. Each is documented with its kernel
 //! version, what it does step by step and its sources; [`registry::Registry::builtin`] lists
-//! them by name. The historic bugs of `parisc-facts.md` §8 are each reachable in one of them:
+//! them by name. The historic bugs (labels B1, B2, …) are each reachable in one of them:
 //!
 //! | bug | lineage |
 //! |---|---|

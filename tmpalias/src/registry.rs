@@ -57,7 +57,7 @@ pub struct Lineage {
     pub summary: String,
     /// Kernel versions it stands for.
     pub kernel: String,
-    /// Historic bugs (parisc-facts §8 labels) it can show.
+    /// Historic bugs (labels B1, B2, … as `vipt lineages` lists them) it can show.
     pub bugs: Vec<String>,
     /// The machine it must run on, if it is not the campaign's (the `pipt` lineage needs the
     /// `pipt` machine).

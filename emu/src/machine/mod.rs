@@ -149,14 +149,14 @@ enum IndexRule {
     /// `x div sets` is part of the line's identity, so addresses congruent modulo the boundary
     /// share a line and no others do. Real caches of this shape (PA8700: a 384 KiB way under a
     /// 4 MiB boundary) may let some inequivalent aliases collide; the architecture does not
-    /// promise it, so the model never does (parisc-facts §5, `shmparam.h`: aliases are
+    /// promise it, so the model never does (docs/FIDELITY.md, `shmparam.h`: aliases are
     /// supported only when their addresses are identical modulo `SHM_COLOUR`; §9.1).
     VirtualWays {
         /// `alias_boundary - 1`.
         boundary_mask: u64,
     },
     /// VIPT whose alias boundary holds fewer lines than a way has sets (rp3440 as PDC reports
-    /// it: an 8 MiB way under a 4 MiB boundary, parisc-facts §7.1–7.2). A simplification: the
+    /// it: an 8 MiB way under a 4 MiB boundary, docs/FIDELITY.md). A simplification: the
     /// set bits above the boundary come from the physical address, the same for every alias
     /// of the line, so set = `(x + (pa div boundary) · lines_below) mod sets` and the virtual
     /// way is 0. Aliases congruent modulo the boundary share a line, others land in distinct

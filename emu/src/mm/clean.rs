@@ -9,7 +9,7 @@
 //! nowhere but in the page itself. At the end, the log is harvested: the driver copies the
 //! pages it names to the device.
 //!
-//! The contract (checked by the harness, SPEC §7 "lost dirtiness"): every user store to the
+//! The contract (checked by the harness, "lost dirtiness"): every user store to the
 //! file through a shared mapping is followed by a harvest that names its page. With the
 //! flush batched after the page-table lock is dropped and cleaners not serialised
 //! ([`CleanMode::Deferred`]), another cleaner can harvest the bit before the flush; a store

@@ -13,7 +13,7 @@
 //!   every bit together with `_PAGE_BUSY`; the translation is inserted while the PTE is busy
 //!   (every PTE updater waits for busy to clear: `Kernel::update_pte`), then busy is dropped.
 //!
-//! Invariants (SPEC §7, checked where they can break): a lockless store never makes a cleared
+//! Invariants (checked where they can break): a lockless store never makes a cleared
 //! PTE present again, nor undoes any other change (`Kernel::store_pte_lockless`,
 //! `Obs::PteResurrected`, `Obs::PteUpdateLost`); no translation
 //! is inserted for a PTE that is not present ([`Kernel::hash_insert`], `Obs::InsertNonPresent`);

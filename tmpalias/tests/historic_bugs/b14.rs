@@ -1,5 +1,5 @@
 //! Hypothesis B14: the PA8800 alias boundary lies above 4 MiB, so tmpalias flushes cannot work
-//! there (parisc-facts §7.1: boundaries "up to 128MB" were tried, "It might be that using 64 MB
+//! there (docs/FIDELITY.md: boundaries "up to 128MB" were tried, "It might be that using 64 MB
 //! works fine").
 //!
 //! These tests run on `pa8800` (the kernel's 4 MiB boundary) and on the hypothetical

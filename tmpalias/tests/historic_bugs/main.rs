@@ -1,4 +1,4 @@
-//! The historic bugs of parisc-facts §8, each as a handcrafted, deterministic interleaving,
+//! The historic bugs (B1, B2, …), each as a handcrafted, deterministic interleaving,
 //! and the B14 hypothesis of a PA8800 alias boundary above 4 MiB.
 //!
 //! Every test but B14's (which compares `pa8800` with the hypothetical `pa8800-64m`) runs on
