@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vipt_tmpalias::Lineage;
 
 use crate::repro::Reproducer;
@@ -121,7 +121,8 @@ pub struct CampaignConfig {
 }
 
 /// Unfinished scenarios of a lineage, by kind.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct UnfinishedCounts {
     /// Deadlocks.
     pub deadlock: u64,
@@ -153,7 +154,8 @@ impl UnfinishedCounts {
 }
 
 /// Results for one lineage.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct LineageResult {
     /// Lineage name.
     pub name: String,
