@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vipt_emu::mm::situations::{Situation, Situations};
 use vipt_tmpalias::Lineage;
 
@@ -122,7 +122,8 @@ pub struct CampaignConfig {
 }
 
 /// Unfinished scenarios of a lineage, by kind.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct UnfinishedCounts {
     /// Deadlocks.
     pub deadlock: u64,
@@ -154,7 +155,8 @@ impl UnfinishedCounts {
 }
 
 /// Results for one lineage.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct LineageResult {
     /// Lineage name.
     pub name: String,
@@ -211,6 +213,21 @@ impl Serialize for SituationCounts {
             map.serialize_entry(s.name(), &n)?;
         }
         map.end()
+    }
+}
+
+/// Reads what [`SituationCounts`] writes: a name the build does not know is an error, a name
+/// missing counts 0.
+impl<'de> Deserialize<'de> for SituationCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(de)?;
+        let mut c = Situations::default();
+        for (name, n) in map {
+            let s = Situations::by_name(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown situation `{}`", shown(&name))))?;
+            c.add_n(s, n);
+        }
+        Ok(SituationCounts(c))
     }
 }
 

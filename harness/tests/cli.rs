@@ -653,3 +653,27 @@ fn campaign_reports_situations_in_report_order() {
         table.lines().find(|l| l.starts_with("flush_dcache_page.unmapped")).expect("a row per situation");
     assert!(row.contains(&format!("({})", n("flush_dcache_page.unmapped"))), "{row}");
 }
+
+/// Every reproducer the repository ships (the findings and the fuzz seed corpus) still replays
+/// to the violation it records: status 1 and the `reproduced:` verdict.
+#[test]
+fn committed_reproducers_still_reproduce() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["docs/findings", "fuzz/corpus/reproducer"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 5, "the shipped reproducers are missing: {files:?}");
+    for f in files {
+        let o = vipt_within(&["replay", f.to_str().unwrap()], 120);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{}: {}", f.display(), stderr(&o));
+        assert!(out.lines().any(|l| l.starts_with("reproduced:")), "{}: {out}", f.display());
+    }
+}

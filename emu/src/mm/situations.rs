@@ -149,6 +149,16 @@ impl Situations {
         self.counts[s as usize] += 1;
     }
 
+    /// Counts `s` `n` times more.
+    pub fn add_n(&mut self, s: Situation, n: u64) {
+        self.counts[s as usize] += n;
+    }
+
+    /// The situation named `name`.
+    pub fn by_name(name: &str) -> Option<Situation> {
+        Situation::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
     /// Adds `o`'s counts.
     pub fn merge(&mut self, o: &Situations) {
         for (a, b) in self.counts.iter_mut().zip(o.counts) {
