@@ -6,12 +6,14 @@
 #![warn(missing_docs)]
 
 pub mod campaign;
+pub mod compare;
 pub mod cost;
 pub mod fuzz;
 pub mod oracle;
 pub mod repro;
 pub mod scenario;
 pub mod sched;
+pub mod shard;
 pub mod shrink;
 pub mod text;
 pub mod workload;

@@ -603,3 +603,77 @@ fn messages_name_what_is_wrong_in_one_short_line() {
     assert_error_says(&o, "cost --plot", "--plot /proc/vipt/plot.svg");
     assert!(o.stdout.is_empty(), "the table was printed before the failure");
 }
+
+/// The campaign JSON carries, per lineage, every situation with its count, in report order;
+/// `--situations` prints them as a table after the lineage table.
+#[test]
+fn campaign_reports_situations_in_report_order() {
+    use vipt_emu::mm::situations::Situation;
+    let d = tmpdir("situations");
+    let out = d.to_str().unwrap();
+    let o = vipt(&[
+        "campaign",
+        "--lineage",
+        "linux-6.x",
+        "--seeds",
+        "0..30",
+        "--jobs",
+        "1",
+        "--json",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let sits = v["lineages"][0]["situations"].as_object().expect("a situations object");
+    assert_eq!(sits.len(), Situation::ALL.len());
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    let at: Vec<usize> =
+        Situation::ALL.iter().map(|s| text.find(&format!("\"{}\"", s.name())).expect("every name")).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "names in report order");
+    let n = |name: &str| sits[name].as_u64().unwrap();
+    assert!(n("flush_dcache_page.unmapped") > 0 && n("access_process_vm.read_anon") > 0);
+    let seeds = &v["lineages"][0]["situation_seeds"];
+    assert!(seeds["flush_dcache_page.unmapped"].as_u64().unwrap() <= 30);
+    let t = vipt(&[
+        "campaign",
+        "--lineage",
+        "linux-6.x",
+        "--seeds",
+        "0..30",
+        "--jobs",
+        "1",
+        "--situations",
+        "--out",
+        out,
+    ]);
+    assert_eq!(t.status.code(), Some(0), "{}", stderr(&t));
+    let table = String::from_utf8(t.stdout).unwrap();
+    let row =
+        table.lines().find(|l| l.starts_with("flush_dcache_page.unmapped")).expect("a row per situation");
+    assert!(row.contains(&format!("({})", n("flush_dcache_page.unmapped"))), "{row}");
+}
+
+/// Every reproducer the repository ships (the findings and the fuzz seed corpus) still replays
+/// to the violation it records: status 1 and the `reproduced:` verdict.
+#[test]
+fn committed_reproducers_still_reproduce() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["docs/findings", "fuzz/corpus/reproducer"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 5, "the shipped reproducers are missing: {files:?}");
+    for f in files {
+        let o = vipt_within(&["replay", f.to_str().unwrap()], 120);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{}: {}", f.display(), stderr(&o));
+        assert!(out.lines().any(|l| l.starts_with("reproduced:")), "{}: {out}", f.display());
+    }
+}

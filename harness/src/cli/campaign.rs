@@ -9,6 +9,7 @@ use vipt_harness::campaign::{
 };
 use vipt_harness::scenario::RunConfig;
 use vipt_harness::sched::SchedulerKind;
+use vipt_harness::shard::{CampaignJson, RunSettings, Shard, ShardJson, parse_shard};
 use vipt_tmpalias::{Family, Lineage, Registry};
 
 use super::files::check_out_dir;
@@ -16,15 +17,34 @@ use super::out::{Out, outln, q, warn};
 use super::status::{CmdResult, Failure, Status};
 use super::{parse_preset, parse_scheduler};
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub(crate) struct CampaignArgs {
     /// Lineage to run (repeatable; default: every lineage of the default set).
     #[arg(long = "lineage", value_name = "NAME")]
     lineages: Vec<String>,
+    #[command(flatten)]
+    opts: RunArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CheckArgs {
+    /// Lineage to check (required; repeatable).
+    #[arg(long = "lineage", value_name = "NAME", required = true)]
+    lineages: Vec<String>,
+    #[command(flatten)]
+    opts: RunArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RunArgs {
     /// Seeds: `A..B` (end excluded), `A..=B` (end included) or a single seed; seeds are
     /// 0..=18446744073709551615.
     #[arg(long, default_value = "0..2000", value_parser = parse_seeds, allow_hyphen_values = true)]
     seeds: SeedRange,
+    /// Run only part K (from 0) of N disjoint, contiguous parts of the seeds, for one machine
+    /// of N; `vipt merge` combines the N JSON outputs into that of the whole range.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_hyphen_values = true)]
+    shard: Option<Shard>,
     /// Worker threads (default: all cores; never more than chunks of 16 seeds).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -32,15 +52,20 @@ pub(crate) struct CampaignArgs {
     #[arg(long, default_value = "random", value_parser = parse_scheduler)]
     scheduler: SchedulerKind,
     /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean
-    /// on it), pipt, rp3440.
-    #[arg(long, default_value = "tiny", value_parser = parse_preset)]
-    preset: Preset,
+    /// on it), pipt, rp3440 [default: tiny]. Lineages that pin their machine (the MMU-race
+    /// families run on pipt) ignore it, with a warning.
+    #[arg(long, value_parser = parse_preset)]
+    preset: Option<Preset>,
     /// Directory for reproducer files (checked before the run).
     #[arg(long, default_value = "vipt-out", value_name = "DIR")]
     out: PathBuf,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// After the table, print which situations of the flush contract the scenarios met: per
+    /// lineage, how many scenarios met each at least once (and how often it was met).
+    #[arg(long)]
+    situations: bool,
     /// Do not offer speculative move-ins.
     #[arg(long)]
     no_speculation: bool,
@@ -56,16 +81,17 @@ pub(crate) struct CampaignArgs {
     max_steps: Option<u64>,
 }
 
-impl Default for CampaignArgs {
+impl Default for RunArgs {
     fn default() -> Self {
-        CampaignArgs {
-            lineages: Vec::new(),
+        RunArgs {
             seeds: SeedRange::exclusive(0, 2000).expect("a non-empty range"),
+            shard: None,
             jobs: None,
             scheduler: SchedulerKind::Random,
-            preset: Preset::Tiny,
+            preset: None,
             out: PathBuf::from("vipt-out"),
             json: false,
+            situations: false,
             no_speculation: false,
             racy_teardown: false,
             racy_poke: false,
@@ -74,16 +100,26 @@ impl Default for CampaignArgs {
     }
 }
 
+/// `vipt campaign`: status 0 whatever it finds.
+pub(crate) fn campaign(registry: &Registry, a: &CampaignArgs, out: &mut Out) -> CmdResult {
+    run(registry, &a.lineages, &a.opts, false, out)
+}
+
+/// `vipt check`: status 1 on a violation, 3 on an unfinished scenario without one.
+pub(crate) fn check(registry: &Registry, a: &CheckArgs, out: &mut Out) -> CmdResult {
+    run(registry, &a.lineages, &a.opts, true, out)
+}
+
 /// `campaign` (`check == false`: status 0 whatever it finds) or `check` (1 on a violation, 3
 /// on an unfinished scenario without one).
-pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut Out) -> CmdResult {
-    let chosen: Vec<&Lineage> = if a.lineages.is_empty() {
+fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mut Out) -> CmdResult {
+    let chosen: Vec<&Lineage> = if names.is_empty() {
         if check {
             return Err(Failure("check needs --lineage NAME".into()));
         }
         registry.defaults().collect()
     } else {
-        a.lineages
+        names
             .iter()
             .map(|n| {
                 registry.get(n).ok_or_else(|| {
@@ -95,13 +131,33 @@ pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut 
     if a.jobs == Some(0) {
         return Err(Failure("--jobs must be at least 1".into()));
     }
+    let seeds = match a.shard {
+        None => a.seeds,
+        Some(sh) => sh.of(a.seeds).ok_or_else(|| {
+            Failure(format!("--shard {sh}: the seeds {} are fewer than {} parts", a.seeds, sh.count))
+        })?,
+    };
     check_out_dir("--out", &a.out)?;
+    let preset = a.preset.unwrap_or(Preset::Tiny);
+    let mut ignored = None;
+    if let Some(asked) = a.preset {
+        let pinned: Vec<String> = chosen
+            .iter()
+            .filter_map(|l| l.preset.filter(|p| *p != asked).map(|p| format!("{} runs on {p}", l.name)))
+            .collect();
+        if !pinned.is_empty() {
+            ignored = Some(format!(
+                "--preset {asked} is ignored where a lineage pins its machine: {}",
+                pinned.join(", ")
+            ));
+        }
+    }
     let cfg = CampaignConfig {
-        seeds: a.seeds,
+        seeds,
         jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         scheduler: a.scheduler,
         run: RunConfig {
-            preset: a.preset,
+            preset,
             speculation: !a.no_speculation,
             racy_teardown: a.racy_teardown,
             racy_poke: a.racy_poke,
@@ -121,20 +177,39 @@ pub(crate) fn run(registry: &Registry, a: &CampaignArgs, check: bool, out: &mut 
             report.workers, report.workers_wanted, report.workers
         ));
     }
-    for n in report.notes.iter().filter(|_| lost.is_none()) {
+    for n in ignored.iter().chain(&report.notes).filter(|_| lost.is_none()) {
         warn(n);
     }
     let results = &report.lineages;
     if a.json {
-        outln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "lineages": results }))?);
+        let doc = CampaignJson {
+            lineages: results.clone(),
+            run: RunSettings {
+                preset: preset.name().into(),
+                scheduler: a.scheduler,
+                speculation: !a.no_speculation,
+                racy_teardown: a.racy_teardown,
+                racy_poke: a.racy_poke,
+                max_steps: a.max_steps,
+            },
+            seeds: a.seeds.to_string(),
+            shard: a.shard.map(|s| ShardJson { index: s.index, count: s.count, seeds: seeds.to_string() }),
+        };
+        outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        if let Some(sh) = a.shard {
+            outln!(out, "shard {sh} of seeds {}: seeds {seeds}", a.seeds);
+        }
         print_table(out, results, &chosen);
-        if a.preset.is_hypothetical() {
+        if a.situations {
+            print_situations(out, results);
+        }
+        if preset.is_hypothetical() {
             outln!(
                 out,
                 "note: `{}` is a hypothetical machine: its alias boundary is above the kernel's 4 MiB \
                  colouring, so no kernel can be clean on it",
-                a.preset
+                preset
             );
         }
     }
@@ -215,4 +290,38 @@ fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) 
             }
         }
     }
+}
+
+/// The situations table: a row per situation, a column per lineage; each cell is the number of
+/// scenarios that met the situation at least once, and how often it was met in all.
+fn print_situations(out: &mut Out, results: &[LineageResult]) {
+    use vipt_emu::mm::situations::Situation;
+    let width = |r: &LineageResult| {
+        Situation::ALL
+            .iter()
+            .map(|&s| cell(r.situation_seeds.0.get(s), r.situations.0.get(s)).len())
+            .chain([r.name.len()])
+            .max()
+            .unwrap_or(1)
+    };
+    let widths: Vec<usize> = results.iter().map(width).collect();
+    let name_w = Situation::ALL.iter().map(|s| s.name().len()).max().unwrap_or(9);
+    outln!(out);
+    outln!(out, "situations met: scenarios that met each (times met in all)");
+    let mut head = format!("{:<name_w$}", "situation");
+    for (r, w) in results.iter().zip(&widths) {
+        head.push_str(&format!("  {:>w$}", r.name));
+    }
+    outln!(out, "{head}");
+    for &s in Situation::ALL {
+        let mut row = format!("{:<name_w$}", s.name());
+        for (r, w) in results.iter().zip(&widths) {
+            row.push_str(&format!("  {:>w$}", cell(r.situation_seeds.0.get(s), r.situations.0.get(s))));
+        }
+        outln!(out, "{row}");
+    }
+}
+
+fn cell(seeds: u64, times: u64) -> String {
+    if seeds == 0 { "-".to_string() } else { format!("{seeds} ({times})") }
 }

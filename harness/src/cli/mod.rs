@@ -6,10 +6,12 @@
 //! quietly and any other write failure is status 2.
 
 mod campaign;
+mod compare;
 mod cost;
 mod files;
 mod import_fuzz;
 mod lineages;
+mod merge;
 mod out;
 mod replay;
 mod shrink;
@@ -41,10 +43,18 @@ enum Cmd {
     /// Run seeds on lineages and report violations (the default command); exit status 0.
     #[command(after_help = EXIT_STATUS_HELP)]
     Campaign(campaign::CampaignArgs),
-    /// Like campaign for one lineage, for CI: exit status 1 on a violation, 3 on an
+    /// Like campaign for the lineages named (at least one), for CI: exit status 1 on a violation, 3 on an
     /// unfinished scenario.
     #[command(after_help = EXIT_STATUS_HELP)]
-    Check(campaign::CampaignArgs),
+    Check(campaign::CheckArgs),
+    /// Run two lineages seed by seed and list the seeds that fail on one and not the other,
+    /// with their classes; exit status 0.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Compare(compare::CompareArgs),
+    /// Combine the JSON outputs of `campaign --json --shard K/N` for every K into the JSON of
+    /// the whole seed range; exit status 0.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Merge(merge::MergeArgs),
     /// Re-run a reproducer file bit for bit and explain what it shows.
     #[command(after_help = EXIT_STATUS_HELP)]
     Replay(replay::ReplayArgs),
@@ -118,8 +128,10 @@ pub(crate) fn main() -> std::process::ExitCode {
     let registry = Registry::builtin();
     let result = match cli.cmd.unwrap_or(Cmd::Campaign(campaign::CampaignArgs::default())) {
         Cmd::Lineages(a) => lineages::run(&registry, &a, &mut out),
-        Cmd::Campaign(a) => campaign::run(&registry, &a, false, &mut out),
-        Cmd::Check(a) => campaign::run(&registry, &a, true, &mut out),
+        Cmd::Campaign(a) => campaign::campaign(&registry, &a, &mut out),
+        Cmd::Check(a) => campaign::check(&registry, &a, &mut out),
+        Cmd::Compare(a) => compare::run(&registry, &a, &mut out),
+        Cmd::Merge(a) => merge::run(&a, &mut out),
         Cmd::Replay(a) => replay::run(&registry, &a, &mut out),
         Cmd::Shrink(a) => shrink::run(&registry, &a, &mut out),
         Cmd::ImportFuzz(a) => import_fuzz::run(&registry, &a, &mut out),

@@ -6,9 +6,12 @@ use clap::Args;
 use vipt_harness::repro::Expect;
 use vipt_tmpalias::Registry;
 
+use vipt_emu::config::Preset;
+use vipt_harness::text::shown_path;
+
 use super::files::load;
-use super::out::{Out, outln};
-use super::status::{CmdResult, Status};
+use super::out::{Out, outln, q, warn};
+use super::status::{CmdResult, Failure, Status};
 
 #[derive(Args, Debug)]
 pub(crate) struct ReplayArgs {
@@ -21,23 +24,51 @@ pub(crate) struct ReplayArgs {
     /// Include every micro-step in the timeline.
     #[arg(long)]
     steps: bool,
+    /// Run the reproducer's workload on lineage NAME instead of its own, with its recorded
+    /// choices as far as they apply (the schedule diverges where the kernels' routines differ).
+    #[arg(long, value_name = "NAME")]
+    lineage: Option<String>,
 }
 
 /// Status 1 when a violation occurs, 3 when the run does not finish without one, 0 when clean.
 pub(crate) fn run(registry: &Registry, a: &ReplayArgs, out: &mut Out) -> CmdResult {
-    replay(registry, &a.file, a.json, a.steps, out)
+    replay(registry, &a.file, a.json, a.steps, a.lineage.as_deref(), out)
 }
 
-fn replay(registry: &Registry, file: &Path, json: bool, steps: bool, out: &mut Out) -> CmdResult {
-    let (r, l) = load(registry, file)?;
+fn replay(
+    registry: &Registry, file: &Path, json: bool, steps: bool, other: Option<&str>, out: &mut Out,
+) -> CmdResult {
+    let (r, own) = load(registry, file)?;
+    let l = match other {
+        None => own.clone(),
+        Some(name) => {
+            let l = registry.get(name).cloned().ok_or_else(|| {
+                Failure(format!("unknown lineage `{}` (known: {})", q(name), registry.names()))
+            })?;
+            let preset: Preset = r.preset.parse().unwrap_or(Preset::Tiny);
+            let cpus = l.preset.unwrap_or(preset).config().cpus;
+            r.workload.validate(cpus).map_err(|e| {
+                Failure(format!("{}: the workload does not fit {}'s machine: {e}", shown_path(file), l.name))
+            })?;
+            if l.family != own.family {
+                warn(&format!(
+                    "{} belongs to another workload family than {}: its checks may not apply to this workload",
+                    l.name, own.name
+                ));
+            }
+            l
+        }
+    };
+    let elsewhere = l.name != own.name;
     let o = r.replay(&l, true);
     let first = o.violations.first();
     let found = Expect::of_outcome(&o);
-    let same = found.as_ref().is_some_and(|e| e.fingerprint == r.expect.fingerprint);
+    let same = !elsewhere && found.as_ref().is_some_and(|e| e.fingerprint == r.expect.fingerprint);
     let status = Status::of(first.is_some(), o.unfinished.is_some());
     if json {
         let v = serde_json::json!({
-            "lineage": r.lineage,
+            "lineage": l.name,
+            "recorded_on": r.lineage,
             "expected": r.expect.fingerprint,
             "fingerprint": found.as_ref().map(|e| &e.fingerprint),
             "reproduced": same,
@@ -48,11 +79,19 @@ fn replay(registry: &Registry, file: &Path, json: bool, steps: bool, out: &mut O
         outln!(out, "{}", serde_json::to_string_pretty(&v)?);
         return Ok(status);
     }
+    if elsewhere {
+        outln!(
+            out,
+            "the workload of a {} reproducer on {}, with its recorded choices as far as they apply",
+            r.lineage,
+            l.name
+        );
+    }
     outln!(
         out,
         "lineage {} on {}, {} operations, {} choices, {} micro-steps",
-        r.lineage,
-        r.preset,
+        l.name,
+        l.preset.map_or(r.preset.clone(), |p| p.name().to_string()),
         r.workload.ops(),
         r.choices.len(),
         o.steps
@@ -61,10 +100,23 @@ fn replay(registry: &Registry, file: &Path, json: bool, steps: bool, out: &mut O
         outln!(
             out,
             "{}: {what}",
-            if same { "reproduced" } else { "a different outcome (the expected one did not occur first)" }
+            if elsewhere {
+                "on this lineage"
+            } else if same {
+                "reproduced"
+            } else {
+                "a different outcome (the expected one did not occur first)"
+            }
         );
     };
     match (first, &o.unfinished) {
+        (None, None) if elsewhere => outln!(
+            out,
+            "clean on {}: the outcome recorded on {} ({}) did not occur",
+            l.name,
+            r.lineage,
+            r.expect.fingerprint
+        ),
         (None, None) => outln!(out, "clean: the recorded outcome ({}) did not occur", r.expect.fingerprint),
         (None, Some(u)) => {
             verdict(out, &format!("the run did not finish: {}", u.summary()));

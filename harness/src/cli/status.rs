@@ -33,8 +33,9 @@ impl Status {
 /// The exit-status table of `--help` (the README has the same).
 pub(crate) const EXIT_STATUS_HELP: &str = "\
 Exit status:
-  0  clean: every scenario finished with no violation; for campaign, lineages, cost and
-     shrink, the command did its job (shrink: the minimal reproducer is written)
+  0  clean: every scenario finished with no violation; for campaign, compare, merge,
+     lineages, cost and shrink, the command did its job (shrink: the minimal reproducer is
+     written)
   1  a violation was found (check, replay, import-fuzz)
   2  bad input or environment: bad arguments, an unreadable or invalid file, output that
      cannot be written (an unusable --out, a full disk); one line on stderr says why

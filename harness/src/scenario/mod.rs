@@ -106,6 +106,8 @@ pub struct Outcome {
     pub user_loads: u64,
     /// The machine's event counters at the end of the run.
     pub counters: vipt_emu::counters::Counters,
+    /// The situations of the flush contract the run met (set-up and read-back included).
+    pub situations: vipt_emu::mm::situations::Situations,
 }
 
 impl Outcome {
@@ -201,6 +203,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         user_loads: r.judge.loads,
         violations: std::mem::take(&mut r.judge.oracle.violations),
         counters: k.machine().counters,
+        situations: k.situations(),
     }
 }
 
