@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use vipt_emu::mm::situations::{Situation, Situations};
 use vipt_tmpalias::Lineage;
 
 use crate::repro::Reproducer;
@@ -192,6 +193,42 @@ pub struct LineageResult {
     pub gather_mm_flushes: u64,
     /// `mmu_gather` flushes that purged a range, summed over the scenarios.
     pub gather_range_flushes: u64,
+    /// How often the scenarios met each situation of the flush contract, summed; a JSON
+    /// object in the situations' report order.
+    pub situations: SituationCounts,
+    /// How many scenarios met each situation at least once, in the same order.
+    pub situation_seeds: SituationCounts,
+}
+
+/// Situation counts, serialised as a JSON object `{name: count}` in report order
+/// ([`Situation::ALL`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SituationCounts(pub Situations);
+
+impl Serialize for SituationCounts {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(Situation::ALL.len()))?;
+        for (s, n) in self.0.iter() {
+            map.serialize_entry(s.name(), &n)?;
+        }
+        map.end()
+    }
+}
+
+/// Reads what [`SituationCounts`] writes: a name the build does not know is an error, a name
+/// missing counts 0.
+impl<'de> Deserialize<'de> for SituationCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(de)?;
+        let mut c = Situations::default();
+        for (name, n) in map {
+            let s = Situations::by_name(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown situation `{}`", shown(&name))))?;
+            c.add_n(s, n);
+        }
+        Ok(SituationCounts(c))
+    }
 }
 
 /// What a campaign did: the results per lineage, and what went wrong around them.
@@ -221,6 +258,8 @@ struct Tally {
     first_unfinished: Option<(u64, Unfinished)>,
     mm_flushes: u64,
     range_flushes: u64,
+    situations: Situations,
+    situation_seeds: Situations,
 }
 
 impl Tally {
@@ -230,6 +269,8 @@ impl Tally {
         self.unfinished.merge(&local.unfinished);
         self.mm_flushes += local.mm_flushes;
         self.range_flushes += local.range_flushes;
+        self.situations.merge(&local.situations);
+        self.situation_seeds.merge(&local.situation_seeds);
         for (k, v) in local.classes {
             *self.classes.entry(k).or_default() += v;
         }
@@ -311,6 +352,12 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
                 local.scenarios += 1;
                 local.mm_flushes += o.counters.gather_mm_flushes;
                 local.range_flushes += o.counters.gather_range_flushes;
+                local.situations.merge(&o.situations);
+                for (sit, n) in o.situations.iter() {
+                    if n > 0 {
+                        local.situation_seeds.add(sit);
+                    }
+                }
                 if let Some(v) = o.violations.first() {
                     local.violations += 1;
                     *local.classes.entry(v.class()).or_default() += 1;
@@ -370,6 +417,8 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
         seconds: start.elapsed().as_secs_f64(),
         gather_mm_flushes: t.mm_flushes,
         gather_range_flushes: t.range_flushes,
+        situations: SituationCounts(t.situations),
+        situation_seeds: SituationCounts(t.situation_seeds),
     };
     LineageRun { result, spawned, save_errors, notes }
 }

@@ -184,6 +184,8 @@ fn merge_lineage<'a>(seeds: SeedRange, parts: impl Iterator<Item = &'a LineageRe
         acc.unfinished_kinds.step_budget += p.unfinished_kinds.step_budget;
         acc.gather_mm_flushes += p.gather_mm_flushes;
         acc.gather_range_flushes += p.gather_range_flushes;
+        acc.situations.0.merge(&p.situations.0);
+        acc.situation_seeds.0.merge(&p.situation_seeds.0);
         acc.seconds = acc.seconds.max(p.seconds);
         for (k, v) in &p.classes {
             *acc.classes.entry(k.clone()).or_default() += v;

@@ -604,6 +604,56 @@ fn messages_name_what_is_wrong_in_one_short_line() {
     assert!(o.stdout.is_empty(), "the table was printed before the failure");
 }
 
+/// The campaign JSON carries, per lineage, every situation with its count, in report order;
+/// `--situations` prints them as a table after the lineage table.
+#[test]
+fn campaign_reports_situations_in_report_order() {
+    use vipt_emu::mm::situations::Situation;
+    let d = tmpdir("situations");
+    let out = d.to_str().unwrap();
+    let o = vipt(&[
+        "campaign",
+        "--lineage",
+        "linux-6.x",
+        "--seeds",
+        "0..30",
+        "--jobs",
+        "1",
+        "--json",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let sits = v["lineages"][0]["situations"].as_object().expect("a situations object");
+    assert_eq!(sits.len(), Situation::ALL.len());
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    let at: Vec<usize> =
+        Situation::ALL.iter().map(|s| text.find(&format!("\"{}\"", s.name())).expect("every name")).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "names in report order");
+    let n = |name: &str| sits[name].as_u64().unwrap();
+    assert!(n("flush_dcache_page.unmapped") > 0 && n("access_process_vm.read_anon") > 0);
+    let seeds = &v["lineages"][0]["situation_seeds"];
+    assert!(seeds["flush_dcache_page.unmapped"].as_u64().unwrap() <= 30);
+    let t = vipt(&[
+        "campaign",
+        "--lineage",
+        "linux-6.x",
+        "--seeds",
+        "0..30",
+        "--jobs",
+        "1",
+        "--situations",
+        "--out",
+        out,
+    ]);
+    assert_eq!(t.status.code(), Some(0), "{}", stderr(&t));
+    let table = String::from_utf8(t.stdout).unwrap();
+    let row =
+        table.lines().find(|l| l.starts_with("flush_dcache_page.unmapped")).expect("a row per situation");
+    assert!(row.contains(&format!("({})", n("flush_dcache_page.unmapped"))), "{row}");
+}
+
 /// Every reproducer the repository ships (the findings and the fuzz seed corpus) still replays
 /// to the violation it records: status 1 and the `reproduced:` verdict.
 #[test]

@@ -31,6 +31,17 @@ impl Machine {
             .map(|i| CpuId(i as u8))
     }
 
+    /// `cpu`'s TLB entry (not flush-only) for `va` of `space`, if it holds one.
+    pub fn tlb_entry(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Option<crate::tlb::TlbEntry> {
+        let vpn = va.vpn();
+        self.cpus[cpu.index()]
+            .tlb
+            .entries()
+            .iter()
+            .find(|e| e.space == space && e.vpn == vpn && !e.flush_only)
+            .copied()
+    }
+
     /// The line `cpu` holds for physical address `pa` when accessed through `va` (its set and
     /// virtual way, [`Machine::line_id`]).
     pub fn cached_line(&self, cpu: CpuId, va: VirtAddr, pa: PhysAddr) -> Option<(LineMeta, &[u64])> {

@@ -570,12 +570,13 @@ impl Machine {
     // ----- speculation ------------------------------------------------------------------
 
     /// A speculative move-in on `cpu`: a seeded line of a seeded page whose TLB entry allows
-    /// move-in is filled (clean) unless already present. Returns whether a line was filled.
-    pub fn speculate(&mut self, cpu: CpuId) -> bool {
+    /// move-in is filled (clean) unless already present. Returns the page of the line filled, if
+    /// one was.
+    pub fn speculate(&mut self, cpu: CpuId) -> Option<Pfn> {
         let lpp = self.cfg.lines_per_page();
         let n = self.cpus[cpu.index()].tlb.entries().iter().filter(|e| e.allows_move_in()).count();
         if n == 0 {
-            return false;
+            return None;
         }
         let k = self.choose(ChoiceKind::SpeculateWhere, (n * lpp) as u32) as usize;
         let e = *self.cpus[cpu.index()]
@@ -590,10 +591,10 @@ impl Machine {
         let pa = e.pfn.phys().add_bytes(off);
         let id = self.line_id(va, pa);
         if self.cpus[cpu.index()].cache.lookup(id.set, id.tag, id.alias).is_some() {
-            return false;
+            return None;
         }
         self.fill(cpu, id, true);
-        true
+        Some(e.pfn)
     }
 
     // ----- DMA --------------------------------------------------------------------------

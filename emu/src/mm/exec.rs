@@ -191,7 +191,10 @@ impl<'k> Executor<'k> {
             if m.choose(ChoiceKind::Speculate, SPECULATION_ODDS) == 0 {
                 let n = m.ncpus() as u32;
                 let c = CpuId(m.choose(ChoiceKind::SpeculateWhere, n) as u8);
-                m.speculate(c);
+                if let Some(pfn) = m.speculate(c) {
+                    drop(m);
+                    self.k.sit_speculated(pfn);
+                }
             }
         }
         let cpu =

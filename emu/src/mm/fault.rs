@@ -8,6 +8,7 @@
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::arch::FixupMode;
 use crate::machine::Trap;
+use crate::mm::situations::Routine;
 use crate::mm::types::{AnonVma, Mapping, Vma};
 use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags, VmaId};
 use crate::pte::{Pte, PteFlags, PteKind};
@@ -45,6 +46,7 @@ impl Kernel {
         for _ in 0..MAX_ACCESS_RETRIES {
             match self.user_access_raw(cpu, space, va, store).await {
                 Ok(v) => {
+                    self.sit_user_access(cpu, mm, space, va, store.is_some());
                     self.observe(Obs::User { cpu, mm, va, store, value: v });
                     return Ok(v);
                 }
@@ -69,6 +71,7 @@ impl Kernel {
         for _ in 0..MAX_FUTEX_RETRIES {
             match self.user_access_raw(cpu, space, va, Some(value)).await {
                 Ok(v) => {
+                    self.sit_user_access(cpu, mm, space, va, true);
                     self.observe(Obs::User { cpu, mm, va, store: Some(value), value: v });
                     return Ok(v);
                 }
@@ -115,6 +118,7 @@ impl Kernel {
         if self.layout().pte_present(pte) && pte.raw_pfn() == page && pte.has(PteFlags::WRITE) {
             let entry = pte.with_flags(PteFlags::ACCESSED | PteFlags::DIRTY);
             if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, true).await {
+                self.note_mapped(entry);
                 self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
             }
         }
@@ -187,6 +191,7 @@ impl Kernel {
                 orig.with_flags(PteFlags::ACCESSED)
             };
             if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, write).await {
+                self.note_mapped(entry);
                 self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
             } else if write {
                 self.arch(cpu).flush_tlb_page(*vma, va).await;
@@ -253,6 +258,7 @@ impl Kernel {
             }
             self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
             self.state().pages[page.index()].mapcount += 1;
+            self.note_mapped(pte);
             self.arch(cpu).update_mmu_cache(*vma, va, pte).await;
         }
         self.unlock(cpu, LockId::Ptl(vma.mm));
@@ -369,6 +375,7 @@ impl Kernel {
         self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
         self.state().pages[page.index()].mapcount += 1;
         self.unlock(cpu, LockId::Page(page));
+        self.note_mapped(pte);
         self.arch(cpu).update_mmu_cache(vma, va, pte).await;
         self.unlock(cpu, LockId::Ptl(vma.mm));
         Ok(())
@@ -399,9 +406,13 @@ impl Kernel {
             let now = self.read_pte(cpu, vma.mm, va).await;
             if now == orig {
                 let va = va.page_base();
-                self.arch(cpu).flush_cache_page(vma, va, old).await;
+                {
+                    let _r = self.enter_routine(cpu, Routine::FlushCachePage, old);
+                    self.arch(cpu).flush_cache_page(vma, va, old).await;
+                }
                 let entry = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
                 if self.arch(cpu).ptep_set_access_flags(vma, va, entry, true).await {
+                    self.note_mapped(entry);
                     self.arch(cpu).update_mmu_cache(vma, va, entry).await;
                 }
                 if vma.shared {
@@ -420,13 +431,17 @@ impl Kernel {
         self.lock(cpu, LockId::Ptl(vma.mm)).await;
         let now = self.read_pte(cpu, vma.mm, va).await;
         if now == orig {
-            self.arch(cpu).flush_cache_page(vma, va.page_base(), old).await;
+            {
+                let _r = self.enter_routine(cpu, Routine::FlushCachePage, old);
+                self.arch(cpu).flush_cache_page(vma, va.page_base(), old).await;
+            }
             self.arch(cpu).ptep_clear_flush(vma, va.page_base()).await;
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
             let install = self.expect_install(cpu, vma.mm, va, new);
             self.arch(cpu).set_pte_at(vma.mm, va.page_base(), pte).await;
             self.state().pages[new.index()].mapcount += 1;
             install.finish(self);
+            self.note_mapped(pte);
             self.arch(cpu).update_mmu_cache(vma, va.page_base(), pte).await;
             self.page_remove_rmap(old);
             self.put_page(old);
@@ -445,7 +460,11 @@ impl Kernel {
     /// with its anon object.
     async fn cow_copy(&self, cpu: CpuId, vma: Vma, va: VirtAddr, new: Pfn, from: Pfn) -> Vma {
         let copy_start = self.now();
-        self.arch(cpu).copy_user_highpage(new, from, va.page_base(), vma).await;
+        self.note_cow_source(from, va.page_base());
+        {
+            let _r = self.enter_routine(cpu, Routine::CopyUserHighpage, from);
+            self.arch(cpu).copy_user_highpage(new, from, va.page_base(), vma).await;
+        }
         self.observe(Obs::CowCopied { cpu, mm: vma.mm, va: va.page_base(), new, copy_start });
         let vma = self.anon_vma_prepare(vma.id);
         self.set_anon(new, &vma, va);

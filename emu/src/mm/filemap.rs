@@ -2,6 +2,7 @@
 //! `write(2)`, `read(2)`, `fsync`, `msync` and `truncate`.
 
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr, WORDS_PER_PAGE};
+use crate::mm::situations::Routine;
 use crate::mm::types::{Mapping, Vma};
 use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, MmId, Obs, PageFlags};
 use crate::pte::{PteFlags, PteKind};
@@ -202,13 +203,19 @@ impl Kernel {
         self.extend_file(file, pgoff + 1);
         let page = self.find_lock_page(cpu, file, pgoff).await?;
         if self.file_writably_mapped(file) {
-            self.arch(cpu).flush_dcache_page(page).await;
+            {
+                let _r = self.enter_flush_dcache_page(cpu, page);
+                self.arch(cpu).flush_dcache_page(page).await;
+            }
         }
         self.arch(cpu).kmap(page).await;
         self.kernel_store(cpu, page.word(word).kernel_va(), value).await;
         self.observe(Obs::FileWrite { cpu, file, pgoff, word, value });
         self.arch(cpu).kunmap(page).await;
-        self.arch(cpu).flush_dcache_page(page).await;
+        {
+            let _r = self.enter_flush_dcache_page(cpu, page);
+            self.arch(cpu).flush_dcache_page(page).await;
+        }
         self.set_page_flags(page, PageFlags::DIRTY);
         self.unlock(cpu, LockId::Page(page));
         self.put_page(page);
@@ -241,7 +248,10 @@ impl Kernel {
         };
         self.unlock(cpu, LockId::Page(page));
         if self.file_writably_mapped(file) {
-            self.arch(cpu).flush_dcache_page(page).await;
+            {
+                let _r = self.enter_flush_dcache_page(cpu, page);
+                self.arch(cpu).flush_dcache_page(page).await;
+            }
         }
         self.arch(cpu).kmap(page).await;
         let mut last = None;
@@ -291,7 +301,10 @@ impl Kernel {
                 && pfn == page
                 && flags.intersects(PteFlags::WRITE | PteFlags::DIRTY)
             {
-                self.arch(cpu).flush_cache_page(vma, va, page).await;
+                {
+                    let _r = self.enter_routine(cpu, Routine::FlushCachePage, page);
+                    self.arch(cpu).flush_cache_page(vma, va, page).await;
+                }
                 let old = self.arch(cpu).ptep_clear_flush(vma, va).await;
                 dirty |= old.has(PteFlags::DIRTY);
                 let clean = old.without_flags(PteFlags::WRITE | PteFlags::DIRTY);
@@ -362,7 +375,10 @@ impl Kernel {
                 if let PteKind::Present { pfn, flags } = self.layout().decode(pte)
                     && flags.contains(PteFlags::DIRTY)
                 {
-                    self.arch(cpu).flush_cache_page(vma, a, pfn).await;
+                    {
+                        let _r = self.enter_routine(cpu, Routine::FlushCachePage, pfn);
+                        self.arch(cpu).flush_cache_page(vma, a, pfn).await;
+                    }
                     let old = self.arch(cpu).ptep_clear_flush(vma, a).await;
                     let base = if self.layout().pte_present(old) { old } else { pte };
                     self.arch(cpu).set_pte_at(mm, a, base.without_flags(PteFlags::DIRTY)).await;

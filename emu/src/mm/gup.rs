@@ -2,6 +2,7 @@
 //! memory through its own alias, with `flush_anon_page` and `flush_dcache_page`.
 
 use crate::addr::{CpuId, VirtAddr};
+use crate::mm::situations::Routine;
 use crate::mm::types::{Mapping, Vma};
 use crate::mm::{Errno, Kernel, LockId, LockMode, MmId, Obs, PageFlags};
 use crate::pte::{PteFlags, PteKind};
@@ -28,9 +29,15 @@ impl Kernel {
                 self.get_page(pfn);
                 self.observe(Obs::Pinned { cpu, mm, va });
                 if matches!(self.page(pfn).mapping, Mapping::Anon(_)) {
-                    self.arch(cpu).flush_anon_page(vma, pfn, va.page_base()).await;
+                    {
+                        let _r = self.enter_routine(cpu, Routine::FlushAnonPage, pfn);
+                        self.arch(cpu).flush_anon_page(vma, pfn, va.page_base()).await;
+                    }
                 }
-                self.arch(cpu).flush_dcache_page(pfn).await;
+                {
+                    let _r = self.enter_flush_dcache_page(cpu, pfn);
+                    self.arch(cpu).flush_dcache_page(pfn).await;
+                }
                 return Ok((vma, pfn));
             }
             self.handle_mm_fault(cpu, mm, va, write).await?;
@@ -58,12 +65,20 @@ impl Kernel {
                     // Announced before the store can happen: the hook may flush for a long
                     // time after it, and readers meanwhile may already see the value.
                     self.observe(Obs::Remote { cpu, mm, va, store, value: v });
-                    self.arch(cpu).copy_to_user_page(vma, page, va, v).await;
+                    self.note_apvm(page, true);
+                    {
+                        let _r = self.enter_routine(cpu, Routine::CopyUserPage, page);
+                        self.arch(cpu).copy_to_user_page(vma, page, va, v).await;
+                    }
                     self.set_page_flags(page, PageFlags::DIRTY);
                     v
                 }
                 None => {
-                    let v = self.arch(cpu).copy_from_user_page(vma, page, va).await;
+                    self.note_apvm(page, false);
+                    let v = {
+                        let _r = self.enter_routine(cpu, Routine::CopyUserPage, page);
+                        self.arch(cpu).copy_from_user_page(vma, page, va).await
+                    };
                     self.observe(Obs::Remote { cpu, mm, va, store, value: v });
                     v
                 }

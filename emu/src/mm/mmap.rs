@@ -93,6 +93,12 @@ impl Kernel {
 
     async fn mmap_locked(&self, cpu: CpuId, mm: MmId, a: MmapArgs) -> Result<VirtAddr, Errno> {
         let start = self.get_unmapped_area(mm, &a)?;
+        if let (Some(_), Some((f, pgoff))) = (a.fixed, a.file) {
+            let c = file_colour(self.state().files[f.index()].colour, pgoff);
+            if !self.machine().equivalent(start, VirtAddr::new(c)) {
+                self.met(crate::mm::situations::Situation::FixedOtherColour);
+            }
+        }
         let end = start.add_pages(a.pages);
         let vma = Vma {
             id: VmaId(0),

@@ -40,6 +40,7 @@ pub mod monitor;
 pub mod observe;
 pub mod ops;
 pub mod prim;
+pub mod situations;
 pub mod state;
 pub mod tlbflush;
 pub mod types;
@@ -162,6 +163,8 @@ struct CpuSlot {
     /// `(mm, va)` and the value the start returned ([`monitor`]), against which the commit's
     /// write is judged.
     modifying: Cell<Option<(MmId, VirtAddr, Pte)>>,
+    /// The situation detectors' state ([`situations`]).
+    sit: situations::SitSlot,
 }
 
 impl CpuSlot {
@@ -174,6 +177,7 @@ impl CpuSlot {
             walker: Cell::new(None),
             gather_flush: Cell::new(None),
             modifying: Cell::new(None),
+            sit: situations::SitSlot::default(),
         }
     }
 }
@@ -190,6 +194,8 @@ pub struct Kernel {
     obs: RefCell<Option<Vec<Observation>>>,
     /// The CPU whose routine runs now (the last one resumed from a preemption point).
     running: Cell<CpuId>,
+    /// The situations met so far ([`situations`]).
+    sit: RefCell<situations::Situations>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -229,6 +235,7 @@ impl Kernel {
             layout: config.miss.layout,
             obs: RefCell::new(None),
             running: Cell::new(CpuId(0)),
+            sit: RefCell::new(situations::Situations::default()),
         }
     }
 

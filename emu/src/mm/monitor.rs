@@ -107,6 +107,7 @@ impl Kernel {
             _ => old,
         };
         self.check_dirty(cpu, mm, va, before, new);
+        self.sit_pte_written(cpu, old);
         let slot = &self.slots[cpu.index()].pending_install;
         if let Some((m, v, page)) = slot.get()
             && (m, v) == (mm, va.page_base())

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::addr::{CpuId, VirtAddr};
 use crate::mm::mmap::MmapArgs;
+use crate::mm::situations::OpClass;
 use crate::mm::vmscan::ReclaimTarget;
 use crate::mm::{FileId, Kernel, MmId};
 
@@ -253,6 +254,14 @@ impl Kernel {
 
     /// Runs `op` on `cpu` to completion (as micro-steps).
     pub async fn run_op(&self, cpu: CpuId, op: Op) -> OpResult {
+        let sit = &self.slots[cpu.index()].sit;
+        sit.reset(OpClass::of(&op));
+        let r = self.run_op_inner(cpu, op).await;
+        sit.reset(OpClass::Other);
+        r
+    }
+
+    async fn run_op_inner(&self, cpu: CpuId, op: Op) -> OpResult {
         self.step(cpu, crate::mm::Action::Begin(op.name())).await;
         let mm_of = match op {
             Op::Load { mm, .. }

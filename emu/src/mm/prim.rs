@@ -27,7 +27,9 @@ impl Kernel {
     /// Reads the PTE for `va` of `mm` (`Pte::NONE` without a PTE page).
     pub async fn read_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Pte {
         self.step(cpu, Action::PteRead { mm, va }).await;
-        self.peek_pte(mm, va)
+        let pte = self.peek_pte(mm, va);
+        self.sit_pte_read(cpu, mm, va, pte);
+        pte
     }
 
     /// The PTE for `va` of `mm`, read without a preemption point (for inspection and for
@@ -202,13 +204,29 @@ impl Kernel {
     /// `fdc va` in `space`.
     pub(crate) async fn fdc(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
         self.step(cpu, Action::Fdc { space, va }).await;
-        self.m.borrow_mut().fdc(cpu, space, va)
+        let o = self.m.borrow_mut().fdc(cpu, space, va);
+        self.sit_flushed(
+            cpu,
+            match o {
+                FlushOutcome::Done { pa } => Some(pa.pfn()),
+                FlushOutcome::Nullified => None,
+            },
+        );
+        o
     }
 
     /// `pdc va` in `space`.
     pub(crate) async fn pdc(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
         self.step(cpu, Action::Pdc { space, va }).await;
-        self.m.borrow_mut().pdc(cpu, space, va)
+        let o = self.m.borrow_mut().pdc(cpu, space, va);
+        self.sit_flushed(
+            cpu,
+            match o {
+                FlushOutcome::Done { pa } => Some(pa.pfn()),
+                FlushOutcome::Nullified => None,
+            },
+        );
+        o
     }
 
     /// `fdc` over every line of the page at `va` in `space` (`flush_user_dcache_page` /
@@ -266,6 +284,7 @@ impl Kernel {
         self.note_purge(cpu, false);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb(cpu, space, va);
+        self.sit_purged(cpu);
     }
 
     /// Local purge of `(space, va)`.
@@ -273,6 +292,7 @@ impl Kernel {
         self.note_purge(cpu, false);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb_local(cpu, space, va);
+        self.sit_purged(cpu);
     }
 
     /// Purges every translation of `space` on every CPU.
@@ -280,6 +300,7 @@ impl Kernel {
         self.note_purge(cpu, true);
         self.step(cpu, Action::Tlb).await;
         self.m.borrow_mut().purge_tlb_space(cpu, space);
+        self.sit_purged(cpu);
     }
 
     /// Flushes every CPU's whole TLB (IPIs to the others).
@@ -295,6 +316,7 @@ impl Kernel {
             }
             m.flush_tlb_cpu(cpu, target);
         }
+        self.sit_purged(cpu);
     }
 
     /// Sets `cpu`'s tmpalias registers (not a memory action; no step).

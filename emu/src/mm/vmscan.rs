@@ -4,6 +4,7 @@
 use crate::addr::{CpuId, Pfn, VirtAddr};
 use crate::arch::UnmapOrder;
 use crate::choice::ChoiceKind;
+use crate::mm::situations::Routine;
 use crate::mm::types::{Mapping, Vma};
 use crate::mm::{Errno, FileId, Kernel, LockId, MmId, PageFlags};
 use crate::pte::{PteFlags, PteKind};
@@ -205,12 +206,18 @@ impl Kernel {
             if maps_page {
                 let old = match self.config.unmap_order {
                     UnmapOrder::FlushThenClear => {
-                        self.arch(cpu).flush_cache_page(vma, va, page).await;
+                        {
+                            let _r = self.enter_routine(cpu, Routine::FlushCachePage, page);
+                            self.arch(cpu).flush_cache_page(vma, va, page).await;
+                        }
                         self.arch(cpu).ptep_clear_flush(vma, va).await
                     }
                     UnmapOrder::ClearThenFlush => {
                         let old = self.arch(cpu).ptep_clear_flush(vma, va).await;
-                        self.arch(cpu).flush_cache_page(vma, va, page).await;
+                        {
+                            let _r = self.enter_routine(cpu, Routine::FlushCachePage, page);
+                            self.arch(cpu).flush_cache_page(vma, va, page).await;
+                        }
                         old
                     }
                 };

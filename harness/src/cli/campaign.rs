@@ -62,6 +62,10 @@ pub(crate) struct RunArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// After the table, print which situations of the flush contract the scenarios met: per
+    /// lineage, how many scenarios met each at least once (and how often it was met).
+    #[arg(long)]
+    situations: bool,
     /// Do not offer speculative move-ins.
     #[arg(long)]
     no_speculation: bool,
@@ -87,6 +91,7 @@ impl Default for RunArgs {
             preset: None,
             out: PathBuf::from("vipt-out"),
             json: false,
+            situations: false,
             no_speculation: false,
             racy_teardown: false,
             racy_poke: false,
@@ -196,6 +201,9 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
             outln!(out, "shard {sh} of seeds {}: seeds {seeds}", a.seeds);
         }
         print_table(out, results, &chosen);
+        if a.situations {
+            print_situations(out, results);
+        }
         if preset.is_hypothetical() {
             outln!(
                 out,
@@ -282,4 +290,38 @@ fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) 
             }
         }
     }
+}
+
+/// The situations table: a row per situation, a column per lineage; each cell is the number of
+/// scenarios that met the situation at least once, and how often it was met in all.
+fn print_situations(out: &mut Out, results: &[LineageResult]) {
+    use vipt_emu::mm::situations::Situation;
+    let width = |r: &LineageResult| {
+        Situation::ALL
+            .iter()
+            .map(|&s| cell(r.situation_seeds.0.get(s), r.situations.0.get(s)).len())
+            .chain([r.name.len()])
+            .max()
+            .unwrap_or(1)
+    };
+    let widths: Vec<usize> = results.iter().map(width).collect();
+    let name_w = Situation::ALL.iter().map(|s| s.name().len()).max().unwrap_or(9);
+    outln!(out);
+    outln!(out, "situations met: scenarios that met each (times met in all)");
+    let mut head = format!("{:<name_w$}", "situation");
+    for (r, w) in results.iter().zip(&widths) {
+        head.push_str(&format!("  {:>w$}", r.name));
+    }
+    outln!(out, "{head}");
+    for &s in Situation::ALL {
+        let mut row = format!("{:<name_w$}", s.name());
+        for (r, w) in results.iter().zip(&widths) {
+            row.push_str(&format!("  {:>w$}", cell(r.situation_seeds.0.get(s), r.situations.0.get(s))));
+        }
+        outln!(out, "{row}");
+    }
+}
+
+fn cell(seeds: u64, times: u64) -> String {
+    if seeds == 0 { "-".to_string() } else { format!("{seeds} ({times})") }
 }

@@ -109,6 +109,8 @@ pub struct Outcome {
     /// When tracing: the machine's event log (cache lines, TLB inserts and purges, PTE
     /// changes, arch routines begun and ended).
     pub trace: Option<vipt_emu::trace::Trace>,
+    /// The situations of the flush contract the run met (set-up and read-back included).
+    pub situations: vipt_emu::mm::situations::Situations,
 }
 
 impl Outcome {
@@ -206,6 +208,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         violations: std::mem::take(&mut r.judge.oracle.violations),
         counters: k.machine().counters,
         trace,
+        situations: k.situations(),
     }
 }
 

@@ -130,7 +130,7 @@ fn d_flush_pte_of_2614_lets_fdc_flush_the_old_page() {
         }]
     );
     // ...which allows no move-in and no data access: a load drops it, walks and faults.
-    assert!(!r.m.speculate(C0));
+    assert!(r.m.speculate(C0).is_none());
     assert_eq!(r.m.load(C0, SP, a1), Err(Trap::PageFault { write: false }));
     assert_eq!(tlb_entries(&r.m, C0, A1), vec![]);
     assert_eq!(r.m.cached_word(a1, pa), None);
