@@ -33,7 +33,7 @@ pub struct PageInfo<'a> {
 /// first violation (or, for a violation about a frame, of that frame), the TLB inserts of
 /// that page, the purges and nullified flushes of the addresses that translated it, and the
 /// changes of PTEs that mapped it.
-pub fn drawn_events<'t>(o: &'t Outcome, line_bytes: u64) -> Vec<&'t TraceEvent> {
+pub fn drawn_events(o: &Outcome, line_bytes: u64) -> Vec<&TraceEvent> {
     let Some(trace) = &o.trace else { return Vec::new() };
     let page_lines = PAGE_SIZE / line_bytes;
     let Some(pfn) = focus_pfn(o, line_bytes) else { return Vec::new() };
