@@ -67,6 +67,7 @@ fn three_shards_merged_are_the_unsharded_campaign() {
             "--seeds",
             "30..150",
             "--json",
+            "--situations",
             "--jobs",
             "2",
             "--out",
