@@ -45,6 +45,19 @@ pub trait Chooser {
 
     /// Called when a CPU finishes an operation (priority schedulers use it to re-rank).
     fn op_finished(&mut self, _cpu: CpuId) {}
+
+    /// Does this chooser pick the next CPU from what each runnable CPU does next
+    /// ([`Chooser::next_cpu_seeing`])? The executor then gathers the pending actions; others
+    /// never pay for that.
+    fn sees_actions(&self) -> bool {
+        false
+    }
+
+    /// [`Chooser::next_cpu`] for a chooser that [`Chooser::sees_actions`]: `pending[i]` is the
+    /// machine action `runnable[i]` performs when it is run (its next micro-step).
+    fn next_cpu_seeing(&mut self, runnable: &[CpuId], _pending: &[crate::mm::Action]) -> CpuId {
+        self.next_cpu(runnable)
+    }
 }
 
 /// Draws every choice from a ChaCha8 generator seeded with one `u64`.

@@ -1,9 +1,10 @@
 //! Flush primitives shared by the parisc lineages: what `pacache.S` and the small helpers of
 //! `cache.c` provide, written against the architecture handle [`ArchCtx`].
 
-use vipt_emu::addr::{Pfn, SpaceId, VirtAddr};
+use vipt_emu::addr::{PAGE_SIZE, Pfn, SpaceId, VirtAddr};
 use vipt_emu::arch::ArchCtx;
-use vipt_emu::mm::{FileId, Mapping, Vma};
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::{Errno, FileId, Mapping, MmId, Vma};
 use vipt_emu::pte::{Pte, PteFlags};
 
 use crate::pacache;
@@ -132,4 +133,17 @@ pub async fn update_cache_deferred(cx: ArchCtx<'_>, pte: Pte) {
 /// `pte_needs_cache_flush`: present, accessed and cacheable.
 pub fn pte_needs_cache_flush(pte: Pte) -> bool {
     pte.has(PteFlags::PRESENT | PteFlags::ACCESSED) && !pte.has(PteFlags::NO_CACHE)
+}
+
+/// `arch_get_unmapped_area` as at `torvalds/linux` @ `1da177e4` (2.6.12-rc2,
+/// `arch/parisc/kernel/sys_parisc.c`), the tree the 2.6 lineages are modelled from: `MAP_FIXED`
+/// is returned as asked (no colour check); a file mapping, shared or private, starts at the
+/// file's colour offset (`get_offset(mapping)`, `get_shared_area`) *whatever its page
+/// offset*, so two mappings of one file at page offsets that differ modulo the colours are not
+/// equivalent aliases; a private anonymous mapping goes first-fit (`get_unshared_area`). The
+/// page offset entered the colour later (it is there by 3.7: `offset = (offset + (pgoff <<
+/// PAGE_SHIFT)) & 0x3FF000`).
+pub fn get_unmapped_area_2612(cx: ArchCtx<'_>, mm: MmId, args: &MmapArgs) -> Result<VirtAddr, Errno> {
+    let colour = args.file.map(|(f, _)| cx.file_colour_pages(f) * PAGE_SIZE);
+    cx.unmapped_area(mm, args, colour)
 }

@@ -5,8 +5,9 @@ use std::future::Future;
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr};
 use crate::arch::{Arch, ArchHooks};
 use crate::machine::{FlushOutcome, TmpaliasRegs};
+use crate::mm::mmap::MmapArgs;
 use crate::mm::types::{FileId, Mapping, MmId, PageFlags, Vma};
-use crate::mm::{Kernel, LockId};
+use crate::mm::{Errno, Kernel, LockId};
 use crate::pte::{Pte, PteLayout};
 
 /// The handle an arch routine runs with: one CPU of one kernel. It offers the machine's cache
@@ -227,6 +228,26 @@ impl<'a> ArchCtx<'a> {
     /// Zeroes the page at kernel address `va`, one step per line.
     pub fn clear_page_via(self, va: VirtAddr) -> impl Future<Output = ()> + 'a {
         self.k.clear_page_via(self.cpu, va)
+    }
+
+    // ----- address-space layout ---------------------------------------------------------
+
+    /// `vm_unmapped_area` with the generic `MAP_FIXED` checks ([`Kernel::unmapped_area`]): a
+    /// free range for `args` in `mm` whose start has colour `colour` (a byte offset below
+    /// `SHM_COLOUR`), or any free range for `None`.
+    pub fn unmapped_area(self, mm: MmId, args: &MmapArgs, colour: Option<u64>) -> Result<VirtAddr, Errno> {
+        self.k.unmapped_area(mm, args, colour)
+    }
+
+    /// The current parisc placement ([`Kernel::get_unmapped_area_coloured`]).
+    pub fn get_unmapped_area_coloured(self, mm: MmId, args: &MmapArgs) -> Result<VirtAddr, Errno> {
+        self.k.get_unmapped_area_coloured(mm, args)
+    }
+
+    /// The colour offset, in pages, the kernel gives file `f` (`GET_FILP_PGOFF`, derived in
+    /// the kernel from the address of `f->f_mapping`).
+    pub fn file_colour_pages(self, f: FileId) -> u64 {
+        self.k.state().files[f.index()].colour
     }
 
     // ----- what arch code knows of pages and mappings -----------------------------------

@@ -9,7 +9,9 @@
 
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::ArchCtx;
+use crate::mm::Errno;
 use crate::mm::gather::MmuGather;
+use crate::mm::mmap::MmapArgs;
 use crate::mm::types::{MmId, Vma};
 use crate::pte::{Pte, PteFlags};
 
@@ -322,6 +324,21 @@ arch_routines! {
     /// line of the kernel alias the architecture must not keep is left. Default: nothing.
     fn kunmap<'a>(cx, page: Pfn) -> () {
         super::ready(())
+    }
+
+    // ----- address-space layout ---------------------------------------------------------
+
+    /// `arch_get_unmapped_area`: where `mmap` places the new mapping `args` of `mm` (its
+    /// start), or the error `mmap` returns. Called by `mmap` with `mmap_sem` held, before the
+    /// VMA exists; it takes no step. Post-condition: the returned range is free in `mm` and,
+    /// for `MAP_FIXED`, starts at the address asked for. Where a mapping lands decides which
+    /// mappings of a page are equivalent aliases, so it is the architecture's policy.
+    /// Default: the current parisc policy ([`crate::mm::Kernel::get_unmapped_area_coloured`]),
+    /// kept as the default so every lineage without an era policy of its own places as today's
+    /// kernel does; a generic kernel places first-fit, which on a PIPT machine makes no
+    /// difference to the caches.
+    fn arch_get_unmapped_area<'a>(cx, mm: MmId, args: MmapArgs) -> Result<VirtAddr, Errno> {
+        Box::pin(async move { cx.get_unmapped_area_coloured(mm, &args) })
     }
 
     // ----- TLB flushes ------------------------------------------------------------------

@@ -197,8 +197,18 @@ impl<'k> Executor<'k> {
                 }
             }
         }
-        let cpu =
-            if runnable.len() == 1 { runnable[0] } else { self.k.machine().chooser().next_cpu(&runnable) };
+        let cpu = if runnable.len() == 1 {
+            runnable[0]
+        } else {
+            let mut m = self.k.machine();
+            let ch = m.chooser();
+            if ch.sees_actions() {
+                let pending: ArrayVec<Action, 8> = runnable.iter().map(|&c| self.k.pending(c)).collect();
+                ch.next_cpu_seeing(&runnable, &pending)
+            } else {
+                ch.next_cpu(&runnable)
+            }
+        };
         let r = self.poll_cpu(cpu);
         Ok(Some((cpu, r)))
     }

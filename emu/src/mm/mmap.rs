@@ -39,22 +39,16 @@ impl Kernel {
         })
     }
 
-    /// `arch_get_unmapped_area`: file mappings (shared or private) are placed so that file
-    /// page `k` lands at colour `(file colour + k) mod 4 MiB`; anonymous ones first-fit.
-    /// `MAP_FIXED` of a shared file mapping at another colour is refused when the lineage
-    /// checks it.
-    pub fn get_unmapped_area(&self, mm: MmId, a: &MmapArgs) -> Result<VirtAddr, Errno> {
+    /// `vm_unmapped_area` and the `MAP_FIXED` checks of `get_unmapped_area`: for `MAP_FIXED`,
+    /// the address asked for if it is page aligned, inside the user range and free; otherwise
+    /// the lowest free range of `a.pages` pages from the mmap base whose start has colour
+    /// `colour` (a byte offset below `SHM_COLOUR`), or the lowest free range at all for
+    /// `None`. Colour checks of `MAP_FIXED` are the architecture's
+    /// ([`crate::arch::ArchHooks::arch_get_unmapped_area`]).
+    pub fn unmapped_area(&self, mm: MmId, a: &MmapArgs, colour: Option<u64>) -> Result<VirtAddr, Errno> {
         let len = a.pages * PAGE_SIZE;
-        let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
         if let Some(addr) = a.fixed {
             if addr.page_offset() != 0 || addr.raw() < USER_BASE || addr.raw() + len > TASK_SIZE {
-                return Err(Errno::Inval);
-            }
-            if let Some(c) = colour
-                && a.shared
-                && self.config.map_fixed_checks_colour
-                && addr.colour(SHM_COLOUR) != c
-            {
                 return Err(Errno::Inval);
             }
             if !self.range_free(mm, addr, addr.add_bytes(len)) {
@@ -63,7 +57,7 @@ impl Kernel {
             return Ok(addr);
         }
         let (mut addr, stride) = match colour {
-            Some(c) => (USER_BASE.div_ceil(SHM_COLOUR) * SHM_COLOUR + c, SHM_COLOUR),
+            Some(c) => (USER_BASE.div_ceil(SHM_COLOUR) * SHM_COLOUR + c % SHM_COLOUR, SHM_COLOUR),
             None => (USER_BASE, PAGE_SIZE),
         };
         while addr + len <= TASK_SIZE {
@@ -73,6 +67,24 @@ impl Kernel {
             addr += stride;
         }
         Err(Errno::NoMem)
+    }
+
+    /// The current parisc `arch_get_unmapped_area` (`arch/parisc/kernel/sys_parisc.c`, 3.10
+    /// and later, as `arch_get_unmapped_area_common` today): file mappings, shared or private,
+    /// are placed so that file page `k` lands at colour `(file colour + k) mod 4 MiB`
+    /// (`COLOR_ALIGN` / `shared_align_offset`); private anonymous ones first-fit. `MAP_FIXED`
+    /// of a shared file mapping at another colour is refused when the lineage checks it
+    /// ([`crate::arch::ArchConfig::map_fixed_checks_colour`]; the check came in 3.9).
+    pub fn get_unmapped_area_coloured(&self, mm: MmId, a: &MmapArgs) -> Result<VirtAddr, Errno> {
+        let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
+        if let (Some(addr), Some(c)) = (a.fixed, colour)
+            && a.shared
+            && self.config.map_fixed_checks_colour
+            && addr.colour(SHM_COLOUR) != c
+        {
+            return Err(Errno::Inval);
+        }
+        self.unmapped_area(mm, a, colour)
     }
 
     /// `mmap`: creates a VMA and links it into its file's `i_mmap` at a seeded position.
@@ -92,7 +104,7 @@ impl Kernel {
     }
 
     async fn mmap_locked(&self, cpu: CpuId, mm: MmId, a: MmapArgs) -> Result<VirtAddr, Errno> {
-        let start = self.get_unmapped_area(mm, &a)?;
+        let start = self.arch(cpu).arch_get_unmapped_area(mm, a).await?;
         if let (Some(_), Some((f, pgoff))) = (a.fixed, a.file) {
             let c = file_colour(self.state().files[f.index()].colour, pgoff);
             if !self.machine().equivalent(start, VirtAddr::new(c)) {

@@ -48,7 +48,7 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: all cores; never more than chunks of 16 seeds).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// Scheduler: random or pct.
+    /// Scheduler: random, pct or window.
     #[arg(long, default_value = "random", value_parser = parse_scheduler)]
     scheduler: SchedulerKind,
     /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean

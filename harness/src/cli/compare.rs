@@ -31,7 +31,7 @@ pub(crate) struct CompareArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     jobs: Option<u64>,
-    /// Scheduler: random or pct.
+    /// Scheduler: random, pct or window.
     #[arg(long, default_value = "random", value_parser = parse_scheduler)]
     scheduler: SchedulerKind,
     /// Machine preset (as for campaign).

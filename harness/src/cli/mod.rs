@@ -80,7 +80,7 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
 
 /// Parses a scheduler name (clap value parser).
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
-    s.parse().map_err(|_| format!("unknown scheduler `{}` (known: random, pct)", shown(s)))
+    s.parse().map_err(|_| format!("unknown scheduler `{}` (known: random, pct, window)", shown(s)))
 }
 
 /// A clap error as one line: its message and the context lines, without usage and tips; any

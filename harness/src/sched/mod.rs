@@ -8,12 +8,14 @@ mod bytes;
 mod pct;
 mod record;
 mod replay;
+mod window;
 
 pub use bytes::Bytes;
 pub use pct::Pct;
 pub use record::{Recorder, Tape};
 pub use replay::Replay;
 pub use vipt_emu::choice::SeededChooser as Random;
+pub use window::Window;
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +32,8 @@ pub enum SchedulerKind {
     Random,
     /// Probabilistic concurrency testing with `depth` priority levels.
     Pct,
+    /// Preempts CPUs at the edges of race windows found from their next steps ([`Window`]).
+    Window,
     /// Choices read from fuzz input ([`Bytes`]); such runs are replayed from their recorded
     /// choice list, never from a seed (the seed then only picks the workload).
     Fuzz,
@@ -41,6 +45,7 @@ impl SchedulerKind {
         match self {
             SchedulerKind::Random | SchedulerKind::Fuzz => Box::new(Random::new(seed)),
             SchedulerKind::Pct => Box::new(Pct::new(seed, pct::DEFAULT_DEPTH, pct::DEFAULT_STEPS)),
+            SchedulerKind::Window => Box::new(Window::new(seed)),
         }
     }
 }
@@ -50,6 +55,7 @@ impl fmt::Display for SchedulerKind {
         f.write_str(match self {
             SchedulerKind::Random => "random",
             SchedulerKind::Pct => "pct",
+            SchedulerKind::Window => "window",
             SchedulerKind::Fuzz => "fuzz",
         })
     }
@@ -61,7 +67,8 @@ impl FromStr for SchedulerKind {
         match s {
             "random" => Ok(SchedulerKind::Random),
             "pct" => Ok(SchedulerKind::Pct),
-            _ => Err(format!("unknown scheduler `{s}` (known: random, pct)")),
+            "window" => Ok(SchedulerKind::Window),
+            _ => Err(format!("unknown scheduler `{s}` (known: random, pct, window)")),
         }
     }
 }

@@ -55,4 +55,15 @@ impl Chooser for Recorder {
     fn op_finished(&mut self, cpu: CpuId) {
         self.inner.op_finished(cpu)
     }
+
+    fn sees_actions(&self) -> bool {
+        self.inner.sees_actions()
+    }
+
+    fn next_cpu_seeing(&mut self, runnable: &[CpuId], pending: &[vipt_emu::mm::Action]) -> CpuId {
+        let c = self.inner.next_cpu_seeing(runnable, pending);
+        let i = runnable.iter().position(|&r| r == c).unwrap_or(0);
+        self.push(i as u32);
+        c
+    }
 }

@@ -4,7 +4,8 @@
 use vipt_emu::addr::{Pfn, SpaceId, VirtAddr};
 use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
 use vipt_emu::machine::MissPolicy;
-use vipt_emu::mm::{LockId, MmId, Vma};
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::{Errno, LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
 use crate::parisc;
@@ -37,7 +38,8 @@ pub enum Filter {
 /// non-access miss handler turns into a flush-only translation; `set_pte_at` and
 /// `ptep_set_wrprotect` purge no TLB entry; `copy_user_page` copies through the kernel alias
 /// with no flush of the source's user alias; `MAP_FIXED` is not colour-checked;
-/// `flush_cache_range` flushes by user address only for the current mm.
+/// `flush_cache_range` flushes by user address only for the current mm; `mmap` places a file
+/// mapping at the file's colour whatever its page offset ([`parisc::get_unmapped_area_2612`]).
 ///
 /// Historic bugs reachable: B2 (swap/file PTE passes the loose filter, nullified flush,
 /// `break`), B3 (PTE changes between the check and the flush), B7 (copy without source flush,
@@ -92,6 +94,11 @@ impl Linux26 {
 }
 
 impl ArchHooks for Linux26 {
+    fn arch_get_unmapped_area<'a>(
+        &'a self, cx: ArchCtx<'a>, mm: MmId, args: MmapArgs,
+    ) -> HookFuture<'a, Result<VirtAddr, Errno>> {
+        Box::pin(async move { parisc::get_unmapped_area_2612(cx, mm, &args) })
+    }
     fn ptep_get_and_clear<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr) -> HookFuture<'a, Pte> {
         Box::pin(async move {
             cx.lock(LockId::PaDbit).await;
