@@ -118,7 +118,6 @@ impl Kernel {
         if self.layout().pte_present(pte) && pte.raw_pfn() == page && pte.has(PteFlags::WRITE) {
             let entry = pte.with_flags(PteFlags::ACCESSED | PteFlags::DIRTY);
             if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, true).await {
-                self.note_mapped(entry);
                 self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
             }
         }
@@ -191,7 +190,6 @@ impl Kernel {
                 orig.with_flags(PteFlags::ACCESSED)
             };
             if self.arch(cpu).ptep_set_access_flags(*vma, va, entry, write).await {
-                self.note_mapped(entry);
                 self.arch(cpu).update_mmu_cache(*vma, va, entry).await;
             } else if write {
                 self.arch(cpu).flush_tlb_page(*vma, va).await;
@@ -256,9 +254,9 @@ impl Kernel {
             if file {
                 self.arch(cpu).flush_icache_page(*vma, page).await;
             }
+            self.note_mapped(pte);
             self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
             self.state().pages[page.index()].mapcount += 1;
-            self.note_mapped(pte);
             self.arch(cpu).update_mmu_cache(*vma, va, pte).await;
         }
         self.unlock(cpu, LockId::Ptl(vma.mm));
@@ -372,10 +370,10 @@ impl Kernel {
         let writable = exclusive && vma.writable;
         let pte = self.layout().mk_pte(page, user_flags(&vma, writable, writable && write));
         self.arch(cpu).flush_icache_page(vma, page).await;
+        self.note_mapped(pte);
         self.arch(cpu).set_pte_at(vma.mm, va, pte).await;
         self.state().pages[page.index()].mapcount += 1;
         self.unlock(cpu, LockId::Page(page));
-        self.note_mapped(pte);
         self.arch(cpu).update_mmu_cache(vma, va, pte).await;
         self.unlock(cpu, LockId::Ptl(vma.mm));
         Ok(())
@@ -412,7 +410,6 @@ impl Kernel {
                 }
                 let entry = orig.with_flags(PteFlags::WRITE | PteFlags::DIRTY | PteFlags::ACCESSED);
                 if self.arch(cpu).ptep_set_access_flags(vma, va, entry, true).await {
-                    self.note_mapped(entry);
                     self.arch(cpu).update_mmu_cache(vma, va, entry).await;
                 }
                 if vma.shared {
@@ -438,10 +435,10 @@ impl Kernel {
             self.arch(cpu).ptep_clear_flush(vma, va.page_base()).await;
             let pte = self.layout().mk_pte(new, user_flags(&vma, true, true));
             let install = self.expect_install(cpu, vma.mm, va, new);
+            self.note_mapped(pte);
             self.arch(cpu).set_pte_at(vma.mm, va.page_base(), pte).await;
             self.state().pages[new.index()].mapcount += 1;
             install.finish(self);
-            self.note_mapped(pte);
             self.arch(cpu).update_mmu_cache(vma, va.page_base(), pte).await;
             self.page_remove_rmap(old);
             self.put_page(old);

@@ -65,7 +65,8 @@ situations! {
     FdpSharedAndPrivate = "flush_dcache_page.shared_and_private",
     /// `flush_dcache_page` of an anonymous page (a `get_user_pages` write).
     FdpAnon = "flush_dcache_page.anon",
-    /// A page whose flush was deferred (`PG_dcache_dirty`) gets a user PTE (`update_mmu_cache`).
+    /// A page whose flush was deferred (`PG_dcache_dirty`) gets a user PTE (a fault or swap-in
+    /// installs it; the flag is still set when the core calls `set_pte_at`).
     DeferredThenMapped = "deferred_flush.then_mapped",
     /// `access_process_vm` reads an anonymous page of another process.
     ApvmReadAnon = "access_process_vm.read_anon",
@@ -327,8 +328,8 @@ impl Kernel {
         self.enter_routine(cpu, Routine::FlushDcachePage, page)
     }
 
-    /// The core is about to call `update_mmu_cache` for a PTE it set: a page whose flush was
-    /// deferred is being mapped.
+    /// The core is about to install `pte` with `set_pte_at` (a fault, COW or swap-in): is a
+    /// page whose flush was deferred being mapped?
     pub(crate) fn note_mapped(&self, pte: Pte) {
         if let PteKind::Present { pfn, .. } = self.layout.decode(pte)
             && self
