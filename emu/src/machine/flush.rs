@@ -17,14 +17,20 @@ impl Machine {
     /// back when dirty (`fdc` only) and invalidated; then the flush is logged for `cpu`. Lines
     /// of the same physical line in other sets or other virtual ways (inequivalent aliases)
     /// are not touched.
-    fn flush_line_everywhere(&mut self, cpu: CpuId, id: LineId, insn: Insn, space: SpaceId, va: VirtAddr) {
+    pub(super) fn flush_line_everywhere(
+        &mut self, cpu: CpuId, id: LineId, insn: Insn, space: SpaceId, va: VirtAddr,
+    ) {
         let LineId { set, tag, alias } = id;
-        for c in 0..self.cpus.len() {
+        // The CPUs holding the tag, in CPU order.
+        let mut holders = self.holders_of(tag);
+        while holders != 0 {
+            let c = holders.trailing_zeros() as usize;
+            holders &= holders - 1;
             if let Some(way) = self.cpus[c].cache.lookup(set, tag, alias) {
                 if insn == Insn::Fdc && self.cpus[c].cache.meta(set, way).dirty {
                     self.write_back(CpuId(c as u8), set, way);
                 }
-                self.cpus[c].cache.set_meta(set, way, LineMeta::default());
+                self.set_line(c, set, way, LineMeta::default());
                 self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, alias, tag, by: insn });
             }
         }
@@ -83,7 +89,7 @@ impl Machine {
                 if m.dirty {
                     self.write_back(target, set, way);
                 }
-                self.cpus[target.index()].cache.set_meta(set, way, LineMeta::default());
+                self.set_line(target.index(), set, way, LineMeta::default());
                 self.ev(
                     target,
                     What::Invalidate { set: set as u32, alias: m.alias, tag: m.tag, by: Insn::Fdce },

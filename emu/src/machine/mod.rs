@@ -255,6 +255,10 @@ pub struct Machine {
     pub step: u64,
     /// Where the last load found its line: for violation reports.
     pub last_read: Option<LineRead>,
+    /// Per physical line below memory: bit `c` set exactly when CPU `c`'s cache holds a valid
+    /// line with that tag, in any set and virtual way ([`DCache::may_hold`]). Snoops and
+    /// flushes by address visit only these CPUs. Kept by [`Machine::set_line`].
+    holders: Vec<u8>,
 }
 
 /// Where a load got its value: a CPU's line, already there or just filled.
@@ -356,6 +360,7 @@ impl Machine {
             trace: None,
             step: 0,
             last_read: None,
+            holders: vec![0; tags_of(&cfg)],
             geo: Geometry::new(&cfg),
             cfg,
         }
@@ -496,6 +501,34 @@ impl Machine {
 
     // ----- cache protocol ---------------------------------------------------------------
 
+    /// Replaces the metadata of line `(set, way)` of `cpu`'s cache, keeping
+    /// [`Machine::holders`] exact. Every change of a line's validity or tag goes through here.
+    fn set_line(&mut self, cpu: usize, set: usize, way: usize, new: LineMeta) {
+        let c = &mut self.cpus[cpu].cache;
+        let old = c.meta(set, way);
+        c.set_meta(set, way, new);
+        for m in [old, new] {
+            if m.valid
+                && let Some(h) = self.holders.get_mut(m.tag as usize)
+            {
+                if c.may_hold(m.tag) {
+                    *h |= 1 << cpu;
+                } else {
+                    *h &= !(1 << cpu);
+                }
+            }
+        }
+    }
+
+    /// The CPUs whose caches may hold a line with physical tag `tag`, one bit each: exactly
+    /// those that do, for a tag below memory; every CPU beyond it.
+    fn holders_of(&self, tag: u64) -> u32 {
+        match self.holders.get(tag as usize) {
+            Some(&h) => u32::from(h),
+            None => (1u32 << self.cpus.len()) - 1,
+        }
+    }
+
     /// Writes back the dirty line at `(set, way)` of `cpu`'s cache, to the address its
     /// physical tag names.
     fn write_back(&mut self, cpu: CpuId, set: usize, way: usize) {
@@ -515,10 +548,11 @@ impl Machine {
     /// when `invalidate`.
     fn snoop(&mut self, cpu: CpuId, id: LineId, invalidate: bool) {
         let LineId { set, tag, alias } = id;
-        for other in 0..self.cpus.len() {
-            if other == cpu.index() {
-                continue;
-            }
+        // The other CPUs holding the tag, in CPU order.
+        let mut others = self.holders_of(tag) & !(1 << cpu.index());
+        while others != 0 {
+            let other = others.trailing_zeros() as usize;
+            others &= others - 1;
             let oc = CpuId(other as u8);
             if let Some(way) = self.cpus[other].cache.lookup(set, tag, alias) {
                 if self.cpus[other].cache.meta(set, way).dirty {
@@ -526,7 +560,7 @@ impl Machine {
                 }
                 if invalidate {
                     let m = self.cpus[other].cache.meta(set, way);
-                    self.cpus[other].cache.set_meta(set, way, LineMeta { valid: false, ..m });
+                    self.set_line(other, set, way, LineMeta { valid: false, ..m });
                     self.ev(oc, What::Invalidate { set: set as u32, alias, tag, by: Insn::Snoop });
                 }
             }
@@ -554,7 +588,7 @@ impl Machine {
         let pa = PhysAddr::new(tag * self.cfg.line_bytes);
         let c = &mut self.cpus[cpu.index()].cache;
         c.data_mut(set, way).copy_from_slice(self.mem.slice(pa, wpl));
-        c.set_meta(set, way, LineMeta { valid: true, dirty: false, tag, alias });
+        self.set_line(cpu.index(), set, way, LineMeta { valid: true, dirty: false, tag, alias });
         if speculative {
             self.counters.speculative_fills += 1;
         } else {
@@ -729,6 +763,50 @@ mod split_tests {
                 let s = sets as u64;
                 assert_eq!(g.split(x), ((x % s) as usize, (x / s) as u32), "sets {sets} x {x}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod holder_tests {
+    use super::*;
+    use crate::choice::FirstChooser;
+    use quickcheck::quickcheck;
+
+    quickcheck! {
+        /// Whatever fills, stores, snoops and flushes do, a CPU is recorded as holding a tag
+        /// exactly when its cache has a valid line with that tag.
+        fn holders_are_exactly_the_caches_with_the_tag(ops: Vec<(u8, u8, u16, u8)>) -> bool {
+            let mut m = Machine::new(crate::config::Preset::Tiny.config(), Box::new(FirstChooser));
+            let (sets, tags) = (m.cfg.sets, tags_of(&m.cfg) as u64);
+            for &(op, cpu, tag, set) in &ops {
+                let cpu = CpuId(cpu % m.cpus.len() as u8);
+                // A few tags and sets, so that lines collide and evict; and tags beyond memory.
+                // Fills only of tags in memory; flushes of tags beyond it too.
+                let beyond = if op % 5 >= 2 { 4 } else { 0 };
+                let id = LineId { set: set as usize % 4 * (sets / 4), tag: u64::from(tag) % (tags + beyond), alias: 0 };
+                match op % 5 {
+                    0 => {
+                        m.line_for_read(cpu, id);
+                    }
+                    1 => {
+                        m.line_for_write(cpu, id);
+                    }
+                    2 => m.flush_line_everywhere(cpu, id, Insn::Fdc, SpaceId::KERNEL, VirtAddr::new(0)),
+                    3 => m.flush_line_everywhere(cpu, id, Insn::Pdc, SpaceId::KERNEL, VirtAddr::new(0)),
+                    _ => m.fdce(cpu, cpu, id.set),
+                }
+            }
+            (0..tags as usize).all(|tag| {
+                (0..m.cpus.len()).all(|c| {
+                    let cache = &m.cpus[c].cache;
+                    let held = (0..sets).any(|s| (0..cache.ways()).any(|w| {
+                        let l = cache.meta(s, w);
+                        l.valid && l.tag == tag as u64
+                    }));
+                    (m.holders[tag] >> c & 1 == 1) == held && cache.may_hold(tag as u64) == held
+                })
+            })
         }
     }
 }
