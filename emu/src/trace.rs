@@ -2,6 +2,7 @@
 //! timelines. Recording is off unless [`crate::machine::Machine::enable_trace`] was called.
 
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr};
+use crate::pte::Pte;
 
 /// A cache-maintenance or coherence instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,6 +132,39 @@ pub enum What {
     },
     /// A kernel-level note.
     Note(&'static str),
+    /// An arch routine (an [`crate::arch::ArchHooks`] method, called through
+    /// [`crate::arch::Arch`]) began or ended on the CPU. Routines nest: a routine that calls a
+    /// sibling shows the sibling's begin and end inside its own.
+    Routine {
+        /// The routine's kernel name (`flush_dcache_page`, `ptep_set_wrprotect`, …).
+        name: &'static str,
+        /// Its beginning (else its end).
+        begin: bool,
+    },
+    /// A translation was inserted into the CPU's TLB (by a miss handler or `hash_page`).
+    TlbInsert {
+        /// Space.
+        space: SpaceId,
+        /// The page's virtual address.
+        va: VirtAddr,
+        /// The frame it translates to.
+        pfn: Pfn,
+        /// Flush-only (usable by `fdc`/`pdc` alone).
+        flush_only: bool,
+        /// Stores allowed without a dirty-bit trap.
+        dirty: bool,
+    },
+    /// A PTE changed.
+    PteSet {
+        /// The mm's space.
+        space: SpaceId,
+        /// The virtual address it maps.
+        va: VirtAddr,
+        /// The value before.
+        old: Pte,
+        /// The value after.
+        new: Pte,
+    },
 }
 
 /// One event.

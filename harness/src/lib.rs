@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod campaign;
 pub mod compare;
 pub mod cost;
 pub mod fuzz;
+pub mod html;
 pub mod oracle;
 pub mod repro;
 pub mod scenario;

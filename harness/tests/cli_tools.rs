@@ -67,6 +67,7 @@ fn three_shards_merged_are_the_unsharded_campaign() {
             "--seeds",
             "30..150",
             "--json",
+            "--situations",
             "--jobs",
             "2",
             "--out",
@@ -239,4 +240,57 @@ fn the_deploy_manifests_run_their_shard() {
         serde_json::from_slice(&std::fs::read(d.join("shard-2.json")).unwrap()).unwrap();
     assert_eq!(v["shard"]["index"], 2);
     assert_eq!(v["seeds"], "0..=63");
+}
+
+/// `replay --html`: a well-formed, self-contained XHTML page with one SVG, exactly one element
+/// (with a hover title) per drawn event, operations, routines and the violating read.
+#[test]
+fn the_drawing_is_one_well_formed_page_with_one_element_per_event() {
+    use vipt_harness::html::drawn_events;
+    use vipt_harness::repro::Reproducer;
+    let reg = vipt_tmpalias::Registry::builtin();
+    let d = tmpdir("html");
+    for name in ["linux-6.x-racy-teardown.json", "linux-6.x-aging-dirty.json"] {
+        let f = repo(&format!("docs/findings/{name}"));
+        let out = d.join(format!("{name}.html"));
+        let o = vipt(&["replay", f.to_str().unwrap(), "--html", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("in kernel terms:") && stdout(&o).contains("notation:"),
+            "{}",
+            stdout(&o)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let doc = roxmltree::Document::parse_with_options(
+            &text,
+            roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
+        )
+        .unwrap_or_else(|e| panic!("{name}: not well-formed: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "html");
+        let all: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.is_element()).collect();
+        assert_eq!(all.iter().filter(|n| n.tag_name().name() == "svg").count(), 1);
+        // Offline: no script, no link, no reference to anything outside the page.
+        assert!(all.iter().all(|n| !matches!(n.tag_name().name(), "script" | "link" | "img" | "iframe")));
+        assert!(all.iter().all(|n| n.attribute("href").is_none() && n.attribute("src").is_none()));
+        let class =
+            |n: &roxmltree::Node, c: &str| n.attribute("class").is_some_and(|a| a.split(' ').any(|x| x == c));
+        let events: Vec<&roxmltree::Node> = all.iter().filter(|n| class(n, "ev")).collect();
+        let r = Reproducer::load(&f, &reg).unwrap();
+        let l = reg.get(&r.lineage).unwrap();
+        let run = r.replay(l, true);
+        let line_bytes = l.preset.unwrap_or(r.preset.parse().unwrap()).config().line_bytes;
+        let want = drawn_events(&run, line_bytes);
+        assert!(!want.is_empty(), "{name}: nothing drawn");
+        assert_eq!(events.len(), want.len(), "{name}: one element per event");
+        for (n, e) in events.iter().zip(&want) {
+            let title =
+                n.children().find(|c| c.tag_name().name() == "title").and_then(|t| t.text()).unwrap_or("");
+            assert!(title.starts_with(&format!("step {} cpu{}:", e.step, e.cpu.0)), "{name}: {title:?}");
+        }
+        assert_eq!(all.iter().filter(|n| class(n, "violation")).count(), 1);
+        assert!(all.iter().any(|n| class(n, "op")) && all.iter().any(|n| class(n, "routine")));
+    }
+    let f = repo("docs/findings/linux-6.x-racy-teardown.json");
+    assert_error_says(&vipt(&["replay", f.to_str().unwrap(), "--html", "/"]), "a directory", "--html");
 }

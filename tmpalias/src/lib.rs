@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod comments;
 pub mod lineage;
 pub mod pacache;
 pub mod parisc;

@@ -35,6 +35,16 @@ impl<'a> ArchCtx<'a> {
         ArchCtx { k, cpu }
     }
 
+    /// Is the machine recording its trace (routine begin/end records are wanted)?
+    pub(super) fn tracing(self) -> bool {
+        self.k.tracing()
+    }
+
+    /// Records the begin or end of routine `name` in the machine trace.
+    pub(super) fn routine(self, name: &'static str, begin: bool) {
+        self.k.routine(self.cpu, name, begin)
+    }
+
     /// The lineage's routines as stored in the kernel (the outermost one).
     pub(super) fn hooks(self) -> &'a dyn ArchHooks {
         self.k.hooks()

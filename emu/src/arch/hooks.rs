@@ -116,8 +116,22 @@ macro_rules! arch_routines {
         $(
             impl<$lt> Arch<$lt> {
                 #[doc = concat!("Runs [`ArchHooks::", stringify!($name), "`] of the kernel's lineage on this CPU.")]
+                ///
+                /// When the machine records its trace, the routine's begin and end are
+                /// recorded too ([`crate::trace::What::Routine`]); otherwise this costs one
+                /// flag test.
                 pub fn $name(self $(, $arg: $ty)*) -> HookFuture<$lt, $ret> {
-                    self.cx.hooks().$name(self.cx $(, $arg)*)
+                    let f = self.cx.hooks().$name(self.cx $(, $arg)*);
+                    if !self.cx.tracing() {
+                        return f;
+                    }
+                    let cx = self.cx;
+                    Box::pin(async move {
+                        cx.routine(stringify!($name), true);
+                        let r = f.await;
+                        cx.routine(stringify!($name), false);
+                        r
+                    })
                 }
             }
         )*

@@ -14,6 +14,7 @@ use crate::machine::{Machine, Trap, rights_of};
 use crate::pgtable::PteSlot;
 use crate::pte::{Pte, PteFlags, PteKind};
 use crate::tlb::{Rights, TlbEntry};
+use crate::trace::What;
 
 /// Which handler is building a translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,13 @@ impl Machine {
             0
         };
         self.cpus[cpu.index()].tlb.insert(e, victim);
+        if self.trace.is_some() {
+            let va = e.vpn.addr();
+            self.ev(
+                cpu,
+                What::TlbInsert { space: e.space, va, pfn: e.pfn, flush_only: e.flush_only, dirty: e.dirty },
+            );
+        }
     }
 
     /// A kernel-space translation: the tmpalias window from the CPU's registers (if the era's

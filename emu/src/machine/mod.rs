@@ -343,6 +343,23 @@ impl Machine {
         self.ev(cpu, What::Note(note));
     }
 
+    /// Is the trace being recorded?
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Records the begin or end of an arch routine in the trace (no effect on the machine).
+    pub fn routine(&mut self, cpu: CpuId, name: &'static str, begin: bool) {
+        self.ev(cpu, What::Routine { name, begin });
+    }
+
+    /// Records a PTE change in the trace (no effect on the machine).
+    pub fn pte_changed(
+        &mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, old: crate::pte::Pte, new: crate::pte::Pte,
+    ) {
+        self.ev(cpu, What::PteSet { space, va: va.page_base(), old, new });
+    }
+
     // ----- spaces -----------------------------------------------------------------------
 
     /// Makes `pgd` the page-table root the miss handlers use for `space`.

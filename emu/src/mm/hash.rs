@@ -124,7 +124,13 @@ impl Kernel {
     async fn release_pte_busy(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
         self.step(cpu, crate::mm::Action::PteWrite { mm, va }).await;
         if let Some(slot) = self.pte_slot(mm, va) {
-            self.machine().pt.set_pte(slot, pte);
+            let mut m = self.machine();
+            let old = m.pt.pte(slot);
+            m.pt.set_pte(slot, pte);
+            if m.tracing() {
+                let space = self.mm_space(mm);
+                m.pte_changed(cpu, space, va, old, pte);
+            }
         }
         self.unlock(cpu, LockId::PteBusy(mm, va.vpn().raw()));
     }

@@ -77,6 +77,10 @@ impl Kernel {
             // (a copy at fork, a read-modify-write) must not carry the bit.
             let new = if hash { f(old).without_flags(hash::PAGE_BUSY) } else { f(old) };
             m.pt.set_pte(slot, new);
+            if m.tracing() {
+                let space = self.mm_space(mm);
+                m.pte_changed(cpu, space, va, old, new);
+            }
             drop(m);
             self.pte_written(cpu, mm, va, old, new);
             return old;
@@ -101,6 +105,10 @@ impl Kernel {
             return false;
         }
         m.pt.set_pte(slot, new);
+        if m.tracing() {
+            let space = self.mm_space(mm);
+            m.pte_changed(cpu, space, va, old, new);
+        }
         drop(m);
         self.check_dirty(cpu, mm, va, old, new);
         true
@@ -114,7 +122,13 @@ impl Kernel {
         self.step(cpu, Action::PteWrite { mm, va }).await;
         let Some(slot) = self.pte_slot(mm, va) else { return };
         let old = self.m.borrow().pt.pte(slot);
-        self.m.borrow_mut().pt.set_pte(slot, new);
+        let mut m = self.m.borrow_mut();
+        m.pt.set_pte(slot, new);
+        if m.tracing() {
+            let space = self.mm_space(mm);
+            m.pte_changed(cpu, space, va, old, new);
+        }
+        drop(m);
         self.lockless_store_checked(cpu, mm, va, read, old, new);
     }
 
@@ -330,5 +344,18 @@ impl Kernel {
     /// Records a note in the machine trace.
     pub(crate) fn note(&self, cpu: CpuId, note: &'static str) {
         self.m.borrow_mut().note(cpu, note);
+    }
+
+    /// Is the machine recording its trace? (False while the machine is borrowed elsewhere,
+    /// which no routine call does.)
+    pub(crate) fn tracing(&self) -> bool {
+        self.m.try_borrow().is_ok_and(|m| m.tracing())
+    }
+
+    /// Records an arch routine's begin or end in the machine trace.
+    pub(crate) fn routine(&self, cpu: CpuId, name: &'static str, begin: bool) {
+        if let Ok(mut m) = self.m.try_borrow_mut() {
+            m.routine(cpu, name, begin);
+        }
     }
 }

@@ -3,13 +3,16 @@
 use std::path::Path;
 
 use clap::Args;
+use vipt_harness::account::{LEGEND, account};
 use vipt_harness::repro::Expect;
 use vipt_tmpalias::Registry;
 
 use vipt_emu::config::Preset;
 use vipt_harness::text::shown_path;
 
-use super::files::load;
+use vipt_harness::html::{PageInfo, page};
+
+use super::files::{check_out_file, load};
 use super::out::{Out, outln, q, warn};
 use super::status::{CmdResult, Failure, Status};
 
@@ -28,15 +31,23 @@ pub(crate) struct ReplayArgs {
     /// choices as far as they apply (the schedule diverges where the kernels' routines differ).
     #[arg(long, value_name = "NAME")]
     lineage: Option<String>,
+    /// Also write the drawing of the run to OUT.html: one self-contained page (inline SVG, no
+    /// outside scripts or fonts) to open in a browser. Checked before the run.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// Status 1 when a violation occurs, 3 when the run does not finish without one, 0 when clean.
 pub(crate) fn run(registry: &Registry, a: &ReplayArgs, out: &mut Out) -> CmdResult {
-    replay(registry, &a.file, a.json, a.steps, a.lineage.as_deref(), out)
+    if let Some(h) = &a.html {
+        check_out_file("--html", h)?;
+    }
+    replay(registry, &a.file, a.json, a.steps, a.lineage.as_deref(), a.html.as_deref(), out)
 }
 
 fn replay(
-    registry: &Registry, file: &Path, json: bool, steps: bool, other: Option<&str>, out: &mut Out,
+    registry: &Registry, file: &Path, json: bool, steps: bool, other: Option<&str>, html: Option<&Path>,
+    out: &mut Out,
 ) -> CmdResult {
     let (r, own) = load(registry, file)?;
     let l = match other {
@@ -61,6 +72,20 @@ fn replay(
     };
     let elsewhere = l.name != own.name;
     let o = r.replay(&l, true);
+    let machine = l.preset.unwrap_or(r.preset.parse().unwrap_or(Preset::Tiny)).config();
+    if let Some(h) = html {
+        let acct = account(&o, &l.name, machine.line_bytes);
+        let head = match (o.violations.first(), &o.unfinished) {
+            (Some(v), _) => v.summary(),
+            (None, Some(u)) => format!("the run did not finish: {}", u.summary()),
+            (None, None) => "clean".to_string(),
+        };
+        let title = format!("{} on {}: {head}", l.name, machine.name);
+        let info =
+            PageInfo { title: &title, account: &acct, line_bytes: machine.line_bytes, sets: machine.sets };
+        std::fs::write(h, page(&o, &info))
+            .map_err(|e| Failure(format!("--html {}: cannot write: {e}", shown_path(h))))?;
+    }
     let first = o.violations.first();
     let found = Expect::of_outcome(&o);
     let same = !elsewhere && found.as_ref().is_some_and(|e| e.fingerprint == r.expect.fingerprint);
@@ -129,6 +154,17 @@ fn replay(
         (Some(v), unfinished) => {
             verdict(out, &v.summary());
             outln!(out, "fingerprint: {}", v.fingerprint());
+            outln!(out, "in kernel terms:");
+            for a in account(&o, &l.name, machine.line_bytes) {
+                outln!(out, "  {a}");
+            }
+            let f = shown_path(file);
+            outln!(
+                out,
+                "next: `vipt shrink {f}` (the smallest run that still shows it), `vipt replay {f} --html {f}.html` \
+                 (the drawing), `--steps` (every micro-step), `--lineage linux-6.x` (the same workload on the current code)"
+            );
+            outln!(out, "details:");
             for d in &v.detail {
                 outln!(out, "  {d}");
             }
@@ -141,6 +177,10 @@ fn replay(
             }
             if let Some(u) = unfinished {
                 outln!(out, "then the run did not finish: {}", u.summary());
+            }
+            outln!(out, "notation:");
+            for n in LEGEND {
+                outln!(out, "  {n}");
             }
         }
     }

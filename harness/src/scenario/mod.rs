@@ -106,6 +106,9 @@ pub struct Outcome {
     pub user_loads: u64,
     /// The machine's event counters at the end of the run.
     pub counters: vipt_emu::counters::Counters,
+    /// When tracing: the machine's event log (cache lines, TLB inserts and purges, PTE
+    /// changes, arch routines begun and ended).
+    pub trace: Option<vipt_emu::trace::Trace>,
     /// The situations of the flush contract the run met (set-up and read-back included).
     pub situations: vipt_emu::mm::situations::Situations,
 }
@@ -194,6 +197,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
             timeline::add_steps(tl, log);
         }
     }
+    let trace = k.machine().trace.take();
     Outcome {
         steps: r.ex.steps,
         ops: r.ops,
@@ -203,6 +207,7 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         user_loads: r.judge.loads,
         violations: std::mem::take(&mut r.judge.oracle.violations),
         counters: k.machine().counters,
+        trace,
         situations: k.situations(),
     }
 }
