@@ -1,6 +1,9 @@
 //! Harness throughput: scenarios per second, one core, each lineage on the workloads of its
-//! own seeds (all four lineages draw the standard mixed family).
+//! own seeds (all four lineages draw the standard mixed family); and the `scenario` fuzz
+//! target's body on fixed inputs (executions per second without libFuzzer's instrumentation).
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use vipt_benches::fuzz_inputs;
+use vipt_harness::fuzz::{DEFAULT_LINEAGE, FuzzOutcome, scenario_from_bytes};
 use vipt_harness::scenario::{RunConfig, run, workload_for};
 use vipt_harness::sched::SchedulerKind;
 use vipt_harness::workload::Workload;
@@ -30,5 +33,21 @@ fn scenarios(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scenarios);
+/// Fuzz inputs per iteration of the fuzz benchmark.
+const FUZZ_INPUTS: usize = 32;
+
+fn fuzz(c: &mut Criterion) {
+    let registry = Registry::builtin();
+    let l = registry.get(DEFAULT_LINEAGE).expect("built-in");
+    let inputs = fuzz_inputs(FUZZ_INPUTS, 512);
+    let mut g = c.benchmark_group("fuzz_scenario");
+    g.throughput(Throughput::Elements(FUZZ_INPUTS as u64));
+    g.sample_size(20);
+    g.bench_with_input(BenchmarkId::from_parameter(DEFAULT_LINEAGE), &inputs, |b, inputs| {
+        b.iter(|| inputs.iter().filter(|d| !matches!(scenario_from_bytes(d, l), FuzzOutcome::Clean)).count())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scenarios, fuzz);
 criterion_main!(benches);

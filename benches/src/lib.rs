@@ -52,3 +52,21 @@ pub fn access_loop(m: &mut Machine, cpu: CpuId, n: u64) -> u64 {
     }
     sum
 }
+
+/// `n` fuzz inputs of `len` bytes each, the same on every run (a fixed xorshift stream): what
+/// the `scenario` fuzz target's throughput is measured on, without libFuzzer around it.
+pub fn fuzz_inputs(n: usize, len: usize) -> Vec<Vec<u8>> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -55,13 +55,26 @@ pub struct Tlb {
     /// Index of the last entry that hit, tried first (a one-entry micro-TLB; not a semantic
     /// part of the model).
     last: usize,
+    /// A direct-mapped index in front of the search: per hash of `(space, vpn)`, the index
+    /// of an entry that had that page when it was recorded. Only a hint — an index is used
+    /// only after its entry is checked to be the page looked for, and a miss falls back to the
+    /// search — so it never changes an answer (not a semantic part of the model either).
+    hint: [u16; HINTS],
+}
+
+/// Slots of [`Tlb`]'s direct-mapped hint.
+const HINTS: usize = 64;
+
+fn hint_slot(space: SpaceId, vpn: Vpn) -> usize {
+    let h = vpn.raw() ^ (u64::from(space.0) << 7) ^ (vpn.raw() >> 6);
+    (h as usize) % HINTS
 }
 
 impl Tlb {
     /// An empty TLB with room for `capacity` entries (≤ [`MAX_TLB_ENTRIES`]).
     pub fn new(capacity: usize) -> Self {
         assert!((1..=MAX_TLB_ENTRIES).contains(&capacity));
-        Tlb { capacity, entries: ArrayVec::new(), last: 0 }
+        Tlb { capacity, entries: ArrayVec::new(), last: 0, hint: [0; HINTS] }
     }
 
     /// Index of the entry for `(space, vpn)`.
@@ -72,8 +85,18 @@ impl Tlb {
         {
             return Some(self.last);
         }
+        let slot = hint_slot(space, vpn);
+        let h = self.hint[slot] as usize;
+        if let Some(e) = self.entries.get(h)
+            && e.space == space
+            && e.vpn == vpn
+        {
+            self.last = h;
+            return Some(h);
+        }
         let i = self.entries.iter().position(|e| e.space == space && e.vpn == vpn)?;
         self.last = i;
+        self.hint[slot] = i as u16;
         Some(i)
     }
 
@@ -104,6 +127,7 @@ impl Tlb {
             self.entries.push(e);
             self.last = self.entries.len() - 1;
         }
+        self.hint[hint_slot(e.space, e.vpn)] = self.last as u16;
     }
 
     /// Removes the entry for `(space, vpn)`; true if there was one.
@@ -128,5 +152,64 @@ impl Tlb {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.last = 0;
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    #[derive(Clone, Debug)]
+    enum TlbOp {
+        Insert(u8, u8, u8),
+        Purge(u8, u8),
+        PurgeSpace(u8),
+        Clear,
+    }
+
+    impl quickcheck::Arbitrary for TlbOp {
+        fn arbitrary(g: &mut quickcheck::Gen) -> Self {
+            let (space, vpn, victim) = (u8::arbitrary(g) % 3, u8::arbitrary(g) % 40, u8::arbitrary(g));
+            match u8::arbitrary(g) % 10 {
+                0..=5 => TlbOp::Insert(space, vpn, victim),
+                6..=7 => TlbOp::Purge(space, vpn),
+                8 => TlbOp::PurgeSpace(space),
+                _ => TlbOp::Clear,
+            }
+        }
+    }
+
+    quickcheck! {
+        /// Whatever the inserts and purges, a lookup finds exactly the entry a search of every
+        /// entry finds: the hint only ever shortens the search.
+        fn lookup_agrees_with_a_full_search(ops: Vec<TlbOp>, capacity: u8) -> bool {
+            let capacity = (capacity as usize % 20) + 1;
+            let mut t = Tlb::new(capacity);
+            let entry = |space: u8, vpn: u8| TlbEntry {
+                space: SpaceId(space.into()),
+                vpn: Vpn::new(vpn.into()),
+                pfn: Pfn::new(vpn.into()),
+                rights: Rights::READ,
+                dirty: false,
+                flush_only: false,
+            };
+            ops.iter().all(|op| {
+                match *op {
+                    TlbOp::Insert(s, v, victim) => t.insert(entry(s, v), victim as usize % capacity),
+                    TlbOp::Purge(s, v) => {
+                        t.purge(SpaceId(s.into()), Vpn::new(v.into()));
+                    }
+                    TlbOp::PurgeSpace(s) => t.purge_space(SpaceId(s.into())),
+                    TlbOp::Clear => t.clear(),
+                }
+                (0..3u32).all(|s| {
+                    (0..40u64).all(|v| {
+                        let want = t.entries().iter().position(|e| e.space == SpaceId(s) && e.vpn == Vpn::new(v));
+                        t.lookup(SpaceId(s), Vpn::new(v)) == want
+                    })
+                })
+            })
+        }
     }
 }

@@ -24,7 +24,7 @@ impl Machine {
                 if insn == Insn::Fdc && self.cpus[c].cache.meta(set, way).dirty {
                     self.write_back(CpuId(c as u8), set, way);
                 }
-                *self.cpus[c].cache.meta_mut(set, way) = LineMeta::default();
+                self.cpus[c].cache.set_meta(set, way, LineMeta::default());
                 self.ev(CpuId(c as u8), What::Invalidate { set: set as u32, alias, tag, by: insn });
             }
         }
@@ -83,7 +83,7 @@ impl Machine {
                 if m.dirty {
                     self.write_back(target, set, way);
                 }
-                *self.cpus[target.index()].cache.meta_mut(set, way) = LineMeta::default();
+                self.cpus[target.index()].cache.set_meta(set, way, LineMeta::default());
                 self.ev(
                     target,
                     What::Invalidate { set: set as u32, alias: m.alias, tag: m.tag, by: Insn::Fdce },

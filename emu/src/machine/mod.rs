@@ -181,6 +181,8 @@ struct Geometry {
     sets: u64,
     /// `sets - 1` and log2 of `sets` when the number of sets is a power of two.
     sets_pow2: Option<(u64, u32)>,
+    /// `ceil(2^64 / sets)`, for [`Geometry::split`] when `sets` is not a power of two.
+    sets_magic: u64,
     /// How the index is formed.
     rule: IndexRule,
 }
@@ -208,6 +210,7 @@ impl Geometry {
             line_shift,
             sets,
             sets_pow2: sets.is_power_of_two().then(|| (sets - 1, sets.trailing_zeros())),
+            sets_magic: (u64::MAX / sets).wrapping_add(1),
             rule,
         }
     }
@@ -216,6 +219,15 @@ impl Geometry {
     fn split(&self, x: u64) -> (usize, u32) {
         match self.sets_pow2 {
             Some((mask, shift)) => ((x & mask) as usize, (x >> shift) as u32),
+            // Division by the constant number of sets as a multiply-high: with
+            // `sets_magic = ceil(2^64 / sets)`, `x · sets_magic / 2^64` is `x div sets` exactly
+            // for every `x < 2^32` (the error, below `x / 2^64 < 2^-32`, stays under the
+            // `1 / sets` between `x / sets` and the next integer), which every line index
+            // below an alias boundary is.
+            None if (x | self.sets) >> 32 == 0 => {
+                let q = ((x as u128 * self.sets_magic as u128) >> 64) as u64;
+                ((x - q * self.sets) as usize, q as u32)
+            }
             None => ((x % self.sets) as usize, (x / self.sets) as u32),
         }
     }
@@ -269,6 +281,58 @@ impl std::fmt::Debug for Machine {
     }
 }
 
+/// The most caches a thread keeps for reuse ([`pooled_cache`]), and the largest it keeps
+/// (in data words: the small presets', not the 32 MiB caches of the cost model's machines).
+const CACHE_POOL_MAX: usize = 16;
+const CACHE_POOL_MAX_WORDS: usize = 1 << 19;
+
+thread_local! {
+    /// Caches of machines this thread dropped, kept for the next machine: a campaign builds
+    /// one machine per scenario, and a cache is the largest allocation of a machine.
+    static CACHE_POOL: std::cell::RefCell<Vec<DCache>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Physical lines of a machine of configuration `cfg`.
+fn tags_of(cfg: &MachineConfig) -> usize {
+    (cfg.frames as u64 * crate::addr::PAGE_SIZE / cfg.line_bytes) as usize
+}
+
+/// An empty cache of `cfg`'s geometry: one from the thread's pool, reset, if it holds one of
+/// that geometry, else a new one. The two are indistinguishable to the machine.
+fn pooled_cache(cfg: &MachineConfig) -> DCache {
+    let (sets, ways, wpl, tags) = (cfg.sets, cfg.ways, cfg.words_per_line(), tags_of(cfg));
+    let reused = CACHE_POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let i = p.iter().position(|c| c.has_geometry(sets, ways, wpl, tags))?;
+        Some(p.swap_remove(i))
+    });
+    match reused {
+        Some(mut c) => {
+            c.reset();
+            c
+        }
+        None => DCache::new(sets, ways, wpl, tags),
+    }
+}
+
+impl Drop for Machine {
+    /// The caches go back to the thread's pool for the next machine.
+    fn drop(&mut self) {
+        let _ = CACHE_POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            for cpu in &mut self.cpus {
+                if p.len() >= CACHE_POOL_MAX {
+                    break;
+                }
+                if cpu.cache.words() > CACHE_POOL_MAX_WORDS {
+                    continue;
+                }
+                p.push(std::mem::replace(&mut cpu.cache, DCache::new(0, 0, 0, 0)));
+            }
+        });
+    }
+}
+
 impl Machine {
     /// A machine with all caches and TLBs empty and memory zeroed, its miss handlers those of
     /// the current kernel ([`MissPolicy::CURRENT`]; a kernel sets its own). `cfg` must be valid.
@@ -276,7 +340,7 @@ impl Machine {
         cfg.validate().expect("invalid machine configuration");
         let cpus = (0..cfg.cpus)
             .map(|_| Cpu {
-                cache: DCache::new(cfg.sets, cfg.ways, cfg.words_per_line()),
+                cache: pooled_cache(&cfg),
                 tlb: Tlb::new(cfg.tlb_entries),
                 tmpalias: TmpaliasRegs::default(),
             })
@@ -442,7 +506,7 @@ impl Machine {
         debug_assert!(m.valid && m.dirty);
         let pa = PhysAddr::new(m.tag * line);
         self.mem.slice_mut(pa, wpl).copy_from_slice(c.data(set, way));
-        c.meta_mut(set, way).dirty = false;
+        c.set_dirty(set, way, false);
         self.counters.write_backs += 1;
         self.ev(cpu, What::WriteBack { set: set as u32, alias: m.alias, tag: m.tag });
     }
@@ -461,7 +525,8 @@ impl Machine {
                     self.write_back(oc, set, way);
                 }
                 if invalidate {
-                    self.cpus[other].cache.meta_mut(set, way).valid = false;
+                    let m = self.cpus[other].cache.meta(set, way);
+                    self.cpus[other].cache.set_meta(set, way, LineMeta { valid: false, ..m });
                     self.ev(oc, What::Invalidate { set: set as u32, alias, tag, by: Insn::Snoop });
                 }
             }
@@ -489,7 +554,7 @@ impl Machine {
         let pa = PhysAddr::new(tag * self.cfg.line_bytes);
         let c = &mut self.cpus[cpu.index()].cache;
         c.data_mut(set, way).copy_from_slice(self.mem.slice(pa, wpl));
-        *c.meta_mut(set, way) = LineMeta { valid: true, dirty: false, tag, alias };
+        c.set_meta(set, way, LineMeta { valid: true, dirty: false, tag, alias });
         if speculative {
             self.counters.speculative_fills += 1;
         } else {
@@ -514,7 +579,7 @@ impl Machine {
     fn line_for_write(&mut self, cpu: CpuId, id: LineId) -> usize {
         self.snoop(cpu, id, true);
         let w = self.line_for_read(cpu, id);
-        self.cpus[cpu.index()].cache.meta_mut(id.set, w).dirty = true;
+        self.cpus[cpu.index()].cache.set_dirty(id.set, w, true);
         w
     }
 
@@ -630,4 +695,40 @@ pub fn rights_of(flags: PteFlags) -> Rights {
         r |= Rights::USER;
     }
     r
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    fn geometry(sets: usize) -> Geometry {
+        let mut cfg = crate::config::Preset::Pa8700.config();
+        cfg.sets = sets;
+        Geometry::new(&cfg)
+    }
+
+    quickcheck! {
+        /// The multiply-high split is `x mod sets, x div sets` for every set count and every
+        /// line index, within its range and beyond it.
+        fn split_is_exact_division(sets: u16, x: u64, small: u32) -> bool {
+            let sets = sets.max(1) as usize;
+            let g = geometry(sets);
+            [x, u64::from(small), u64::from(u32::MAX), u64::from(u32::MAX) + 1].iter().all(|&x| {
+                let s = sets as u64;
+                g.split(x) == ((x % s) as usize, (x / s) as u32)
+            })
+        }
+    }
+
+    #[test]
+    fn split_is_exact_at_the_edges_of_the_presets() {
+        for sets in [1536usize, 6144, 3, 7, 65535, 65537] {
+            let g = geometry(sets);
+            for x in (0..200_000u64).chain([u64::from(u32::MAX) - 1, u64::from(u32::MAX)]) {
+                let s = sets as u64;
+                assert_eq!(g.split(x), ((x % s) as usize, (x / s) as u32), "sets {sets} x {x}");
+            }
+        }
+    }
 }

@@ -117,10 +117,9 @@ impl Judge {
     pub(super) fn judge_load(
         &mut self, m: &Machine, kind: ReadKind, loc: Loc, (start, end): (u64, u64), value: u64, by: OpRef,
     ) {
-        let source = read_source(m);
         let line = m.last_read.map(|r| r.tag);
         if let Some(v) = self.oracle.read(kind, loc, start, end, value, by) {
-            v.detail.push(source);
+            v.detail.push(read_source(m));
             if let ViolationKind::WrongValue { source_line, .. } = &mut v.kind {
                 *source_line = line;
             }

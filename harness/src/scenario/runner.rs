@@ -5,7 +5,7 @@
 //! finally runs what the family check wants run once the programs are done.
 
 use vipt_emu::addr::{CpuId, VirtAddr};
-use vipt_emu::mm::{Errno, Executor, Kernel, Observation, Op, OpResult, StepError};
+use vipt_emu::mm::{Errno, Executor, Kernel, Obs, Observation, Op, OpResult, StepError};
 
 use super::RunConfig;
 use super::admit::Rules;
@@ -48,6 +48,11 @@ pub(super) struct Runner<'k> {
     pub(super) unfinished: Option<Unfinished>,
     /// The step budget: the run stops once it has taken this many steps.
     budget: u64,
+    /// Admission may have changed since [`Runner::spawn_ready`] last ran: what it decides
+    /// depends only on the idle CPUs, the claims of the running operations and the shadow
+    /// model, which change only when an operation completes or the judge adopts a page
+    /// (`Obs::Installed`). Between two such events it would start nothing, so it is skipped.
+    readmit: bool,
 }
 
 impl<'k> Runner<'k> {
@@ -72,6 +77,7 @@ impl<'k> Runner<'k> {
             timeline: cfg.trace.then(Vec::new),
             unfinished: None,
             budget,
+            readmit: true,
         }
     }
 
@@ -155,6 +161,9 @@ impl<'k> Runner<'k> {
 
     /// Starts the next operation of every idle CPU that may start one.
     fn spawn_ready(&mut self) {
+        if !std::mem::take(&mut self.readmit) {
+            return;
+        }
         for cpu in 0..self.w.cpus as usize {
             while self.flights[cpu].is_none() && self.pc[cpu] < self.w.programs[cpu].len() {
                 let index = self.pc[cpu];
@@ -229,6 +238,7 @@ impl<'k> Runner<'k> {
     /// CPU `cpu`'s operation completed with `result`.
     fn complete(&mut self, cpu: usize, result: OpResult) {
         let Some(f) = self.flights[cpu].take() else { return };
+        self.readmit = true;
         self.ops += 1;
         let now = self.now();
         self.judge.op_finished(&self.shadow, &f, result, now);
@@ -250,6 +260,7 @@ impl<'k> Runner<'k> {
         let mut obs = std::mem::take(&mut self.obs);
         self.k.drain_observations(&mut obs);
         for o in obs.drain(..) {
+            self.readmit |= matches!(o.obs, Obs::Installed { .. });
             self.judge.observe(o, self.k, &mut self.shadow, &mut self.flights);
         }
         self.obs = obs;
