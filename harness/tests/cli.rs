@@ -677,3 +677,19 @@ fn committed_reproducers_still_reproduce() {
         assert!(out.lines().any(|l| l.starts_with("reproduced:")), "{}: {out}", f.display());
     }
 }
+
+/// A run of the window scheduler is recorded as such, and its reproducer replays bit for bit.
+#[test]
+fn window_scheduler_runs_are_recorded_and_replay() {
+    let d = tmpdir("window");
+    let out = d.to_str().unwrap();
+    let o =
+        vipt(&["check", "--lineage", "linux-6.x", "--seeds", "23109", "--scheduler", "window", "--out", out]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let path = d.join("linux-6.x-seed23109.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"scheduler\": \"window\""), "{text:.300}");
+    let r = vipt(&["replay", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(String::from_utf8_lossy(&r.stdout).lines().any(|l| l.starts_with("reproduced:")));
+}

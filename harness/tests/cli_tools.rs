@@ -294,3 +294,34 @@ fn the_drawing_is_one_well_formed_page_with_one_element_per_event() {
     let f = repo("docs/findings/linux-6.x-racy-teardown.json");
     assert_error_says(&vipt(&["replay", f.to_str().unwrap(), "--html", "/"]), "a directory", "--html");
 }
+
+/// The routine records of a traced run are balanced per CPU and nest; tracing changes
+/// nothing of the run; an untraced run keeps no trace.
+#[test]
+fn routine_records_nest_and_tracing_changes_nothing() {
+    use vipt_emu::trace::What;
+    use vipt_harness::repro::Reproducer;
+    let reg = vipt_tmpalias::Registry::builtin();
+    let f = repo("docs/findings/linux-6.x-aging-dirty.json");
+    let r = Reproducer::load(&f, &reg).unwrap();
+    let l = reg.get(&r.lineage).unwrap();
+    let traced = r.replay(l, true);
+    let plain = r.replay(l, false);
+    assert!(plain.trace.is_none());
+    assert_eq!((traced.steps, traced.fingerprint()), (plain.steps, plain.fingerprint()));
+    let mut open: Vec<Vec<&str>> = vec![Vec::new(); 8];
+    let mut begun = 0;
+    for e in &traced.trace.as_ref().unwrap().events {
+        if let What::Routine { name, begin } = e.what {
+            let stack = &mut open[e.cpu.index()];
+            if begin {
+                begun += 1;
+                stack.push(name);
+            } else {
+                assert_eq!(stack.pop(), Some(name), "step {}: {name} ends out of order", e.step);
+            }
+        }
+    }
+    assert!(begun > 10, "{begun} routines");
+    assert!(open.iter().all(Vec::is_empty), "unfinished routines: {open:?}");
+}

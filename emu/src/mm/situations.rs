@@ -462,17 +462,27 @@ impl Kernel {
     }
 
     /// `cpu`'s `fdc`/`pdc` acted on `pfn` (or was nullified, `None`): the PTE it checked last
-    /// may have changed since, and its flush-to-purge window opens.
+    /// may have changed since, and its flush-to-purge window opens. On every flushed line, so
+    /// the common case (no check pending, the window already open on this page) is two loads.
+    #[inline]
     pub(crate) fn sit_flushed(&self, cpu: CpuId, pfn: Option<Pfn>) {
         let me = &self.slots[cpu.index()].sit;
-        if let Some((mm, va, pte)) = me.checked.take()
-            && self.peek_pte(mm, va) != pte
-        {
-            self.met(Situation::PteChangedAfterCheck);
+        if me.checked.get().is_some() {
+            self.sit_check_consumed(cpu);
         }
         if pfn.is_some() && me.flushed.get() != pfn {
             me.flushed.set(pfn);
             me.hits.set(0);
+        }
+    }
+
+    /// The first flush after a PTE read: did the PTE change in between?
+    #[inline(never)]
+    fn sit_check_consumed(&self, cpu: CpuId) {
+        if let Some((mm, va, pte)) = self.slots[cpu.index()].sit.checked.take()
+            && self.peek_pte(mm, va) != pte
+        {
+            self.met(Situation::PteChangedAfterCheck);
         }
     }
 

@@ -217,4 +217,25 @@ mod tests {
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));
     }
+
+    /// What the window scheduler reaches that the random one does not, pinned on single
+    /// seeds: on `linux-6.x`, reclaim held between its PTE read and its PTE write while
+    /// another CPU's dirty-bit trap sets `_PAGE_DIRTY` (the lost-dirty-bit finding); on
+    /// `linux-2.6.15`, a seed that fails where `recheck` passes.
+    #[test]
+    fn single_seeds_the_window_scheduler_reaches() {
+        use crate::scenario::{RunConfig, run_seed};
+        use crate::sched::SchedulerKind;
+        use vipt_tmpalias::Registry;
+        let reg = Registry::builtin();
+        let run = |l: &str, s: SchedulerKind, seed: u64| {
+            run_seed(reg.get(l).unwrap(), &RunConfig::default(), s, seed).fingerprint()
+        };
+        let lost = run("linux-6.x", SchedulerKind::Window, 23109).expect("a violation");
+        assert!(lost.starts_with("final load@file"), "{lost}");
+        assert_eq!(run("linux-6.x", SchedulerKind::Random, 23109), None);
+        assert_eq!(run("whole-cache", SchedulerKind::Window, 23109), None);
+        assert!(run("linux-2.6.15", SchedulerKind::Window, 9459).is_some());
+        assert_eq!(run("recheck", SchedulerKind::Window, 9459), None);
+    }
 }
