@@ -245,7 +245,7 @@ impl SitSlot {
     }
 }
 
-/// While alive, its CPU is inside a flush routine ([`Kernel::enter_routine`]).
+/// While alive, its CPU is inside a flush routine (`Kernel::enter_routine`).
 #[must_use = "the routine lasts as long as the guard"]
 pub struct RoutineGuard<'k> {
     k: &'k Kernel,
