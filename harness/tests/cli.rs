@@ -693,3 +693,17 @@ fn window_scheduler_runs_are_recorded_and_replay() {
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(String::from_utf8_lossy(&r.stdout).lines().any(|l| l.starts_with("reproduced:")));
 }
+
+/// On the hash machine the fault path marks a PTE young or dirty with an atomic OR, as
+/// PowerPC's `ptep_set_access_flags` does: a dirty bit `hash_page` sets between the fault's
+/// read of the PTE and its update survives, so reclaim writes the page back. This seed of
+/// `hash-cas` loses the final store when the update is a plain `set_pte_at` of the value read.
+#[test]
+fn hash_fault_path_keeps_a_dirty_bit_set_by_hash_page() {
+    let out = tmpdir("hash-access-flags");
+    let o = vipt_within(
+        &["check", "--lineage", "hash-cas", "--seeds", "21114", "--out", out.to_str().unwrap()],
+        120,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}

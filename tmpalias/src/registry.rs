@@ -316,7 +316,7 @@ impl Registry {
                 "hash-two-update",
                 "hash_page: two lockless PTE updates from one read, access checked after the first",
                 hash::TWO_UPDATE,
-                || Box::new(GenericHooks),
+                hash::hooks,
             )
             .kernel("PowerPC hash_page before the CAS loop (plausible)")
             .bugs(&["resurrected PTE", "stale insert", "dirty on denied access"])
@@ -326,7 +326,7 @@ impl Registry {
                 "hash-cas",
                 "hash_page: one compare-and-swap loop, _PAGE_BUSY held across the insert",
                 hash::CAS,
-                || Box::new(GenericHooks),
+                hash::hooks,
             )
             .kernel("PowerPC hash_page (ldarx/stdcx. loop)")
             .preset(Preset::Pipt)
