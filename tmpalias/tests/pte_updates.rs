@@ -8,6 +8,8 @@
 //!   `ptep_test_and_clear_young`. A dirty-bit trap on another CPU between the two steps sets
 //!   `_PAGE_DIRTY`, and the store takes it away: reclaim then drops a dirty file page
 //!   without writing it back.
+//! * The generic `ptep_set_access_flags` stores the fault's `entry` over a dirty bit the trap set
+//!   after the fault read the PTE; PowerPC's ORs the bits in.
 //! * `linux-6.0` flushes a page in `flush_cache_page` by tmpalias with no PTE check, except on
 //!   PA8800/PA8900, where it flushes by user address.
 //! * 3.x `clear_user_page` purges the kernel translation of the page; 2.6's does not.
@@ -320,5 +322,34 @@ fn flush_icache_page_writes_back_the_kernel_alias_and_purges_from_3x_on() {
         assert_eq!(k.machine().mem.read(page.word(0)), V2, "{name}");
         let left = k.machine().tlb_translates(SpaceId::KERNEL, page.kernel_va(), page).is_some();
         assert_eq!(left, kernel_translation_left, "{name}");
+    }
+}
+
+/// The generic `ptep_set_access_flags` (parisc has no override in any era) compares the PTE
+/// with the fault's `entry`, made from the PTE the fault read first, and stores `entry` if they
+/// differ. A dirty bit a dirty-bit trap set after that read makes them differ, and the store
+/// takes it away: reclaim then drops the page unwritten. PowerPC's version (the `hash-*`
+/// lineages) ORs the access bits in, so the dirty bit stays and the page is written back.
+#[test]
+fn access_flags_store_loses_a_dirty_bit_set_after_the_faults_read() {
+    for (name, preset, kept) in [
+        ("linux-6.x", Preset::Tiny, false),
+        ("linux-6.10", Preset::Tiny, false),
+        ("hash-cas", Preset::Pipt, true),
+    ] {
+        let k = boot(name, preset.config());
+        let mut ex = Executor::new(&k);
+        let (f, mm, va) = clean_file_mapping(&k, &mut ex);
+        let vma = k.state().find_vma(mm, va).unwrap();
+        // What the fault tail read at its start: present, young, clean.
+        let entry = k.peek_pte(mm, va).with_flags(PteFlags::ACCESSED);
+        assert_eq!(run(&mut ex, C0, Op::Store { mm, va, value: V2 }), OpResult::Value(V2), "{name}");
+        assert!(k.peek_pte(mm, va).has(PteFlags::DIRTY), "{name}: the store's trap dirtied the PTE");
+        assert!(block_on(k.arch(C1).ptep_set_access_flags(vma, va, entry, false)), "{name}: changed");
+        assert_eq!(k.peek_pte(mm, va).has(PteFlags::DIRTY), kept, "{name}: dirty bit after the update");
+        let reclaim = Op::Reclaim { target: ReclaimTarget::FilePage { file: f, pgoff: 0 } };
+        assert_eq!(run(&mut ex, C1, reclaim), OpResult::Done, "{name}");
+        assert_eq!(k.state().files[f.index()].cached(0), None, "{name}: the page was reclaimed");
+        assert_eq!(k.disk_word(f, 0, 0).unwrap(), if kept { V2 } else { OLD }, "{name}: the disk");
     }
 }
