@@ -279,7 +279,7 @@ fn mutate(text: &str, m: &Mutation) -> String {
             }
         }
     }
-    if m.how % 2 == 0 { serde_json::to_string_pretty(&v).unwrap() } else { v.to_string() }
+    if m.how.is_multiple_of(2) { serde_json::to_string_pretty(&v).unwrap() } else { v.to_string() }
 }
 
 fn mutated_reproducer(c: ReproCase) -> TestResult {
