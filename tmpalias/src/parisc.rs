@@ -31,6 +31,18 @@ pub async fn flush_cache_range_2x(cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, e
     }
 }
 
+/// The whole-cache decision of `flush_cache_mm` and `flush_cache_range` from 6.0 on
+/// (`cache.c`): always without `parisc_requires_coherency()`, else when `bytes` reach the
+/// threshold `dc_size * num_online_cpus()` (`parisc_setup_cache_timing`).
+pub fn flush_whole_cache(cx: ArchCtx<'_>, bytes: u64) -> bool {
+    !cx.requires_coherency() || bytes >= cx.dcache_bytes() * cx.ncpus() as u64
+}
+
+/// The bytes `vmas` span (`flush_cache_mm` sums `vma->vm_end - vma->vm_start`).
+pub fn mapped_bytes(vmas: &[Vma]) -> u64 {
+    vmas.iter().map(|v| v.start.bytes_to(v.end)).sum()
+}
+
 /// `flush_user_dcache_range(start, end)`: `fdc` over every line of `[start, end)` in the
 /// VMA's space, or the whole cache at or above `threshold` bytes.
 pub async fn flush_user_dcache_range(

@@ -65,11 +65,6 @@ pub struct Linux60;
 impl Linux60 {
     /// The knobs: the current miss handlers and generic mm.
     pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
-
-    /// `dc_size * num_online_cpus()` (`parisc_setup_cache_timing`).
-    fn threshold(cx: ArchCtx<'_>) -> u64 {
-        cx.dcache_bytes() * cx.ncpus() as u64
-    }
 }
 
 /// `__update_cache` (6.0): a deferred kernel-alias flush, or on PA8800/PA8900 any kernel
@@ -180,8 +175,7 @@ impl ArchHooks for Linux60 {
     fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId) -> HookFuture<'a, ()> {
         Box::pin(async move {
             let vmas = cx.mm_vmas(mm);
-            let total: u64 = vmas.iter().map(|v| v.start.bytes_to(v.end)).sum();
-            if !cx.requires_coherency() || total >= Self::threshold(cx) {
+            if parisc::flush_whole_cache(cx, parisc::mapped_bytes(&vmas)) {
                 cx.flush_tlb_all().await;
                 cx.flush_cache_all().await;
                 return;
@@ -195,7 +189,7 @@ impl ArchHooks for Linux60 {
         &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if !cx.requires_coherency() || start.bytes_to(end) >= Self::threshold(cx) {
+            if parisc::flush_whole_cache(cx, start.bytes_to(end)) {
                 cx.arch().flush_tlb_range(vma.mm, start, end).await;
                 cx.flush_cache_all().await;
                 return;

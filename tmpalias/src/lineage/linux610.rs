@@ -92,11 +92,6 @@ pub async fn set_ptes(cx: ArchCtx<'_>, mm: MmId, va: VirtAddr, pte: Pte) {
 }
 
 impl Linux610 {
-    /// Threshold of the whole-cache path: `dc_size * num_online_cpus()`.
-    fn threshold(cx: ArchCtx<'_>) -> u64 {
-        cx.dcache_bytes() * cx.ncpus() as u64
-    }
-
     /// `flush_cache_pages`: each present page of the range, by physical address.
     async fn flush_cache_pages(&self, cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: VirtAddr) {
         let mut va = start.page_base();
@@ -160,8 +155,7 @@ impl ArchHooks for Linux610 {
     fn flush_cache_mm<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId) -> HookFuture<'a, ()> {
         Box::pin(async move {
             let vmas = cx.mm_vmas(mm);
-            let total: u64 = vmas.iter().map(|v| v.start.bytes_to(v.end)).sum();
-            if !cx.requires_coherency() || total >= Self::threshold(cx) {
+            if parisc::flush_whole_cache(cx, parisc::mapped_bytes(&vmas)) {
                 cx.flush_tlb_all().await;
                 cx.flush_cache_all().await;
                 return;
@@ -175,7 +169,7 @@ impl ArchHooks for Linux610 {
         &'a self, cx: ArchCtx<'a>, vma: Vma, start: VirtAddr, end: VirtAddr,
     ) -> HookFuture<'a, ()> {
         Box::pin(async move {
-            if !cx.requires_coherency() || start.bytes_to(end) >= Self::threshold(cx) {
+            if parisc::flush_whole_cache(cx, start.bytes_to(end)) {
                 cx.arch().flush_tlb_range(vma.mm, start, end).await;
                 cx.flush_cache_all().await;
                 return;
