@@ -140,6 +140,37 @@ const LEFT: f64 = 190.0;
 const WIDTH: f64 = 1500.0;
 const ROW: f64 = 18.0;
 
+/// How a lane draws one kind of span: its class and colours, and the width from which its
+/// label fits inside.
+struct BarStyle {
+    class: &'static str,
+    fill: &'static str,
+    stroke: &'static str,
+    label_from: f64,
+}
+
+const OP_BAR: BarStyle = BarStyle { class: "op", fill: "#9ecae1", stroke: "#3182bd", label_from: 60.0 };
+const ROUTINE_BAR: BarStyle =
+    BarStyle { class: "routine", fill: "#fdd0a2", stroke: "#e6550d", label_from: 70.0 };
+
+/// A span of a lane from `x0` to `x1` (at least 2 px wide) at row `y`: one rect with `title`
+/// as its hover text, and `label` inside it when it is wide enough.
+fn bar(svg: &mut String, st: &BarStyle, x0: f64, x1: f64, y: f64, title: &str, label: &str) {
+    let w = (x1 - x0).max(2.0);
+    let _ = write!(
+        svg,
+        r#"<rect class="{}" x="{x0}" y="{y}" width="{w}" height="{}" fill="{}" stroke="{}"><title>{}</title></rect>"#,
+        st.class,
+        ROW - 2.0,
+        st.fill,
+        st.stroke,
+        esc(title)
+    );
+    if w > st.label_from {
+        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="9">{}</text>"#, x0 + 2.0, y + 12.0, esc(label));
+    }
+}
+
 /// The page of `o` (which must have been run with tracing).
 pub fn page(o: &Outcome, info: &PageInfo<'_>) -> String {
     let last = o.steps.max(1);
@@ -251,43 +282,13 @@ pub fn page(o: &Outcome, info: &PageInfo<'_>) -> String {
     // Operations and routines.
     for s in &ops {
         let ry = cpu_rows[s.cpu.index()];
-        let w = (x(s.end) - x(s.begin)).max(2.0);
-        let _ = write!(
-            svg,
-            r##"<rect class="op" x="{}" y="{ry}" width="{w}" height="{}" fill="#9ecae1" stroke="#3182bd"><title>{}</title></rect>"##,
-            x(s.begin),
-            ROW - 2.0,
-            esc(&op_title(s))
-        );
-        if w > 60.0 {
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="{}" font-size="9">{}</text>"#,
-                x(s.begin) + 2.0,
-                ry + 12.0,
-                esc(&format!("#{} {}", s.index, s.op.split([' ', '{']).next().unwrap_or("")))
-            );
-        }
+        let label = format!("#{} {}", s.index, s.op.split([' ', '{']).next().unwrap_or(""));
+        bar(&mut svg, &OP_BAR, x(s.begin), x(s.end), ry, &op_title(s), &label);
     }
     for r in &routines {
         let ry = cpu_rows[r.cpu.index()] + ROW * (r.depth + 1) as f64;
-        let w = (x(r.end) - x(r.begin)).max(2.0);
-        let _ = write!(
-            svg,
-            r##"<rect class="routine" x="{}" y="{ry}" width="{w}" height="{}" fill="#fdd0a2" stroke="#e6550d"><title>{}</title></rect>"##,
-            x(r.begin),
-            ROW - 2.0,
-            esc(&format!("cpu{} {} steps {}..={}", r.cpu.0, r.name, r.begin, r.end))
-        );
-        if w > 70.0 {
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="{}" font-size="9">{}</text>"#,
-                x(r.begin) + 2.0,
-                ry + 12.0,
-                r.name
-            );
-        }
+        let title = format!("cpu{} {} steps {}..={}", r.cpu.0, r.name, r.begin, r.end);
+        bar(&mut svg, &ROUTINE_BAR, x(r.begin), x(r.end), ry, &title, r.name);
     }
     // Events: exactly one element each.
     for e in &events {
