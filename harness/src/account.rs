@@ -95,9 +95,12 @@ fn routines_at(spans: &[RoutineSpan], cpu: CpuId, step: u64) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" > "))
 }
 
-/// The operation running on `cpu` at `step`.
+/// The operation running on `cpu` at `step`. An operation's own micro-steps come after the
+/// step it begins at, which is the step its predecessor on that CPU ended at: a step both
+/// share belongs to the one that ended there.
 fn op_at(ops: &[OpSpan], cpu: CpuId, step: u64) -> Option<&OpSpan> {
-    ops.iter().rev().find(|s| s.cpu == cpu && s.begin <= step && step <= s.end)
+    let on = |s: &&OpSpan| s.cpu == cpu && s.begin <= step && step <= s.end;
+    ops.iter().filter(on).find(|s| s.begin < step).or_else(|| ops.iter().rev().find(on))
 }
 
 fn op_name(ops: &[OpSpan], cpu: CpuId, step: u64) -> String {
@@ -486,3 +489,26 @@ pub const LEGEND: &[&str] = &[
     "             (allowed {} for a broken invariant, which has no value)",
     "N more violation(s) follow from it: later wrong reads the first one caused; only the first is explained",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(index: usize, begin: u64, end: u64) -> OpSpan {
+        OpSpan { cpu: CpuId(0), index, op: format!("op{index}"), begin, end, result: None }
+    }
+
+    /// A store at the step where one operation ended and the next began is the ended one's:
+    /// the next one's first micro-step comes later.
+    #[test]
+    fn a_step_shared_by_two_operations_belongs_to_the_one_that_ended_there() {
+        let ops = [span(0, 3, 10), span(1, 10, 20), span(2, 20, 20), span(3, 20, 30)];
+        assert_eq!(op_at(&ops, CpuId(0), 10).map(|s| s.index), Some(0));
+        assert_eq!(op_at(&ops, CpuId(0), 11).map(|s| s.index), Some(1));
+        assert_eq!(op_at(&ops, CpuId(0), 20).map(|s| s.index), Some(1));
+        assert_eq!(op_at(&ops, CpuId(0), 21).map(|s| s.index), Some(3));
+        // A step no operation ran yet (its begin) still names the operation that begins.
+        assert_eq!(op_at(&ops, CpuId(0), 3).map(|s| s.index), Some(0));
+        assert!(op_at(&ops, CpuId(1), 11).is_none());
+    }
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 use vipt_tmpalias::Lineage;
 
 use crate::campaign::SeedRange;
-use crate::scenario::{Outcome, RunConfig, Unfinished, run_seed};
+use crate::scenario::{Outcome, RunConfig, Unfinished, family_of, run_seed};
 use crate::sched::SchedulerKind;
 
 /// A seed that fails on one side only, and what it shows there.
@@ -110,7 +110,7 @@ pub fn compare(
         only_b,
         both,
         neither,
-        same_scenarios: a.family == b.family
+        same_scenarios: family_of(a, cfg) == family_of(b, cfg)
             && a.preset.unwrap_or(cfg.preset) == b.preset.unwrap_or(cfg.preset),
     }
 }

@@ -7,7 +7,7 @@ use arbitrary::Unstructured;
 use vipt_emu::addr::Pfn;
 use vipt_emu::config::Preset;
 use vipt_emu::pte::{Pte, PteFlags, PteKind, PteLayout};
-use vipt_tmpalias::{Lineage, Registry};
+use vipt_tmpalias::{Family, Lineage, Registry};
 
 use crate::campaign::parse_seeds;
 use crate::repro::{Expect, FORMAT, Reproducer, VERSION};
@@ -32,11 +32,17 @@ pub enum FuzzOutcome {
 /// Runs the scenario that `data` describes with `lineage`: an arbitrary `u64` picks the
 /// workload, a flag turns speculation on, and every remaining byte is a scheduling choice.
 pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
+    scenario_from_bytes_in(data, lineage, None)
+}
+
+/// [`scenario_from_bytes`] with the workload drawn from `family` instead of the lineage's own
+/// (which the lineage must be able to run: [`Lineage::family_for`]).
+pub fn scenario_from_bytes_in(data: &[u8], lineage: &Lineage, family: Option<Family>) -> FuzzOutcome {
     let mut u = Unstructured::new(data);
     let seed: u64 = u.arbitrary().unwrap_or(0);
     let speculation: bool = u.arbitrary().unwrap_or(true);
     let preset = lineage.preset.unwrap_or(Preset::Tiny);
-    let cfg = RunConfig { preset, speculation, ..RunConfig::default() };
+    let cfg = RunConfig { preset, speculation, family, ..RunConfig::default() };
     let workload = workload_for(lineage, &cfg, seed);
     let Recording { workload, choices, outcome: o } =
         run_recorded(&cfg, lineage, workload, Box::new(Bytes::new(u.take_rest())));
@@ -53,6 +59,7 @@ pub fn scenario_from_bytes(data: &[u8], lineage: &Lineage) -> FuzzOutcome {
         racy_teardown: false,
         racy_poke: false,
         max_steps: None,
+        family: family.map(|f| f.name().to_string()),
         workload,
         choices,
         expect,
@@ -69,13 +76,23 @@ pub fn lineage_from_env(registry: &Registry) -> Lineage {
         .unwrap_or_else(|| panic!("VIPT_LINEAGE={name} is not a lineage (known: {})", registry.names()))
 }
 
+/// The workload family named by `VIPT_FAMILY`, if set (`None`: the lineage's own); a family
+/// the lineage cannot run is refused.
+pub fn family_from_env(lineage: &Lineage) -> Option<Family> {
+    let name = std::env::var("VIPT_FAMILY").ok()?;
+    let f = name.parse::<Family>().unwrap_or_else(|e| panic!("VIPT_FAMILY: {e}"));
+    lineage.family_for(Some(f)).unwrap_or_else(|e| panic!("VIPT_FAMILY: {e}"));
+    Some(f)
+}
+
 /// The `scenario` target: on a violation, or a run that does not finish, writes a
 /// reproducer that `vipt replay` accepts to `VIPT_FUZZ_OUT` (default `vipt-out/fuzz`) and
 /// panics.
 pub fn fuzz_scenario(data: &[u8]) {
     let registry = Registry::builtin();
     let lineage = lineage_from_env(&registry);
-    let (what, r) = match scenario_from_bytes(data, &lineage) {
+    let family = family_from_env(&lineage);
+    let (what, r) = match scenario_from_bytes_in(data, &lineage, family) {
         FuzzOutcome::Clean => return,
         FuzzOutcome::Violation(r) => ("violation", r),
         FuzzOutcome::Unfinished(r) => ("unfinished scenario", r),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use vipt_emu::config::Preset;
-use vipt_tmpalias::{Lineage, Registry};
+use vipt_tmpalias::{Family, Lineage, Registry};
 
 use crate::oracle::Violation;
 use crate::scenario::{Outcome, Recording, RunConfig, Unfinished, record_seed, run};
@@ -67,6 +67,10 @@ pub struct Reproducer {
     /// the budget of the workload on the machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u64>,
+    /// The workload family the run was drawn from, when it is not the lineage's own
+    /// ([`RunConfig::family`]); its checks judge the replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// The workload.
     pub workload: Workload,
     /// Every choice of the run, in order.
@@ -173,6 +177,10 @@ impl Reproducer {
                 registry.names()
             )));
         };
+        if let Some(name) = &r.family {
+            let f: Family = name.parse().map_err(|e: String| invalid(shown(&e)))?;
+            lineage.family_for(Some(f)).map_err(invalid)?;
+        }
         let cpus = lineage.preset.unwrap_or(preset).config().cpus;
         r.workload.validate(cpus).map_err(|e| invalid(format!("workload: {e}")))?;
         if r.choices.len() > MAX_CHOICES {
@@ -215,6 +223,7 @@ impl Reproducer {
             racy_teardown: self.racy_teardown,
             racy_poke: self.racy_poke,
             max_steps: self.max_steps,
+            family: self.family.as_deref().and_then(|f| f.parse().ok()),
             ..RunConfig::default()
         }
     }
@@ -250,6 +259,7 @@ impl Reproducer {
             racy_teardown: cfg.racy_teardown,
             racy_poke: cfg.racy_poke,
             max_steps: cfg.max_steps,
+            family: cfg.family.map(|f| f.name().to_string()),
             workload,
             choices,
             expect,

@@ -93,6 +93,10 @@ pub struct RunSettings {
     pub racy_poke: bool,
     /// `--max-steps`, when given.
     pub max_steps: Option<u64>,
+    /// `--family`, when given: the workload family every lineage drew its seeds from (absent:
+    /// each lineage's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 /// Which shard a document covers.

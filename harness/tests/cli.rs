@@ -707,3 +707,56 @@ fn hash_fault_path_keeps_a_dirty_bit_set_by_hash_page() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn a_campaign_of_another_family_records_it_and_its_reproducers_replay_it() {
+    let d = tmpdir("family");
+    let out = d.to_str().unwrap();
+    let c = vipt(&[
+        "campaign",
+        "--family",
+        "sharing",
+        "--lineage",
+        "linux-2.6.14",
+        "--seeds",
+        "0..40",
+        "--json",
+        "--jobs",
+        "1",
+        "--out",
+        out,
+    ]);
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+    let v = json(&c);
+    assert_eq!(v["run"]["family"], "sharing");
+    let path = v["lineages"][0]["reproducer"].as_str().expect("a violation within 40 seeds").to_string();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(recorded["family"], "sharing");
+    let r = json(&vipt(&["replay", "--json", &path]));
+    assert_eq!(r["reproduced"], true);
+    // Without --family, the JSON has no family field, as before.
+    let m = json(&vipt(&["check", "--lineage", "linux-6.x", "--seeds", "0", "--json", "--out", out]));
+    assert!(m["run"].get("family").is_none(), "{m}");
+    let p = write(&d, "gather.json", &text.replace("\"family\": \"sharing\"", "\"family\": \"gather\""));
+    assert_error_says(&vipt(&["replay", &p]), "a family the lineage cannot run", "cannot run the gather");
+    let p = write(&d, "nope.json", &text.replace("\"family\": \"sharing\"", "\"family\": \"nope\""));
+    assert_error_says(&vipt(&["replay", &p]), "an unknown family", "unknown workload family `nope`");
+    assert_error_says(
+        &vipt(&["check", "--family", "sharing", "--lineage", "gather-range", "--seeds", "0", "--out", out]),
+        "a lineage of another family",
+        "lineage `gather-range` cannot run the sharing workload family: it runs gather",
+    );
+    assert_error_says(
+        &vipt(&["compare", "linux-6.x", "hash-cas", "--family", "sharing", "--seeds", "0"]),
+        "compare with a lineage of another family",
+        "lineage `hash-cas` cannot run the sharing",
+    );
+    assert_error_says(&vipt(&["campaign", "--family", "shm"]), "unknown family", "known: mixed, gather");
+    // Without --lineage, the default lineages that can run the family.
+    let all = json(&vipt(&["campaign", "--family", "sharing", "--seeds", "0", "--json", "--out", out]));
+    let names: Vec<&str> =
+        all["lineages"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"linux-6.x") && names.contains(&"pipt"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("gather-") || n.starts_with("hash-")), "{names:?}");
+}

@@ -34,6 +34,11 @@ pub enum Family {
     /// Loads and stores whose TLB misses update PTEs locklessly while other threads unmap,
     /// remap, `mprotect(PROT_NONE)` and reclaim (`hash-*`).
     Hash,
+    /// The mixed workloads with memory shared in more ways: shmem (tmpfs) files, whose pages
+    /// reclaim moves through the swap cache while they stay mapped, and `MAP_SHARED |
+    /// MAP_ANONYMOUS` mappings. Opt-in (no lineage draws from it by default): every lineage of
+    /// the mixed family can run it ([`Lineage::can_run`]).
+    Sharing,
 }
 
 impl Family {
@@ -44,7 +49,55 @@ impl Family {
             Family::Gather => "gather",
             Family::Clean => "clean",
             Family::Hash => "hash",
+            Family::Sharing => "sharing",
         }
+    }
+
+    /// Every family, in the order `vipt lineages` documents them.
+    pub const ALL: &'static [Family] =
+        &[Family::Mixed, Family::Gather, Family::Clean, Family::Hash, Family::Sharing];
+
+    /// The family named `name` ([`Family::name`]).
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL.iter().copied().find(|f| f.name() == name)
+    }
+
+    /// The families whose workloads a lineage of this family can run: its own and, for the
+    /// mixed family, [`Family::Sharing`] (the same operations and checks, and more of them).
+    pub fn runs(self) -> &'static [Family] {
+        match self {
+            Family::Mixed => &[Family::Mixed, Family::Sharing],
+            Family::Gather => &[Family::Gather],
+            Family::Clean => &[Family::Clean],
+            Family::Hash => &[Family::Hash],
+            Family::Sharing => &[Family::Sharing],
+        }
+    }
+
+    /// The family whose checks apply to workloads of this one: the mixed family's for
+    /// [`Family::Sharing`], else its own.
+    pub fn checks(self) -> Family {
+        match self {
+            Family::Sharing => Family::Mixed,
+            f => f,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Family, String> {
+        Family::from_name(s).ok_or_else(|| {
+            let known: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown workload family `{s}` (known: {})", known.join(", "))
+        })
     }
 }
 
@@ -154,6 +207,29 @@ impl Lineage {
     pub fn optional(mut self) -> Self {
         self.default = false;
         self
+    }
+
+    /// Whether its scenarios can be drawn from `family` (its own family, or one that family
+    /// runs: [`Family::runs`]).
+    pub fn can_run(&self, family: Family) -> bool {
+        self.family.runs().contains(&family)
+    }
+
+    /// The workload family its scenarios are drawn from when `asked` (if any) is asked for,
+    /// or why it cannot run that family.
+    pub fn family_for(&self, asked: Option<Family>) -> Result<Family, String> {
+        match asked {
+            None => Ok(self.family),
+            Some(f) if self.can_run(f) => Ok(f),
+            Some(f) => {
+                let runs: Vec<&str> = self.family.runs().iter().map(|f| f.name()).collect();
+                Err(format!(
+                    "lineage `{}` cannot run the {f} workload family: it runs {}",
+                    self.name,
+                    runs.join(", ")
+                ))
+            }
+        }
     }
 
     /// A fresh set of its routines.
@@ -471,6 +547,28 @@ mod tests {
             r2.register(Lineage::new("pipt", "dup", ArchConfig::GENERIC, || Box::new(GenericHooks))),
             Err(RegistryError::Duplicate("pipt".into()))
         );
+    }
+
+    #[test]
+    fn the_sharing_family_is_run_by_every_mixed_lineage_and_no_other() {
+        let r = Registry::builtin();
+        for l in r.iter() {
+            assert_eq!(l.family_for(None), Ok(l.family));
+            let ok = l.family_for(Some(Family::Sharing));
+            if l.family == Family::Mixed {
+                assert_eq!(ok, Ok(Family::Sharing), "{}", l.name);
+            } else {
+                let e = ok.unwrap_err();
+                assert!(e.contains("cannot run the sharing workload family"), "{e}");
+                assert!(e.ends_with(&format!("it runs {}", l.family.name())), "{e}");
+            }
+        }
+        for &f in Family::ALL {
+            assert_eq!(f.name().parse::<Family>(), Ok(f));
+        }
+        assert!("shmem".parse::<Family>().unwrap_err().contains("known: mixed, gather"));
+        assert_eq!(Family::Sharing.checks(), Family::Mixed);
+        assert_eq!(Family::Clean.checks(), Family::Clean);
     }
 
     #[derive(Clone)]

@@ -15,7 +15,7 @@ use vipt_tmpalias::{Family, Lineage, Registry};
 use super::files::check_out_dir;
 use super::out::{Out, outln, q, warn};
 use super::status::{CmdResult, Failure, Status};
-use super::{parse_preset, parse_scheduler};
+use super::{check_family, parse_family, parse_preset, parse_scheduler};
 
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct CampaignArgs {
@@ -51,6 +51,11 @@ pub(crate) struct RunArgs {
     /// Scheduler: random, pct or window.
     #[arg(long, default_value = "random", value_parser = parse_scheduler)]
     scheduler: SchedulerKind,
+    /// Workload family to draw every lineage's seeds from instead of its own: `sharing` (the
+    /// mixed workloads with shmem files and shared anonymous memory) is run by every lineage of
+    /// the mixed family. Without --lineage, the default lineages that can run it.
+    #[arg(long, value_name = "NAME", value_parser = parse_family)]
+    family: Option<Family>,
     /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean
     /// on it), pipt, rp3440 [default: tiny]. Lineages that pin their machine (the MMU-race
     /// families run on pipt) ignore it, with a warning.
@@ -88,6 +93,7 @@ impl Default for RunArgs {
             shard: None,
             jobs: None,
             scheduler: SchedulerKind::Random,
+            family: None,
             preset: None,
             out: PathBuf::from("vipt-out"),
             json: false,
@@ -117,7 +123,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
         if check {
             return Err(Failure("check needs --lineage NAME".into()));
         }
-        registry.defaults().collect()
+        registry.defaults().filter(|l| l.family_for(a.family).is_ok()).collect()
     } else {
         names
             .iter()
@@ -128,6 +134,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
             })
             .collect::<Result<_, _>>()?
     };
+    check_family(&chosen, a.family)?;
     if a.jobs == Some(0) {
         return Err(Failure("--jobs must be at least 1".into()));
     }
@@ -162,6 +169,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
             racy_teardown: a.racy_teardown,
             racy_poke: a.racy_poke,
             max_steps: a.max_steps,
+            family: a.family,
             ..RunConfig::default()
         },
         out: Some(a.out.clone()),
@@ -191,6 +199,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
                 racy_teardown: a.racy_teardown,
                 racy_poke: a.racy_poke,
                 max_steps: a.max_steps,
+                family: a.family.map(|f| f.name().to_string()),
             },
             seeds: a.seeds.to_string(),
             shard: a.shard.map(|s| ShardJson { index: s.index, count: s.count, seeds: seeds.to_string() }),

@@ -8,11 +8,11 @@ use vipt_harness::campaign::{SeedRange, parse_seeds};
 use vipt_harness::compare::{Failing, compare};
 use vipt_harness::scenario::RunConfig;
 use vipt_harness::sched::SchedulerKind;
-use vipt_tmpalias::{Lineage, Registry};
+use vipt_tmpalias::{Family, Lineage, Registry};
 
 use super::out::{Out, outln, q, warn};
 use super::status::{CmdResult, Failure, Status};
-use super::{parse_preset, parse_scheduler};
+use super::{check_family, parse_family, parse_preset, parse_scheduler};
 
 /// Seeds listed per class in the table (the JSON lists them all).
 const SHOWN_SEEDS: usize = 12;
@@ -37,6 +37,9 @@ pub(crate) struct CompareArgs {
     /// Machine preset (as for campaign).
     #[arg(long, default_value = "tiny", value_parser = parse_preset)]
     preset: Preset,
+    /// Workload family to draw the seeds from instead of the lineages' own (as for campaign).
+    #[arg(long, value_name = "NAME", value_parser = parse_family)]
+    family: Option<Family>,
     /// Do not offer speculative move-ins.
     #[arg(long)]
     no_speculation: bool,
@@ -54,7 +57,13 @@ fn lineage<'r>(registry: &'r Registry, name: &str) -> Result<&'r Lineage, Failur
 /// Status 0 once the comparison is printed, whatever it shows; 2 on bad input.
 pub(crate) fn run(registry: &Registry, a: &CompareArgs, out: &mut Out) -> CmdResult {
     let (la, lb) = (lineage(registry, &a.a)?, lineage(registry, &a.b)?);
-    let cfg = RunConfig { preset: a.preset, speculation: !a.no_speculation, ..RunConfig::default() };
+    check_family(&[la, lb], a.family)?;
+    let cfg = RunConfig {
+        preset: a.preset,
+        speculation: !a.no_speculation,
+        family: a.family,
+        ..RunConfig::default()
+    };
     let jobs =
         a.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
     let c = compare(la, lb, &cfg, a.scheduler, a.seeds, jobs);

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use vipt_emu::config::Preset;
 use vipt_harness::sched::SchedulerKind;
 use vipt_harness::text::{SHOWN_CHARS, shown};
-use vipt_tmpalias::Registry;
+use vipt_tmpalias::{Family, Lineage, Registry};
 
 use out::{Out, error};
 use status::{EXIT_STATUS_HELP, Status};
@@ -81,6 +81,19 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
 /// Parses a scheduler name (clap value parser).
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     s.parse().map_err(|_| format!("unknown scheduler `{}` (known: random, pct, window)", shown(s)))
+}
+
+/// Parses a workload family name (clap value parser).
+fn parse_family(s: &str) -> Result<Family, String> {
+    s.parse().map_err(|e: String| e.replace(s, &shown(s)))
+}
+
+/// The workload family `asked` for each of `lineages`, or the first that cannot run it.
+fn check_family(lineages: &[&Lineage], asked: Option<Family>) -> Result<(), status::Failure> {
+    for l in lineages {
+        l.family_for(asked).map_err(status::Failure)?;
+    }
+    Ok(())
 }
 
 /// A clap error as one line: its message and the context lines, without usage and tips; any

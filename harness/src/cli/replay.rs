@@ -61,7 +61,9 @@ fn replay(
             r.workload.validate(cpus).map_err(|e| {
                 Failure(format!("{}: the workload does not fit {}'s machine: {e}", shown_path(file), l.name))
             })?;
-            if l.family != own.family {
+            let asked = r.run_config(false).family;
+            l.family_for(asked).map_err(|e| Failure(format!("{}: {e}", shown_path(file))))?;
+            if l.family_for(asked) != own.family_for(asked) {
                 warn(&format!(
                     "{} belongs to another workload family than {}: its checks may not apply to this workload",
                     l.name, own.name

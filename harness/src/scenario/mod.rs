@@ -36,7 +36,7 @@ pub use unfinished::{
 use vipt_emu::addr::PAGE_SIZE;
 use vipt_emu::choice::Chooser;
 use vipt_emu::config::{Indexing, Preset};
-use vipt_tmpalias::Lineage;
+use vipt_tmpalias::{Family, Lineage};
 
 use crate::oracle::Violation;
 use crate::sched::{Recorder, SchedulerKind};
@@ -70,6 +70,11 @@ pub struct RunConfig {
     /// that bit set, so the corrupted value is never one the oracle may allow (flipping the low
     /// bit could give another write's value that a tie at a step boundary allows).
     pub corrupt_load: Option<u64>,
+    /// The workload family seeds are drawn from instead of the lineage's own (`None`: each
+    /// lineage's own). Callers check that the lineage can run it
+    /// ([`Lineage::family_for`](vipt_tmpalias::Lineage::family_for)); the family's checks
+    /// ([`Family::checks`](vipt_tmpalias::Family::checks)) judge the run.
+    pub family: Option<Family>,
 }
 
 impl Default for RunConfig {
@@ -82,6 +87,7 @@ impl Default for RunConfig {
             racy_teardown: false,
             racy_poke: false,
             corrupt_load: None,
+            family: None,
         }
     }
 }
@@ -120,11 +126,16 @@ impl Outcome {
     }
 }
 
-/// The workload of seed `seed` for `lineage`: its family's workload, sized for the machine the
-/// lineage runs on (its own preset, else `cfg.preset`).
+/// The workload family of a run of `lineage` under `cfg`: `cfg.family`, else the lineage's own.
+pub fn family_of(lineage: &Lineage, cfg: &RunConfig) -> Family {
+    cfg.family.unwrap_or(lineage.family)
+}
+
+/// The workload of seed `seed` for `lineage`: the workload of its family ([`family_of`]), sized
+/// for the machine the lineage runs on (its own preset, else `cfg.preset`).
 pub fn workload_for(lineage: &Lineage, cfg: &RunConfig, seed: u64) -> Workload {
     let cpus = lineage.preset.unwrap_or(cfg.preset).config().cpus;
-    Workload::generate_for(seed, cpus, lineage.family)
+    Workload::generate_for(seed, cpus, family_of(lineage, cfg))
 }
 
 /// Runs seed `seed` of `lineage`: its workload ([`workload_for`]) under `scheduler` seeded
@@ -179,7 +190,8 @@ pub fn run(cfg: &RunConfig, lineage: &Lineage, w: &Workload, chooser: Box<dyn Ch
         k.machine().enable_trace();
     }
     k.record_observations();
-    let mut r = Runner::new(&k, w, cfg, colours, budget, family::check_for(lineage.family, w));
+    let mut r =
+        Runner::new(&k, w, cfg, colours, budget, family::check_for(family_of(lineage, cfg).checks(), w));
     r.setup();
     if cfg.trace {
         r.ex.log = Some(Vec::new());

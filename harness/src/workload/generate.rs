@@ -15,6 +15,7 @@ pub(super) fn generate(seed: u64, max_cpus: usize, family: Family) -> Workload {
         Family::Gather => 0x6a7e_e12f_0000_0003,
         Family::Clean => 0xc1ea_0d17_0000_0004,
         Family::Hash => 0x4a54_0000_0000_0002,
+        Family::Sharing => 0x54a2_ed00_0000_0005,
     };
     let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ salt), next_value: 0 };
     match family {
@@ -22,6 +23,7 @@ pub(super) fn generate(seed: u64, max_cpus: usize, family: Family) -> Workload {
         Family::Gather => g.gather(max_cpus),
         Family::Clean => g.clean(max_cpus),
         Family::Hash => g.hash(max_cpus),
+        Family::Sharing => g.sharing(max_cpus),
     }
 }
 
@@ -146,6 +148,12 @@ impl Gen {
         }
         Workload { cpus, files, procs, maps, programs }
     }
+    /// [`Family::Sharing`]: the mixed workload of the seed's own draw, to which each operation
+    /// group of the family adds its set-up and operations, one function per group.
+    fn sharing(&mut self, max_cpus: usize) -> Workload {
+        self.workload(max_cpus)
+    }
+
     /// A process for an operation of a program whose home process is `home`: mostly the
     /// home one, now and then a child forked by this program.
     fn thread_proc(&mut self, home: u8, forks: u8) -> Proc {
