@@ -4,6 +4,7 @@
 //! own comment on the routine; and the spans ([`RoutineSpan`], [`OpSpan`]) the drawing uses.
 
 use vipt_emu::addr::{CpuId, PAGE_SIZE};
+use vipt_emu::mm::situations::Situation;
 use vipt_emu::trace::{Insn, Trace, TraceEvent, What};
 use vipt_tmpalias::comments::routine_comment;
 
@@ -168,8 +169,17 @@ pub fn account(o: &Outcome, lineage: &str, line_bytes: u64) -> Vec<String> {
             broken(&mut out, trace, v, &spans, &ops, lineage);
         }
     }
+    if o.situations.get(Situation::DirtyDropped) > 0 {
+        out.push(DIRTY_DROPPED.to_string());
+    }
     out
 }
+
+/// What the account adds when the run met [`Situation::DirtyDropped`].
+pub const DIRTY_DROPPED: &str = "This run dropped a dirty bit (situation pte.dirty_dropped): a plain PTE store \
+     replaced a PTE whose dirty bit was set after the storing operation first read it, so a store to the page is in \
+     no dirty bit and reclaim may drop the page unwritten. The current parisc kernel has this window (the dirty-bit \
+     trap takes no PTE lock): docs/FINDINGS.md, section 3.";
 
 #[allow(clippy::too_many_arguments)]
 fn wrong_value(

@@ -47,7 +47,8 @@ impl Kernel {
     /// Writes the PTE for `va` of `mm` (nothing if its PTE page is gone). Waits while
     /// `hash_page` holds the PTE busy.
     pub(crate) async fn write_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
-        self.update_pte(cpu, mm, va, |_| pte).await;
+        let old = self.update_pte(cpu, mm, va, |_| pte).await;
+        self.sit_plain_pte_store(cpu, mm, va, old, pte);
     }
 
     /// Atomically exchanges the PTE, returning the old value.
