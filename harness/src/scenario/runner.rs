@@ -261,9 +261,18 @@ impl<'k> Runner<'k> {
     }
 
     /// Feeds the observations of the last step to the judge.
+    #[inline]
     pub(super) fn drain(&mut self) {
+        self.k.drain_observations(&mut self.obs);
+        if !self.obs.is_empty() {
+            self.judge_drained();
+        }
+    }
+
+    /// Judges the observations [`Runner::drain`] took.
+    #[inline(never)]
+    fn judge_drained(&mut self) {
         let mut obs = std::mem::take(&mut self.obs);
-        self.k.drain_observations(&mut obs);
         for o in obs.drain(..) {
             self.readmit |= matches!(o.obs, Obs::Installed { .. });
             self.judge.observe(o, self.k, &mut self.shadow, &mut self.flights);
