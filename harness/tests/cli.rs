@@ -239,6 +239,18 @@ fn lineages_lists_the_registry() {
     ] {
         assert!(names.contains(&n), "{n} missing");
     }
+    // Which families each can run, for `--family`.
+    let runs = |name: &str| {
+        let l = v["lineages"].as_array().unwrap().iter().find(|l| l["name"] == name).unwrap();
+        l["runs_families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(runs("linux-6.x"), ["mixed", "sharing"]);
+    assert_eq!(runs("hash-cas"), ["hash"]);
 }
 
 #[test]
