@@ -374,7 +374,7 @@ impl Kernel {
         let va = va.page_base();
         let before = {
             let mut s = self.state();
-            if s.swapin_was_at.is_empty() && !s.files.iter().any(|f| f.anon_shared) {
+            if s.swapin_was_at.is_empty() && !s.any_anon_shared {
                 return;
             }
             let d = s.pages[page.index()];
@@ -422,7 +422,10 @@ impl Kernel {
     pub(crate) fn shmem_zero_setup(&self, pages: u64) -> FileId {
         let colour = self.choose(ChoiceKind::Other, (SHM_COLOUR / PAGE_SIZE) as u32) as u64;
         let f = self.create_shmem_file(pages, colour);
-        self.state().files[f.index()].anon_shared = true;
+        let mut s = self.state();
+        s.files[f.index()].anon_shared = true;
+        s.any_anon_shared = true;
+        drop(s);
         f
     }
 

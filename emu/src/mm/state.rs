@@ -36,6 +36,9 @@ pub struct MmState {
     /// file page each is, and a user address it was mapped at before it was written out
     /// (situation counting only).
     pub swapin_was_at: Vec<(Pfn, (FileId, u64), VirtAddr)>,
+    /// Some file is a `MAP_SHARED | MAP_ANONYMOUS` object (situation counting only: until
+    /// then a PTE install looks no further).
+    pub any_anon_shared: bool,
 }
 
 impl MmState {
