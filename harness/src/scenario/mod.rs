@@ -327,6 +327,11 @@ mod tests {
         let cfg = RunConfig { family: Some(Family::Sharing), ..RunConfig::default() };
         for lineage in ["pipt", "whole-cache"] {
             let o = outcome(lineage, seed, &cfg);
+            // The generic `ptep_set_access_flags` window of docs/FINDINGS.md §3, which
+            // `whole-cache` has too (1 seed in 80 000): not a flush bug.
+            if o.situations.get(vipt_emu::mm::situations::Situation::DirtyDropped) > 0 {
+                return TestResult::discard();
+            }
             if let Some(v) = o.violations.first() {
                 return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
             }
@@ -338,7 +343,8 @@ mod tests {
     }
 
     /// Shmem files and shared anonymous memory, reclaimed through the swap cache, keep every
-    /// word's last store on the kernels that cannot lose one.
+    /// word's last store on the kernels that cannot lose one in a flush (a run that met the
+    /// documented lost-dirty-bit window is discarded).
     #[test]
     fn any_sharing_workload_on_pipt_and_whole_cache_is_clean() {
         QuickCheck::new().tests(100).quickcheck(sharing_clean as fn(u64) -> TestResult);
