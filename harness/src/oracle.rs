@@ -84,6 +84,8 @@ pub enum ReadKind {
     FinalLoad,
     /// The final read-back through `read(2)`.
     FinalRead,
+    /// The kernel's read of a kernel-buffer word through its kernel address (`io_get_sqe`).
+    RingRead,
 }
 
 /// An invariant of the memory manager that broke at one step (not a value read).
@@ -118,6 +120,7 @@ impl fmt::Display for ReadKind {
             ReadKind::CowCopy => "COW copy",
             ReadKind::FinalLoad => "final load",
             ReadKind::FinalRead => "final read(2)",
+            ReadKind::RingRead => "io_get_sqe read",
         })
     }
 }

@@ -155,6 +155,11 @@ impl Kernel {
         let pte = self.read_pte(cpu, mm, va).await;
         let layout = self.layout();
         if layout.pte_none(pte) {
+            if vma.ring.is_some() {
+                // `vm_insert_pages` installed every PTE; a kernel-buffer mapping has no fault
+                // handler (`do_fault` without `vm_ops->fault`: `VM_FAULT_SIGBUS`).
+                return Err(Errno::Bus);
+            }
             return match vma.file {
                 Some(_) => self.do_file_fault(cpu, vma, va, write).await,
                 None => self.do_anonymous_page(cpu, vma, va, write).await,
@@ -232,7 +237,7 @@ impl Kernel {
         let mut s = self.state();
         let d = &mut s.pages[page.index()];
         d.mapping = Mapping::Anon(vma.anon.expect("anon_vma prepared"));
-        d.index = va.vpn().raw();
+        d.index = vma.pgoff_of(va);
     }
 
     /// Installs `pte`, which maps a page the caller holds a reference to, if the slot still

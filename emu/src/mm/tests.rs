@@ -7,6 +7,7 @@ use crate::config::Preset;
 use crate::machine::Machine;
 use crate::mm::mmap::MmapArgs;
 
+mod mremap;
 mod order;
 mod situations;
 

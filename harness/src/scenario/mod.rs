@@ -311,6 +311,27 @@ mod tests {
         TestResult::passed()
     }
 
+    fn sharing_clean(seed: u64) -> TestResult {
+        let cfg = RunConfig { family: Some(Family::Sharing), ..RunConfig::default() };
+        for lineage in ["pipt", "whole-cache", "linux-6.x"] {
+            let o = outcome(lineage, seed, &cfg);
+            if let Some(v) = o.violations.first() {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
+            }
+            if let Some(u) = o.unfinished {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
+            }
+        }
+        TestResult::passed()
+    }
+
+    /// The sharing family (`mremap`, kernel buffers and the rest) on the correct kernels: no
+    /// violation, whatever the seed.
+    #[test]
+    fn any_sharing_workload_on_the_correct_kernels_is_clean() {
+        QuickCheck::new().tests(60).quickcheck(sharing_clean as fn(u64) -> TestResult);
+    }
+
     /// The correct variants of the MMU race families never violate, whatever the workload of
     /// their family.
     #[test]

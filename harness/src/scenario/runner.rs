@@ -146,12 +146,18 @@ impl<'k> Runner<'k> {
         for _ in 0..self.w.procs {
             self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));
         }
+        for r in &self.w.rings {
+            let id = self.k.create_ring(r.colour).expect("frames for the kernel buffers");
+            let colour = self.k.ring_pages(id)[0].kernel_va().vpn().raw();
+            let pl = self.judge.oracle.new_private();
+            self.shadow.rings.push((id, pl, colour));
+        }
         for spec in &self.w.maps {
             let p = spec.proc as usize;
             let mm = self.shadow.procs[p].mm;
-            let args = self.shadow.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr::new));
-            let va = match self.sequential(Op::Mmap { mm, args }) {
-                OpResult::Mapped(va) => Some(va),
+            let op = self.shadow.map_op(mm, spec.kind, spec.pages, spec.fixed.map(VirtAddr::new));
+            let va = match op.map(|op| self.sequential(op)) {
+                Some(OpResult::Mapped(va)) => Some(va),
                 _ => None,
             };
             self.shadow.add_map(p, spec.kind, spec.pages, va, &mut self.judge.oracle);
