@@ -10,17 +10,20 @@
 //! | `flush-before-purge` | `flush_cache_page` flushes through the tmpalias window before purging the user TLB entry (the order before the 2024 rework) |
 //! | `cow-no-source-flush` | `copy_user_highpage` copies without flushing the source's user alias |
 //! | `fork-no-flush` | `flush_cache_mm` does nothing: fork write-protects PTEs whose dirty lines were never flushed |
+//! | `range-flush-none` | `flush_cache_range` does nothing: munmap, mprotect and `mremap`'s `move_page_tables` leave the old colour's dirty lines |
+//! | `io-uring-file-colour` | io_uring's placement before 6.5: a ring is mapped at the colour of its file, not of its kernel address (a knob, not a routine) |
 //!
-//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]`
-//! (default `2000`, every scheduler): per regression and scheduler, the failing seeds among
-//! `0..SEEDS` and the first.
+//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [FAMILY] [SCHEDULER...]`
+//! (default `2000`, the mixed family, every scheduler; `sharing` draws `mremap` and the
+//! kernel buffers too): per regression and scheduler, the failing seeds among `0..SEEDS` and
+//! the first.
 use vipt_emu::addr::{Pfn, VirtAddr};
 use vipt_emu::arch::{ArchCtx, ArchHooks, HookFuture, Patch};
 use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_tmpalias::{Lineage, Registry, pacache, parisc};
+use vipt_tmpalias::{Family, Lineage, Registry, pacache, parisc};
 
 #[derive(Clone)]
 struct FirstMappingOnly;
@@ -98,6 +101,22 @@ impl Patch for ForkNoFlush {
     }
 }
 
+#[derive(Clone)]
+struct NoRangeFlush;
+
+impl Patch for NoRangeFlush {
+    fn flush_cache_range<'a>(
+        &'a self, _: &'a dyn ArchHooks, _cx: ArchCtx<'a>, _vma: Vma, _start: VirtAddr, _end: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[derive(Clone)]
+struct Unchanged;
+
+impl Patch for Unchanged {}
+
 fn regressions(base: &Lineage) -> Vec<Lineage> {
     vec![
         base.patched("fdp-first-mapping", "flush_dcache_page flushes one mapping", FirstMappingOnly),
@@ -105,19 +124,24 @@ fn regressions(base: &Lineage) -> Vec<Lineage> {
         base.patched("flush-before-purge", "flush_cache_page flushes, then purges", FlushBeforePurge),
         base.patched("cow-no-source-flush", "COW copies an unflushed source", CowNoSourceFlush),
         base.patched("fork-no-flush", "flush_cache_mm does nothing", ForkNoFlush),
+        base.patched("range-flush-none", "flush_cache_range does nothing", NoRangeFlush),
+        base.patched("io-uring-file-colour", "rings placed by their file's colour", Unchanged)
+            .configure(|c| c.io_uring_coloured = false),
     ]
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
     let seeds: u64 = args.next().map_or(2000, |s| s.parse().expect("SEEDS is a number"));
+    let family =
+        args.next_if(|a| a.parse::<Family>().is_ok()).map(|a| a.parse::<Family>().expect("a family"));
     let mut scheds: Vec<SchedulerKind> = args.map(|s| s.parse().expect("a scheduler")).collect();
     if scheds.is_empty() {
         scheds = vec![SchedulerKind::Random, SchedulerKind::Pct, SchedulerKind::Window];
     }
     let registry = Registry::builtin();
     let base = registry.get("linux-6.x").expect("linux-6.x is built in");
-    let cfg = RunConfig::default();
+    let cfg = RunConfig { family, ..RunConfig::default() };
     println!("{:<22} {:>8} {:>10} {:>10}", "regression", "sched", "failing", "first");
     for l in regressions(base) {
         for &s in &scheds {

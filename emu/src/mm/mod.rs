@@ -61,10 +61,10 @@ use crate::pte::{Pte, PteLayout};
 pub use exec::{Executor, StepError};
 pub use gather::MmuGather;
 pub use lock::{LockId, LockMode};
+pub use mremap::MremapArgs;
 pub use observe::{Obs, Observation};
 pub use ops::{Errno, Op, OpResult};
 pub use state::MmState;
-pub use mremap::MremapArgs;
 pub use types::{AnonId, FileId, Mapping, MmId, PageDesc, PageFlags, RingId, Vma, VmaId};
 
 /// The next machine action a CPU will perform when it is next run. Tests stop a CPU just

@@ -61,7 +61,9 @@ impl Kernel {
     /// range that is not exactly one VMA, shrinking, a target overlapping the source, and a
     /// kernel-buffer mapping (io_uring's are `VM_DONTEXPAND`; their moves are not modelled).
     /// `NoMem` when the mapping cannot grow in place and may not move.
-    pub async fn sys_mremap(&self, cpu: CpuId, mm: MmId, va: VirtAddr, a: MremapArgs) -> Result<VirtAddr, Errno> {
+    pub async fn sys_mremap(
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, a: MremapArgs,
+    ) -> Result<VirtAddr, Errno> {
         if va.page_offset() != 0
             || a.old_pages == 0
             || a.new_pages < a.old_pages
@@ -76,7 +78,9 @@ impl Kernel {
         r
     }
 
-    async fn mremap_locked(&self, cpu: CpuId, mm: MmId, va: VirtAddr, a: MremapArgs) -> Result<VirtAddr, Errno> {
+    async fn mremap_locked(
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, a: MremapArgs,
+    ) -> Result<VirtAddr, Errno> {
         let vma = self.state().find_vma(mm, va).ok_or(Errno::Segv)?;
         if vma.start != va || vma.pages() != a.old_pages || vma.ring.is_some() {
             return Err(Errno::Inval);
@@ -96,7 +100,10 @@ impl Kernel {
             if !victims.is_empty() {
                 self.unmap_region(cpu, mm, &victims, false).await;
             }
-            let new_addr = self.arch(cpu).arch_get_unmapped_area(mm, remap_args(&vma, a.new_pages, Some(target))).await?;
+            let new_addr = self
+                .arch(cpu)
+                .arch_get_unmapped_area(mm, remap_args(&vma, a.new_pages, Some(target)))
+                .await?;
             return Ok(self.move_vma(cpu, &vma, new_addr, a.new_pages).await);
         }
         if a.new_pages == a.old_pages {
@@ -104,7 +111,8 @@ impl Kernel {
         }
         // `vma_expandable`: the pages after the VMA are free (and inside the user range).
         let end = vma.end.add_bytes(new_len - a.old_pages * PAGE_SIZE);
-        let free = end.raw() <= crate::addr::TASK_SIZE && self.state().vmas_overlapping(mm, vma.end, end).is_empty();
+        let free =
+            end.raw() <= crate::addr::TASK_SIZE && self.state().vmas_overlapping(mm, vma.end, end).is_empty();
         if free {
             self.expand_vma(cpu, &vma, end).await;
             return Ok(va);
@@ -192,7 +200,8 @@ impl Kernel {
         while from < old.end {
             let to = new.start.add_bytes(old.start.bytes_to(from));
             // `get_extent`: to the nearer of the two page-table boundaries.
-            let extent = old.start.bytes_to(old.end).min(from.bytes_to(pmd_end(from))).min(to.bytes_to(pmd_end(to)));
+            let extent =
+                old.start.bytes_to(old.end).min(from.bytes_to(pmd_end(from))).min(to.bytes_to(pmd_end(to)));
             let extent = extent.min(from.bytes_to(old.end));
             if self.pte_slot(old.mm, from).is_some() && self.pte_alloc(cpu, new.mm, to).await.is_ok() {
                 self.move_ptes(cpu, old, from, from.add_bytes(extent), to).await;
@@ -250,5 +259,11 @@ impl Kernel {
 /// The `get_unmapped_area` arguments `mremap` asks with (`vrm_set_new_addr`): the VMA's file
 /// and `vm_pgoff`, `MAP_SHARED` for a shared VMA, `MAP_FIXED` at `fixed`.
 fn remap_args(vma: &Vma, pages: u64, fixed: Option<VirtAddr>) -> MmapArgs {
-    MmapArgs { pages, file: vma.file.map(|f| (f, vma.pgoff)), shared: vma.shared, writable: vma.writable, fixed }
+    MmapArgs {
+        pages,
+        file: vma.file.map(|f| (f, vma.pgoff)),
+        shared: vma.shared,
+        writable: vma.writable,
+        fixed,
+    }
 }

@@ -389,7 +389,9 @@ impl Kernel {
             Op::FillCqe { ring, page, word, value } => {
                 res(self.io_fill_cqe(cpu, ring, page, word, value).await, |()| OpResult::Done)
             }
-            Op::GetSqe { ring, page, word } => res(self.io_get_sqe(cpu, ring, page, word).await, OpResult::Value),
+            Op::GetSqe { ring, page, word } => {
+                res(self.io_get_sqe(cpu, ring, page, word).await, OpResult::Value)
+            }
         }
     }
 }

@@ -136,7 +136,9 @@ impl Kernel {
 
     /// The kernel posts `value` to word `word` of page `page` of `ring` (a completion:
     /// `io_fill_cqe_aux`, `io_commit_cqring`): one store through the kernel address, no flush.
-    pub async fn io_fill_cqe(&self, cpu: CpuId, ring: RingId, page: u64, word: usize, value: u64) -> Result<(), Errno> {
+    pub async fn io_fill_cqe(
+        &self, cpu: CpuId, ring: RingId, page: u64, word: usize, value: u64,
+    ) -> Result<(), Errno> {
         let pfn = self.ring_page(ring, page)?;
         let word = word % WORDS_PER_PAGE;
         self.note_ring_access(ring, pfn, word);
@@ -165,7 +167,11 @@ impl Kernel {
                 .iter()
                 .flatten()
                 .filter(|v| v.ring == Some(ring))
-                .map(|v| v.start.add_pages(s.rings[ring.index()].pages.iter().position(|&p| p == pfn).unwrap_or(0) as u64))
+                .map(|v| {
+                    v.start.add_pages(
+                        s.rings[ring.index()].pages.iter().position(|&p| p == pfn).unwrap_or(0) as u64
+                    )
+                })
                 .collect()
         };
         let kva = pfn.kernel_va();
@@ -173,7 +179,8 @@ impl Kernel {
             let m = self.machine();
             !m.equivalent(u, kva) && {
                 let (pa, at) = (pfn.word(word), u.with_word(word));
-                (0..m.ncpus()).any(|c| m.cached_line(CpuId(c as u8), at, pa).is_some_and(|(meta, _)| meta.dirty))
+                (0..m.ncpus())
+                    .any(|c| m.cached_line(CpuId(c as u8), at, pa).is_some_and(|(meta, _)| meta.dirty))
             }
         });
         if dirty {

@@ -374,7 +374,9 @@ impl Kernel {
         while off < crate::addr::PAGE_SIZE {
             let pa = pfn.phys().add_bytes(off);
             let at = va.page_base().add_bytes(off);
-            if (0..m.ncpus()).any(|c| m.cached_line(CpuId(c as u8), at, pa).is_some_and(|(meta, _)| meta.dirty)) {
+            if (0..m.ncpus())
+                .any(|c| m.cached_line(CpuId(c as u8), at, pa).is_some_and(|(meta, _)| meta.dirty))
+            {
                 return true;
             }
             off += line;

@@ -139,7 +139,12 @@ impl Kernel {
         };
         // `vma_address`: the page's index against each VMA's `vm_pgoff`, so a VMA `mremap`
         // moved finds the page at its new address.
-        s.anons[a.index()].vmas.iter().map(|&v| s.vma(v)).filter_map(|v| v.addr_of(d.index).map(|a| (v, a))).collect()
+        s.anons[a.index()]
+            .vmas
+            .iter()
+            .map(|&v| s.vma(v))
+            .filter_map(|v| v.addr_of(d.index).map(|a| (v, a)))
+            .collect()
     }
 
     /// Is the file `f` mapped by any VMA (`mapping_mapped`)?

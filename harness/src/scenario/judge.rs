@@ -189,7 +189,8 @@ impl Judge {
                 self.oracle.write(loc, f.start, u64::MAX, value, f.by());
             }
             Obs::RingWrite { cpu, ring, word, value, .. } => {
-                let (Some(f), Some(page)) = (&flights[cpu.index()], sh.ring_index(ring).and_then(|r| sh.ring_page(r)))
+                let (Some(f), Some(page)) =
+                    (&flights[cpu.index()], sh.ring_index(ring).and_then(|r| sh.ring_page(r)))
                 else {
                     return;
                 };
@@ -198,7 +199,14 @@ impl Judge {
             Obs::RingRead { cpu, ring, word, value, .. } => {
                 let Some(page) = sh.ring_index(ring).and_then(|r| sh.ring_page(r)) else { return };
                 let by = current_op(flights, cpu);
-                self.judge_load(&k.machine(), ReadKind::RingRead, Loc { page, word: word as u16 }, (step, step), value, by);
+                self.judge_load(
+                    &k.machine(),
+                    ReadKind::RingRead,
+                    Loc { page, word: word as u16 },
+                    (step, step),
+                    value,
+                    by,
+                );
             }
             Obs::FileRead { cpu, file, pgoff, word, value } => {
                 let Some(f) = &flights[cpu.index()] else { return };

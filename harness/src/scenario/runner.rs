@@ -15,6 +15,7 @@ use super::resolve::{Flight, resolve};
 use super::shadow::Shadow;
 use super::timeline::{TimelineEntry, TimelineEvent};
 use super::unfinished::{Unfinished, UnfinishedKind};
+use crate::oracle::PageLoc;
 use crate::workload::{WOp, Workload};
 
 /// The state of one run.
@@ -146,11 +147,10 @@ impl<'k> Runner<'k> {
         for _ in 0..self.w.procs {
             self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));
         }
-        for r in &self.w.rings {
+        for (i, r) in self.w.rings.iter().enumerate() {
             let id = self.k.create_ring(r.colour).expect("frames for the kernel buffers");
             let colour = self.k.ring_pages(id)[0].kernel_va().vpn().raw();
-            let pl = self.judge.oracle.new_private();
-            self.shadow.rings.push((id, pl, colour));
+            self.shadow.rings.push((id, PageLoc::Ring { ring: i as u8 }, colour));
         }
         for spec in &self.w.maps {
             let p = spec.proc as usize;

@@ -71,7 +71,12 @@ pub(super) struct Shadow {
 impl Shadow {
     /// An empty shadow for a workload of `programs` programs.
     pub(super) fn new(programs: usize) -> Self {
-        Shadow { procs: Vec::new(), children: vec![Vec::new(); programs], files: Vec::new(), rings: Vec::new() }
+        Shadow {
+            procs: Vec::new(),
+            children: vec![Vec::new(); programs],
+            files: Vec::new(),
+            rings: Vec::new(),
+        }
     }
 
     /// Adds an initial process.

@@ -447,7 +447,10 @@ impl Workload {
             return Err(format!("{} kernel buffers, more than {MAX_RINGS}", self.rings.len()));
         }
         if let Some((i, r)) = self.rings.iter().enumerate().find(|(_, r)| r.colour >= COLOURS) {
-            return Err(format!("kernel buffer {i} has colour offset {}; offsets are 0..{COLOURS} pages", r.colour));
+            return Err(format!(
+                "kernel buffer {i} has colour offset {}; offsets are 0..{COLOURS} pages",
+                r.colour
+            ));
         }
         let nrings = self.rings.len();
         let ring_ok = |r: u8| -> Result<(), String> {
@@ -584,14 +587,23 @@ impl Workload {
                         Err(format!("{pages} pages; files have at most {MAX_FILE_PAGES}"))
                     }),
                     WOp::Reclaim { target: Target::User { proc, map, page } } => access(proc, map, page),
-                    WOp::Mremap { proc, map, pages, fixed, .. } => map_ok(proc, map).and(if pages == 0 || pages > MAX_MAP_PAGES {
-                        Err(format!("{pages} pages; mappings have 1..={MAX_MAP_PAGES}"))
-                    } else if fixed.is_some_and(|a| a % PAGE_SIZE != 0 || !(FIXED_BASE..FIXED_BASE + 16 * SHM_COLOUR).contains(&a)) {
-                        Err(format!("MREMAP_FIXED address {:#x} is not a page of the fixed range", fixed.unwrap_or(0)))
-                    } else {
-                        Ok(())
-                    }),
-                    WOp::RingPost { ring, word, .. } | WOp::RingFetch { ring, word } => ring_ok(ring).and(word_ok(word)),
+                    WOp::Mremap { proc, map, pages, fixed, .. } => {
+                        map_ok(proc, map).and(if pages == 0 || pages > MAX_MAP_PAGES {
+                            Err(format!("{pages} pages; mappings have 1..={MAX_MAP_PAGES}"))
+                        } else if fixed.is_some_and(|a| {
+                            a % PAGE_SIZE != 0 || !(FIXED_BASE..FIXED_BASE + 16 * SHM_COLOUR).contains(&a)
+                        }) {
+                            Err(format!(
+                                "MREMAP_FIXED address {:#x} is not a page of the fixed range",
+                                fixed.unwrap_or(0)
+                            ))
+                        } else {
+                            Ok(())
+                        })
+                    }
+                    WOp::RingPost { ring, word, .. } | WOp::RingFetch { ring, word } => {
+                        ring_ok(ring).and(word_ok(word))
+                    }
                     WOp::Reclaim { target: Target::File { file, pgoff } } => {
                         file_ok(file).and(pgoff_ok(pgoff))
                     }
@@ -726,7 +738,10 @@ mod tests {
             let s = serde_json::to_string(&w).unwrap();
             assert_eq!(serde_json::from_str::<Workload>(&s).unwrap(), w);
         }
-        assert!(remaps > 300 && fixed > 100 && posts > 200 && fetches > 150 && ring_maps >= 200, "{remaps} {fixed} {posts} {fetches} {ring_maps}");
+        assert!(
+            remaps > 300 && fixed > 100 && posts > 200 && fetches > 150 && ring_maps >= 200,
+            "{remaps} {fixed} {posts} {fetches} {ring_maps}"
+        );
         // The mixed family has none of it, and its files keep their form.
         let w = Workload::generate(3, 4);
         assert!(w.rings.is_empty() && !serde_json::to_string(&w).unwrap().contains("rings"));
@@ -734,7 +749,8 @@ mod tests {
         bad.programs[0].insert(0, WOp::RingFetch { ring: 7, word: 0 });
         assert!(bad.validate(4).unwrap_err().contains("kernel buffer 7, but the workload has"));
         let mut bad = Workload::generate_for(1, 4, Family::Sharing);
-        bad.programs[0].insert(0, WOp::Mremap { proc: Proc::Init(0), map: 0, pages: 9, maymove: true, fixed: None });
+        bad.programs[0]
+            .insert(0, WOp::Mremap { proc: Proc::Init(0), map: 0, pages: 9, maymove: true, fixed: None });
         assert!(bad.validate(4).unwrap_err().contains("9 pages"));
         let mut bad = Workload::generate_for(1, 4, Family::Sharing);
         let i = bad.maps.iter().position(|m| matches!(m.kind, MapKind::Ring { .. })).unwrap();

@@ -37,7 +37,8 @@ fn mremap_flushes_the_old_range_moves_pte_by_pte_under_the_lock_then_flushes_the
     // an equivalent alias survives.
     let to = target(a.vpn().raw() % 4);
     let pte_old = |k: &crate::mm::Kernel| k.peek_pte(mm, a).0;
-    let (r, calls) = watched(&k, &mut ex, &log, Op::Mremap { mm, va: a, args: moved(2, 2, Some(to)) }, &pte_old);
+    let (r, calls) =
+        watched(&k, &mut ex, &log, Op::Mremap { mm, va: a, args: moved(2, 2, Some(to)) }, &pte_old);
     assert_eq!(r, OpResult::Mapped(to));
     let h = hooks(&calls);
     let fcr = first(&calls, "flush_cache_range");
@@ -157,7 +158,10 @@ fn a_moved_private_anonymous_page_may_change_colour_a_file_page_keeps_its_colour
     }
     let s = mapped(run(&mut ex, Op::Mmap { mm, args: shared_file(f, 1) }));
     let other = target((colour(s) + 1) % colours);
-    assert_eq!(run(&mut ex, Op::Mremap { mm, va: s, args: moved(1, 1, Some(other)) }), OpResult::Err(Errno::Inval));
+    assert_eq!(
+        run(&mut ex, Op::Mremap { mm, va: s, args: moved(1, 1, Some(other)) }),
+        OpResult::Err(Errno::Inval)
+    );
     let lax = ArchConfig { map_fixed_checks_colour: false, ..ArchConfig::GENERIC };
     let (k, _log) = probed_with(Preset::Tiny, lax, false);
     let mut ex = Executor::new(&k);
@@ -165,7 +169,10 @@ fn a_moved_private_anonymous_page_may_change_colour_a_file_page_keeps_its_colour
     let mm = k.create_mm().unwrap();
     let s = mapped(run(&mut ex, Op::Mmap { mm, args: shared_file(f, 1) }));
     let other = target((colour(s) + 1) % colours);
-    assert_eq!(run(&mut ex, Op::Mremap { mm, va: s, args: moved(1, 1, Some(other)) }), OpResult::Mapped(other));
+    assert_eq!(
+        run(&mut ex, Op::Mremap { mm, va: s, args: moved(1, 1, Some(other)) }),
+        OpResult::Mapped(other)
+    );
     assert!(k.state().find_vma(mm, other).is_some_and(|v| v.file == Some(f)));
 }
 
@@ -195,7 +202,11 @@ fn a_move_to_another_colour_with_dirty_lines_at_the_old_one_is_counted() {
 #[test]
 fn a_kernel_buffer_is_mapped_by_inserting_its_pages_and_placed_by_era() {
     for coloured in [true, false] {
-        let (k, log) = probed_with(Preset::Tiny, ArchConfig { io_uring_coloured: coloured, ..ArchConfig::GENERIC }, true);
+        let (k, log) = probed_with(
+            Preset::Tiny,
+            ArchConfig { io_uring_coloured: coloured, ..ArchConfig::GENERIC },
+            true,
+        );
         let mut ex = Executor::new(&k);
         let mm = k.create_mm().unwrap();
         let ring = k.create_ring(2).unwrap();
@@ -219,7 +230,10 @@ fn a_kernel_buffer_is_mapped_by_inserting_its_pages_and_placed_by_era() {
         let OpResult::Forked(child) = run(&mut ex, Op::Fork { mm }) else { panic!() };
         assert_eq!(k.follow_pfn(child, u), Some(page));
         assert_eq!(run(&mut ex, Op::Exit { mm: child }), OpResult::Done);
-        assert_eq!(run(&mut ex, Op::Mremap { mm, va: u, args: moved(1, 1, Some(target(0))) }), OpResult::Err(Errno::Inval));
+        assert_eq!(
+            run(&mut ex, Op::Mremap { mm, va: u, args: moved(1, 1, Some(target(0))) }),
+            OpResult::Err(Errno::Inval)
+        );
         assert_eq!(run(&mut ex, Op::Munmap { mm, va: u, pages: 1 }), OpResult::Done);
         assert_eq!((k.page(page).refcount, k.page(page).mapcount), (1, 0), "the buffer keeps its page");
     }
@@ -231,7 +245,11 @@ fn a_kernel_buffer_is_mapped_by_inserting_its_pages_and_placed_by_era() {
 #[test]
 fn the_kernel_reads_a_stale_word_through_a_non_congruent_buffer_mapping() {
     for coloured in [true, false] {
-        let (k, _log) = probed_with(Preset::Tiny, ArchConfig { io_uring_coloured: coloured, ..ArchConfig::GENERIC }, false);
+        let (k, _log) = probed_with(
+            Preset::Tiny,
+            ArchConfig { io_uring_coloured: coloured, ..ArchConfig::GENERIC },
+            false,
+        );
         let mut ex = Executor::new(&k);
         let mm = k.create_mm().unwrap();
         let ring = k.create_ring(2).unwrap();

@@ -195,7 +195,9 @@ impl Patch for Probe {
             base.flush_tlb_range(cx, mm, start, end).await
         })
     }
-    fn flush_dcache_page<'a>(&'a self, base: &'a dyn ArchHooks, cx: ArchCtx<'a>, pfn: Pfn) -> HookFuture<'a, ()> {
+    fn flush_dcache_page<'a>(
+        &'a self, base: &'a dyn ArchHooks, cx: ArchCtx<'a>, pfn: Pfn,
+    ) -> HookFuture<'a, ()> {
         if !self.1 {
             return base.flush_dcache_page(cx, pfn);
         }
