@@ -199,6 +199,21 @@ impl DCache {
         &self.data[s..s + self.words_per_line]
     }
 
+    /// Word `i` of a line (`i < words_per_line`).
+    #[inline]
+    pub fn word(&self, set: usize, way: usize, i: usize) -> u64 {
+        debug_assert!(i < self.words_per_line);
+        self.data[self.slot(set, way) * self.words_per_line + i]
+    }
+
+    /// Sets word `i` of a line (`i < words_per_line`).
+    #[inline]
+    pub fn set_word(&mut self, set: usize, way: usize, i: usize, value: u64) {
+        debug_assert!(i < self.words_per_line);
+        let s = self.slot(set, way) * self.words_per_line;
+        self.data[s + i] = value;
+    }
+
     /// Mutable data words of a line.
     pub fn data_mut(&mut self, set: usize, way: usize) -> &mut [u64] {
         let s = self.slot(set, way) * self.words_per_line;

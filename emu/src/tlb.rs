@@ -78,6 +78,7 @@ impl Tlb {
     }
 
     /// Index of the entry for `(space, vpn)`.
+    #[inline(always)]
     pub fn lookup(&mut self, space: SpaceId, vpn: Vpn) -> Option<usize> {
         if let Some(e) = self.entries.get(self.last)
             && e.space == space
@@ -85,6 +86,19 @@ impl Tlb {
         {
             return Some(self.last);
         }
+        self.lookup_beyond_last(space, vpn)
+    }
+
+    /// The entry for `(space, vpn)`, if any ([`Tlb::lookup`]'s entry).
+    #[inline(always)]
+    pub fn lookup_entry(&mut self, space: SpaceId, vpn: Vpn) -> Option<&TlbEntry> {
+        let i = self.lookup(space, vpn)?;
+        self.entries.get(i)
+    }
+
+    /// [`Tlb::lookup`] once the last entry that hit is not the one: the hint, then the search.
+    #[inline(never)]
+    fn lookup_beyond_last(&mut self, space: SpaceId, vpn: Vpn) -> Option<usize> {
         let slot = hint_slot(space, vpn);
         let h = self.hint[slot] as usize;
         if let Some(e) = self.entries.get(h)

@@ -4,6 +4,7 @@
 //! own comment on the routine; and the spans ([`RoutineSpan`], [`OpSpan`]) the drawing uses.
 
 use vipt_emu::addr::{CpuId, PAGE_SIZE};
+use vipt_emu::mm::situations::Situation;
 use vipt_emu::trace::{Insn, Trace, TraceEvent, What};
 use vipt_tmpalias::comments::routine_comment;
 
@@ -95,9 +96,12 @@ fn routines_at(spans: &[RoutineSpan], cpu: CpuId, step: u64) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" > "))
 }
 
-/// The operation running on `cpu` at `step`.
+/// The operation running on `cpu` at `step`. An operation's own micro-steps come after the
+/// step it begins at, which is the step its predecessor on that CPU ended at: a step both
+/// share belongs to the one that ended there.
 fn op_at(ops: &[OpSpan], cpu: CpuId, step: u64) -> Option<&OpSpan> {
-    ops.iter().rev().find(|s| s.cpu == cpu && s.begin <= step && step <= s.end)
+    let on = |s: &&OpSpan| s.cpu == cpu && s.begin <= step && step <= s.end;
+    ops.iter().filter(on).find(|s| s.begin < step).or_else(|| ops.iter().rev().find(on))
 }
 
 fn op_name(ops: &[OpSpan], cpu: CpuId, step: u64) -> String {
@@ -165,8 +169,17 @@ pub fn account(o: &Outcome, lineage: &str, line_bytes: u64) -> Vec<String> {
             broken(&mut out, trace, v, &spans, &ops, lineage);
         }
     }
+    if o.situations.get(Situation::DirtyDropped) > 0 {
+        out.push(DIRTY_DROPPED.to_string());
+    }
     out
 }
+
+/// What the account adds when the run met [`Situation::DirtyDropped`].
+pub const DIRTY_DROPPED: &str = "This run dropped a dirty bit (situation pte.dirty_dropped): a plain PTE store \
+     replaced a PTE whose dirty bit was set after the storing operation first read it, so a store to the page is in \
+     no dirty bit and reclaim may drop the page unwritten. The current parisc kernel has this window (the dirty-bit \
+     trap takes no PTE lock): docs/FINDINGS.md, section 3.";
 
 #[allow(clippy::too_many_arguments)]
 fn wrong_value(
@@ -486,3 +499,26 @@ pub const LEGEND: &[&str] = &[
     "             (allowed {} for a broken invariant, which has no value)",
     "N more violation(s) follow from it: later wrong reads the first one caused; only the first is explained",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(index: usize, begin: u64, end: u64) -> OpSpan {
+        OpSpan { cpu: CpuId(0), index, op: format!("op{index}"), begin, end, result: None }
+    }
+
+    /// A store at the step where one operation ended and the next began is the ended one's:
+    /// the next one's first micro-step comes later.
+    #[test]
+    fn a_step_shared_by_two_operations_belongs_to_the_one_that_ended_there() {
+        let ops = [span(0, 3, 10), span(1, 10, 20), span(2, 20, 20), span(3, 20, 30)];
+        assert_eq!(op_at(&ops, CpuId(0), 10).map(|s| s.index), Some(0));
+        assert_eq!(op_at(&ops, CpuId(0), 11).map(|s| s.index), Some(1));
+        assert_eq!(op_at(&ops, CpuId(0), 20).map(|s| s.index), Some(1));
+        assert_eq!(op_at(&ops, CpuId(0), 21).map(|s| s.index), Some(3));
+        // A step no operation ran yet (its begin) still names the operation that begins.
+        assert_eq!(op_at(&ops, CpuId(0), 3).map(|s| s.index), Some(0));
+        assert!(op_at(&ops, CpuId(1), 11).is_none());
+    }
+}

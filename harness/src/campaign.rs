@@ -198,6 +198,11 @@ pub struct LineageResult {
     pub situations: SituationCounts,
     /// How many scenarios met each situation at least once, in the same order.
     pub situation_seeds: SituationCounts,
+    /// Scenarios with a violation that also dropped a dirty bit in a plain PTE store
+    /// (`pte.dirty_dropped`): on the current parisc lineages, the kernel's own lost-dirty-bit
+    /// windows rather than a new bug.
+    #[serde(default)]
+    pub violations_dirty_dropped: u64,
 }
 
 /// Situation counts, serialised as a JSON object `{name: count}` in report order
@@ -260,6 +265,7 @@ struct Tally {
     range_flushes: u64,
     situations: Situations,
     situation_seeds: Situations,
+    violations_dirty_dropped: u64,
 }
 
 impl Tally {
@@ -271,6 +277,7 @@ impl Tally {
         self.range_flushes += local.range_flushes;
         self.situations.merge(&local.situations);
         self.situation_seeds.merge(&local.situation_seeds);
+        self.violations_dirty_dropped += local.violations_dirty_dropped;
         for (k, v) in local.classes {
             *self.classes.entry(k).or_default() += v;
         }
@@ -360,6 +367,9 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
                 }
                 if let Some(v) = o.violations.first() {
                     local.violations += 1;
+                    if o.situations.get(Situation::DirtyDropped) > 0 {
+                        local.violations_dirty_dropped += 1;
+                    }
                     *local.classes.entry(v.class()).or_default() += 1;
                     if local.first.is_none_or(|(s, _)| seed < s) {
                         local.first = Some((seed, start.elapsed()));
@@ -419,6 +429,7 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
         gather_range_flushes: t.range_flushes,
         situations: SituationCounts(t.situations),
         situation_seeds: SituationCounts(t.situation_seeds),
+        violations_dirty_dropped: t.violations_dirty_dropped,
     };
     LineageRun { result, spawned, save_errors, notes }
 }

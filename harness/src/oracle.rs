@@ -8,6 +8,13 @@
 //! also completed before it began. Anything else is a violation. Nothing here looks at caches
 //! or page tables: only at what programs stored and what they got back.
 //!
+//! A shmem (tmpfs) file's words are file words like any other: their expected value is the
+//! last store or `write(2)`, whether the page has since been written out to swap, sits in the
+//! swap cache, or was read back into another frame; a hole reads 0, and truncation zeroes
+//! what lies beyond the new size. A `MAP_SHARED | MAP_ANONYMOUS` mapping's pages are logical
+//! pages of their own (numbered like private pages), which a `fork` shares with the child
+//! instead of copying and no fault replaces; a re-`mmap` of it starts a new, zeroed object.
+//!
 //! A kernel buffer (an io_uring-like ring, [`PageLoc::Ring`]) is one logical page however many
 //! processes map it and wherever `mremap` or a re-`mmap` puts them: a word's writes are user
 //! stores through any mapping of it and the kernel's posts through its kernel address

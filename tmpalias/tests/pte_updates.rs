@@ -24,6 +24,7 @@ use vipt_emu::addr::{CpuId, Pfn, SpaceId, VirtAddr};
 use vipt_emu::choice::FirstChooser;
 use vipt_emu::config::{MachineConfig, Preset};
 use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::situations::Situation;
 use vipt_emu::mm::vmscan::ReclaimTarget;
 use vipt_emu::mm::{Action, Executor, FileId, Kernel, MmId, Op, OpResult, StepError, Vma};
 use vipt_emu::pte::{Pte, PteFlags};
@@ -171,6 +172,8 @@ fn clean_file_mapping(k: &Kernel, ex: &mut Executor<'_>) -> (FileId, MmId, VirtA
 struct Outcome {
     disk: u64,
     read_back: u64,
+    /// The run met `pte.dirty_dropped`: a plain PTE store removed the trap's dirty bit.
+    dropped: bool,
 }
 
 /// Reclaim (CPU1) of the file page stops just before its `nth` PTE store; CPU0 stores [`V2`]
@@ -206,7 +209,8 @@ fn store_inside_reclaim(name: &str, nth: usize) -> Outcome {
         OpResult::Value(v) => v,
         other => panic!("{name}: read failed: {other:?}"),
     };
-    Outcome { disk: k.disk_word(f, 0, 0).unwrap(), read_back }
+    let dropped = k.situations().get(Situation::DirtyDropped) > 0;
+    Outcome { disk: k.disk_word(f, 0, 0).unwrap(), read_back, dropped }
 }
 
 /// parisc's ptep_clear_flush_young (6.10+) and 6.0's ptep_test_and_clear_young store the old
@@ -215,10 +219,18 @@ fn store_inside_reclaim(name: &str, nth: usize) -> Outcome {
 #[test]
 fn aging_loses_a_dirty_bit_set_between_its_read_and_its_store() {
     for name in ["linux-6.0", "linux-6.10", "linux-6.x"] {
-        assert_eq!(store_inside_reclaim(name, 1), Outcome { disk: OLD, read_back: OLD }, "{name}");
+        assert_eq!(
+            store_inside_reclaim(name, 1),
+            Outcome { disk: OLD, read_back: OLD, dropped: true },
+            "{name}"
+        );
     }
     for name in ["linux-2.6.15", "whole-cache"] {
-        assert_eq!(store_inside_reclaim(name, 1), Outcome { disk: V2, read_back: V2 }, "{name}");
+        assert_eq!(
+            store_inside_reclaim(name, 1),
+            Outcome { disk: V2, read_back: V2, dropped: false },
+            "{name}"
+        );
     }
 }
 
@@ -231,12 +243,16 @@ fn aging_loses_a_dirty_bit_set_between_its_read_and_its_store() {
 #[test]
 fn get_and_clear_loses_a_dirty_bit_set_between_its_read_and_its_clear() {
     for name in ["linux-6.10", "linux-6.x"] {
-        assert_eq!(store_inside_reclaim(name, 2), Outcome { disk: OLD, read_back: OLD }, "{name}");
+        assert_eq!(
+            store_inside_reclaim(name, 2),
+            Outcome { disk: OLD, read_back: OLD, dropped: true },
+            "{name}"
+        );
     }
-    assert_eq!(store_inside_reclaim("linux-6.0", 2), Outcome { disk: OLD, read_back: V2 });
-    assert_eq!(store_inside_reclaim("whole-cache", 2), Outcome { disk: V2, read_back: V2 });
+    assert_eq!(store_inside_reclaim("linux-6.0", 2), Outcome { disk: OLD, read_back: V2, dropped: true });
+    assert_eq!(store_inside_reclaim("whole-cache", 2), Outcome { disk: V2, read_back: V2, dropped: false });
     // 2.6.15 clears under pa_dbit_lock, which the trap takes too: the store waits for the clear.
-    assert_eq!(store_inside_reclaim("linux-2.6.15", 2), Outcome { disk: OLD, read_back: V2 });
+    assert_eq!(store_inside_reclaim("linux-2.6.15", 2), Outcome { disk: OLD, read_back: V2, dropped: false });
 }
 
 /// 6.0's flush_cache_page of a page whose PTE is already gone: without
@@ -342,11 +358,12 @@ fn access_flags_store_loses_a_dirty_bit_set_after_the_faults_read() {
         let (f, mm, va) = clean_file_mapping(&k, &mut ex);
         let vma = k.state().find_vma(mm, va).unwrap();
         // What the fault tail read at its start: present, young, clean.
-        let entry = k.peek_pte(mm, va).with_flags(PteFlags::ACCESSED);
+        let entry = block_on(k.read_pte(C1, mm, va)).with_flags(PteFlags::ACCESSED);
         assert_eq!(run(&mut ex, C0, Op::Store { mm, va, value: V2 }), OpResult::Value(V2), "{name}");
         assert!(k.peek_pte(mm, va).has(PteFlags::DIRTY), "{name}: the store's trap dirtied the PTE");
         assert!(block_on(k.arch(C1).ptep_set_access_flags(vma, va, entry, false)), "{name}: changed");
         assert_eq!(k.peek_pte(mm, va).has(PteFlags::DIRTY), kept, "{name}: dirty bit after the update");
+        assert_eq!(k.situations().get(Situation::DirtyDropped) > 0, !kept, "{name}: pte.dirty_dropped");
         let reclaim = Op::Reclaim { target: ReclaimTarget::FilePage { file: f, pgoff: 0 } };
         assert_eq!(run(&mut ex, C1, reclaim), OpResult::Done, "{name}");
         assert_eq!(k.state().files[f.index()].cached(0), None, "{name}: the page was reclaimed");

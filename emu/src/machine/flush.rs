@@ -37,6 +37,7 @@ impl Machine {
         self.ev(cpu, What::Flush { insn, space, va, tag });
     }
 
+    #[inline]
     fn flush_by_va(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, insn: Insn) -> FlushOutcome {
         let Some(pa) = self.translate_nonaccess(cpu, space, va) else {
             self.counters.nullified += 1;

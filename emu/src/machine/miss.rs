@@ -139,29 +139,13 @@ impl Machine {
     }
 
     /// Translates a load or store, taking a miss if needed, and checks rights.
+    #[inline(always)]
     pub(super) fn translate_access(
         &mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, write: bool,
     ) -> Result<PhysAddr, Trap> {
-        let vpn = va.vpn();
-        let tlb = &mut self.cpus[cpu.index()].tlb;
-        let entry = match tlb.lookup(space, vpn) {
-            Some(i) if !tlb.entry(i).flush_only => *tlb.entry(i),
-            hit => {
-                // A flush-only translation grants no data access: drop it and walk.
-                if hit.is_some() {
-                    tlb.purge(space, vpn);
-                }
-                if self.policy.hash_miss && space != SpaceId::KERNEL {
-                    self.counters.tlb_misses += 1;
-                    return Err(Trap::TlbMiss { write });
-                }
-                let Some(e) = self.access_miss(cpu, space, va, write) else {
-                    self.counters.page_faults += 1;
-                    return Err(Trap::PageFault { write });
-                };
-                self.tlb_insert(cpu, e);
-                e
-            }
+        let entry = match self.cpus[cpu.index()].tlb.lookup_entry(space, va.vpn()) {
+            Some(e) if !e.flush_only => *e,
+            _ => self.access_tlb_miss(cpu, space, va, write)?,
         };
         let need = if write { Rights::WRITE } else { Rights::READ };
         let user = space != SpaceId::KERNEL;
@@ -176,15 +160,45 @@ impl Machine {
         Ok(entry.pfn.phys().add_bytes(va.page_offset()))
     }
 
+    /// [`Machine::translate_access`] without a usable TLB entry: a flush-only translation is
+    /// dropped, then the miss is taken (the entry inserted) or trapped.
+    #[inline(never)]
+    fn access_tlb_miss(
+        &mut self, cpu: CpuId, space: SpaceId, va: VirtAddr, write: bool,
+    ) -> Result<TlbEntry, Trap> {
+        let vpn = va.vpn();
+        let tlb = &mut self.cpus[cpu.index()].tlb;
+        // A flush-only translation grants no data access: drop it and walk.
+        if tlb.lookup(space, vpn).is_some() {
+            tlb.purge(space, vpn);
+        }
+        if self.policy.hash_miss && space != SpaceId::KERNEL {
+            self.counters.tlb_misses += 1;
+            return Err(Trap::TlbMiss { write });
+        }
+        let Some(e) = self.access_miss(cpu, space, va, write) else {
+            self.counters.page_faults += 1;
+            return Err(Trap::PageFault { write });
+        };
+        self.tlb_insert(cpu, e);
+        Ok(e)
+    }
+
     /// Translation for a non-access instruction (`fdc`, `pdc`, `lpa`): TLB, then the
     /// non-access miss handler. `None` means the handler nullifies the instruction.
+    #[inline]
     pub fn translate_nonaccess(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Option<PhysAddr> {
+        match self.cpus[cpu.index()].tlb.lookup_entry(space, va.vpn()) {
+            Some(e) => Some(e.pfn.phys().add_bytes(va.page_offset())),
+            None => self.nonaccess_tlb_miss(cpu, space, va),
+        }
+    }
+
+    /// [`Machine::translate_nonaccess`] without a TLB entry: the non-access miss handler.
+    #[inline(never)]
+    fn nonaccess_tlb_miss(&mut self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> Option<PhysAddr> {
         let vpn = va.vpn();
         let off = va.page_offset();
-        if let Some(i) = self.cpus[cpu.index()].tlb.lookup(space, vpn) {
-            let pfn = self.cpus[cpu.index()].tlb.entry(i).pfn;
-            return Some(pfn.phys().add_bytes(off));
-        }
         self.counters.nadtlb_misses += 1;
         let e = if space == SpaceId::KERNEL {
             self.kernel_entry(cpu, va, Handler::NonAccess)?

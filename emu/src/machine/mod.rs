@@ -216,6 +216,7 @@ impl Geometry {
     }
 
     /// `(x mod sets, x div sets)`.
+    #[inline(always)]
     fn split(&self, x: u64) -> (usize, u32) {
         match self.sets_pow2 {
             Some((mask, shift)) => ((x & mask) as usize, (x >> shift) as u32),
@@ -461,6 +462,7 @@ impl Machine {
     /// `x div sets` when the boundary holds at least a way's worth of lines; otherwise the set
     /// bits above the boundary come from `pa` (the same for every alias) and the virtual way
     /// is 0.
+    #[inline(always)]
     pub fn line_id(&self, va: VirtAddr, pa: PhysAddr) -> LineId {
         let shift = self.geo.line_shift;
         let tag = pa.raw() >> shift;
@@ -522,6 +524,7 @@ impl Machine {
 
     /// The CPUs whose caches may hold a line with physical tag `tag`, one bit each: exactly
     /// those that do, for a tag below memory; every CPU beyond it.
+    #[inline(always)]
     fn holders_of(&self, tag: u64) -> u32 {
         match self.holders.get(tag as usize) {
             Some(&h) => u32::from(h),
@@ -546,10 +549,19 @@ impl Machine {
 
     /// Snoop: other CPUs' copies of line `id` are written back if dirty; and invalidated too
     /// when `invalidate`.
+    #[inline(always)]
     fn snoop(&mut self, cpu: CpuId, id: LineId, invalidate: bool) {
-        let LineId { set, tag, alias } = id;
         // The other CPUs holding the tag, in CPU order.
-        let mut others = self.holders_of(tag) & !(1 << cpu.index());
+        let others = self.holders_of(id.tag) & !(1 << cpu.index());
+        if others != 0 {
+            self.snoop_others(others, id, invalidate);
+        }
+    }
+
+    /// [`Machine::snoop`] of the CPUs in the mask `others`.
+    #[inline(never)]
+    fn snoop_others(&mut self, mut others: u32, id: LineId, invalidate: bool) {
+        let LineId { set, tag, alias } = id;
         while others != 0 {
             let other = others.trailing_zeros() as usize;
             others &= others - 1;
@@ -568,6 +580,7 @@ impl Machine {
     }
 
     /// Brings line `id` into `cpu`'s cache, evicting a seeded victim if the set is full.
+    #[inline(never)]
     fn fill(&mut self, cpu: CpuId, id: LineId, speculative: bool) -> usize {
         self.snoop(cpu, id, false);
         let LineId { set, tag, alias } = id;
@@ -598,6 +611,7 @@ impl Machine {
         way
     }
 
+    #[inline(always)]
     fn line_for_read(&mut self, cpu: CpuId, id: LineId) -> usize {
         let (way, hit) = match self.cpus[cpu.index()].cache.lookup(id.set, id.tag, id.alias) {
             Some(w) => {
@@ -610,6 +624,7 @@ impl Machine {
         way
     }
 
+    #[inline(always)]
     fn line_for_write(&mut self, cpu: CpuId, id: LineId) -> usize {
         self.snoop(cpu, id, true);
         let w = self.line_for_read(cpu, id);
@@ -626,7 +641,7 @@ impl Machine {
         let id = self.line_id(va, pa);
         let w = self.line_for_read(cpu, id);
         let i = self.word_in_line(pa);
-        Ok(self.cpus[cpu.index()].cache.data(id.set, w)[i])
+        Ok(self.cpus[cpu.index()].cache.word(id.set, w, i))
     }
 
     /// Stores `value` at `va` in `space`.
@@ -636,7 +651,7 @@ impl Machine {
         let id = self.line_id(va, pa);
         let w = self.line_for_write(cpu, id);
         let i = self.word_in_line(pa);
-        self.cpus[cpu.index()].cache.data_mut(id.set, w)[i] = value;
+        self.cpus[cpu.index()].cache.set_word(id.set, w, i, value);
         self.ev(cpu, What::Store { set: id.set as u32, alias: id.alias, tag: id.tag, va, value });
         Ok(())
     }

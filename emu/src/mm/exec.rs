@@ -35,10 +35,62 @@ pub enum StepError {
 
 type Task<'k> = Pin<Box<dyn Future<Output = OpResult> + 'k>>;
 
+/// What a busy CPU runs.
+enum Running<'k> {
+    /// An operation, in the CPU's [`OpSlot`].
+    Op,
+    /// An arbitrary routine ([`Executor::spawn_task`]).
+    Task(Task<'k>),
+}
+
+/// A CPU's reusable home for the future of [`Kernel::run_op`]: allocated once, at the CPU's
+/// first operation, and refilled in place for each later one (the same future, polled the
+/// same way, without an allocation per operation).
+trait OpSlot<'k> {
+    /// Puts the future of `op` in the slot (which holds none).
+    fn start(&mut self, op: Op);
+    /// Polls the future in the slot; drops it once it completes.
+    fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<OpResult>;
+    /// Drops the future in the slot, if any.
+    fn clear(&mut self);
+}
+
+/// [`OpSlot`] for the futures `make` returns.
+struct SlotOf<M, F> {
+    make: M,
+    fut: Pin<Box<Option<F>>>,
+}
+
+impl<'k, M: Fn(Op) -> F, F: Future<Output = OpResult> + 'k> OpSlot<'k> for SlotOf<M, F> {
+    fn start(&mut self, op: Op) {
+        debug_assert!(self.fut.is_none());
+        self.fut.set(Some((self.make)(op)));
+    }
+
+    fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<OpResult> {
+        let r = self.fut.as_mut().as_pin_mut().expect("an operation in the slot").poll(cx);
+        if r.is_ready() {
+            self.fut.set(None);
+        }
+        r
+    }
+
+    fn clear(&mut self) {
+        self.fut.set(None);
+    }
+}
+
+/// The operation slot of `cpu` on `k`.
+fn op_slot<'k>(k: &'k Kernel, cpu: CpuId) -> Box<dyn OpSlot<'k> + 'k> {
+    Box::new(SlotOf { make: move |op| k.run_op(cpu, op), fut: Box::pin(None) })
+}
+
 /// Runs operations on the CPUs of a [`Kernel`].
 pub struct Executor<'k> {
     k: &'k Kernel,
-    tasks: Vec<Option<Task<'k>>>,
+    tasks: Vec<Option<Running<'k>>>,
+    /// Per CPU, once it has run an operation: the slot its operations run in.
+    slots: Vec<Option<Box<dyn OpSlot<'k> + 'k>>>,
     /// Offer speculative move-ins in [`Executor::schedule_step`].
     pub speculation: bool,
     /// Micro-steps executed so far.
@@ -63,7 +115,13 @@ impl Drop for Executor<'_> {
     /// dropped where they stand.
     fn drop(&mut self) {
         ABANDONING.with(|a| a.set(true));
-        self.tasks.clear();
+        for (task, slot) in self.tasks.iter_mut().zip(&mut self.slots) {
+            match task.take() {
+                Some(Running::Op) => slot.as_mut().expect("the slot of a running operation").clear(),
+                Some(Running::Task(t)) => drop(t),
+                None => {}
+            }
+        }
         ABANDONING.with(|a| a.set(false));
     }
 }
@@ -77,14 +135,23 @@ impl std::fmt::Debug for Executor<'_> {
 impl<'k> Executor<'k> {
     /// An executor with every CPU idle and speculation off.
     pub fn new(k: &'k Kernel) -> Self {
-        Executor { k, tasks: (0..k.ncpus()).map(|_| None).collect(), speculation: false, steps: 0, log: None }
+        let n = k.ncpus();
+        Executor {
+            k,
+            tasks: (0..n).map(|_| None).collect(),
+            slots: (0..n).map(|_| None).collect(),
+            speculation: false,
+            steps: 0,
+            log: None,
+        }
     }
 
     /// Starts `op` on `cpu`, which must be idle. Nothing runs until the CPU is stepped.
     pub fn spawn(&mut self, cpu: CpuId, op: Op) {
         assert!(self.tasks[cpu.index()].is_none(), "{cpu:?} is busy");
         let k = self.k;
-        self.tasks[cpu.index()] = Some(Box::pin(k.run_op(cpu, op)));
+        self.slots[cpu.index()].get_or_insert_with(|| op_slot(k, cpu)).start(op);
+        self.tasks[cpu.index()] = Some(Running::Op);
         k.slots[cpu.index()].pending.set(Action::Begin(op.name()));
     }
 
@@ -94,7 +161,7 @@ impl<'k> Executor<'k> {
         &mut self, cpu: CpuId, name: &'static str, task: Pin<Box<dyn Future<Output = OpResult> + 'k>>,
     ) {
         assert!(self.tasks[cpu.index()].is_none(), "{cpu:?} is busy");
-        self.tasks[cpu.index()] = Some(task);
+        self.tasks[cpu.index()] = Some(Running::Task(task));
         self.k.slots[cpu.index()].pending.set(Action::Begin(name));
     }
 
@@ -110,14 +177,23 @@ impl<'k> Executor<'k> {
 
     /// Busy CPUs that can make progress now.
     pub fn runnable(&self) -> ArrayVec<CpuId, 8> {
+        self.busy_and_runnable().1
+    }
+
+    /// Is any CPU busy, and which busy CPUs can make progress now (in CPU order)?
+    fn busy_and_runnable(&self) -> (bool, ArrayVec<CpuId, 8>) {
         let mut out = ArrayVec::new();
+        let mut busy = false;
         for (i, t) in self.tasks.iter().enumerate() {
-            let c = CpuId(i as u8);
-            if t.is_some() && self.k.can_run(c) {
-                out.push(c);
+            if t.is_some() {
+                busy = true;
+                let c = CpuId(i as u8);
+                if self.k.can_run(c) {
+                    out.push(c);
+                }
             }
         }
-        out
+        (busy, out)
     }
 
     /// Performs `cpu`'s pending action and runs it to its next preemption point. Returns the
@@ -134,14 +210,19 @@ impl<'k> Executor<'k> {
 
     /// `step_cpu` for a CPU known to be busy and runnable.
     fn poll_cpu(&mut self, cpu: CpuId) -> Option<OpResult> {
-        let task = self.tasks[cpu.index()].as_mut().expect("a busy CPU");
         self.steps += 1;
         self.k.machine().step = self.steps;
         if let Some(log) = &mut self.log {
             log.push((self.steps, cpu, self.k.pending(cpu)));
         }
         let mut cx = Context::from_waker(Waker::noop());
-        match task.as_mut().poll(&mut cx) {
+        let polled = match self.tasks[cpu.index()].as_mut().expect("a busy CPU") {
+            Running::Op => {
+                self.slots[cpu.index()].as_mut().expect("the slot of a running operation").poll_op(&mut cx)
+            }
+            Running::Task(task) => task.as_mut().poll(&mut cx),
+        };
+        match polled {
             Poll::Ready(r) => {
                 self.tasks[cpu.index()] = None;
                 self.k.slots[cpu.index()].pending.set(Action::Idle);
@@ -179,10 +260,10 @@ impl<'k> Executor<'k> {
     /// One scheduling decision: maybe a speculative move-in, then one micro-step of a
     /// runnable CPU chosen by the machine's chooser. `Ok(None)` when every CPU is idle.
     pub fn schedule_step(&mut self) -> Result<Option<(CpuId, Option<OpResult>)>, StepError> {
-        if self.all_idle() {
+        let (busy, runnable) = self.busy_and_runnable();
+        if !busy {
             return Ok(None);
         }
-        let runnable = self.runnable();
         if runnable.is_empty() {
             return Err(StepError::Deadlock);
         }

@@ -42,6 +42,7 @@ pub mod observe;
 pub mod ops;
 pub mod prim;
 pub mod ring;
+pub mod shmem;
 pub mod situations;
 pub mod state;
 pub mod tlbflush;
@@ -207,18 +208,31 @@ impl std::fmt::Debug for Kernel {
     }
 }
 
-/// A future that is pending once: the preemption point.
-struct YieldOnce(bool);
+/// The preemption point followed by the work of one machine action, as one future: on its
+/// first poll it records `action` as the CPU's next action and yields; on the second it
+/// marks the CPU as running and performs `then`. It behaves exactly as
+/// `async { k.step(cpu, action).await; then() }` does, in one state machine instead of three
+/// nested ones (each micro-step of a primitive polls it).
+pub(crate) struct StepThen<'k, F> {
+    k: &'k Kernel,
+    cpu: CpuId,
+    action: Action,
+    yielded: bool,
+    then: Option<F>,
+}
 
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
+impl<T, F: FnOnce() -> T + Unpin> Future for StepThen<'_, F> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
+        let this = &mut *self;
+        if !this.yielded {
+            this.k.slots[this.cpu.index()].pending.set(this.action);
+            this.yielded = true;
+            return Poll::Pending;
         }
+        this.k.running.set(this.cpu);
+        let then = this.then.take().expect("a step polled after it completed");
+        Poll::Ready(then())
     }
 }
 
@@ -322,10 +336,16 @@ impl Kernel {
 
     /// The preemption point before every machine action: records `action` as `cpu`'s next
     /// action and yields to the executor.
-    pub async fn step(&self, cpu: CpuId, action: Action) {
-        self.slots[cpu.index()].pending.set(action);
-        YieldOnce(false).await;
-        self.running.set(cpu);
+    pub fn step(&self, cpu: CpuId, action: Action) -> impl Future<Output = ()> + '_ {
+        self.step_then(cpu, action, || ())
+    }
+
+    /// The preemption point, then `then` (the action itself) once the CPU is resumed: what
+    /// `self.step(cpu, action).await; then()` does, as one future.
+    pub(crate) fn step_then<T, F: FnOnce() -> T + Unpin>(
+        &self, cpu: CpuId, action: Action, then: F,
+    ) -> StepThen<'_, F> {
+        StepThen { k: self, cpu, action, yielded: false, then: Some(then) }
     }
 
     /// A labelled preemption point with no action (for tests and timelines).

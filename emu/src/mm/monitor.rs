@@ -72,8 +72,11 @@ impl Kernel {
     }
 
     /// Takes the observations recorded since the last call (recording goes on).
+    #[inline]
     pub fn drain_observations(&self, into: &mut Vec<Observation>) {
-        if let Some(v) = self.obs.borrow_mut().as_mut() {
+        if let Some(v) = self.obs.borrow_mut().as_mut()
+            && !v.is_empty()
+        {
             into.append(v);
         }
     }

@@ -7,6 +7,8 @@
 //! generic code calls them directly. PTE writes report to the monitor
 //! ([`crate::mm::monitor`]), which checks the PTE invariants at the very step of the write.
 
+use std::future::Future;
+
 use crate::addr::{CpuId, PAGE_SIZE, Pfn, SpaceId, VirtAddr, WORDS_PER_PAGE};
 use crate::choice::ChoiceKind;
 use crate::machine::{FlushOutcome, TmpaliasRegs, Trap};
@@ -25,11 +27,12 @@ impl Kernel {
     }
 
     /// Reads the PTE for `va` of `mm` (`Pte::NONE` without a PTE page).
-    pub async fn read_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> Pte {
-        self.step(cpu, Action::PteRead { mm, va }).await;
-        let pte = self.peek_pte(mm, va);
-        self.sit_pte_read(cpu, mm, va, pte);
-        pte
+    pub fn read_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr) -> impl Future<Output = Pte> + '_ {
+        self.step_then(cpu, Action::PteRead { mm, va }, move || {
+            let pte = self.peek_pte(mm, va);
+            self.sit_pte_read(cpu, mm, va, pte);
+            pte
+        })
     }
 
     /// The PTE for `va` of `mm`, read without a preemption point (for inspection and for
@@ -44,7 +47,8 @@ impl Kernel {
     /// Writes the PTE for `va` of `mm` (nothing if its PTE page is gone). Waits while
     /// `hash_page` holds the PTE busy.
     pub(crate) async fn write_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
-        self.update_pte(cpu, mm, va, |_| pte).await;
+        let old = self.update_pte(cpu, mm, va, |_| pte).await;
+        self.sit_plain_pte_store(cpu, mm, va, old, pte);
     }
 
     /// Atomically exchanges the PTE, returning the old value.
@@ -135,33 +139,36 @@ impl Kernel {
     // ----- machine actions (one step each) ----------------------------------------------
 
     /// A user load or store by `cpu` in `space` (no fault handling: see [`fault`]).
-    pub(crate) async fn user_access_raw(
+    pub(crate) fn user_access_raw(
         &self, cpu: CpuId, space: SpaceId, va: VirtAddr, store: Option<u64>,
-    ) -> Result<u64, Trap> {
-        self.step(cpu, Action::UserAccess { space, va, write: store.is_some() }).await;
-        let mut m = self.m.borrow_mut();
-        match store {
-            Some(v) => m.store(cpu, space, va, v).map(|()| v),
-            None => m.load(cpu, space, va),
-        }
+    ) -> impl Future<Output = Result<u64, Trap>> + '_ {
+        self.step_then(cpu, Action::UserAccess { space, va, write: store.is_some() }, move || {
+            let mut m = self.m.borrow_mut();
+            match store {
+                Some(v) => m.store(cpu, space, va, v).map(|()| v),
+                None => m.load(cpu, space, va),
+            }
+        })
     }
 
     /// A kernel load from `va` (linear map or tmpalias window).
-    pub(crate) async fn kernel_load(&self, cpu: CpuId, va: VirtAddr) -> u64 {
-        self.step(cpu, Action::KernelAccess { va, write: false }).await;
-        self.m
-            .borrow_mut()
-            .load(cpu, SpaceId::KERNEL, va)
-            .unwrap_or_else(|t| panic!("kernel load of {va:?} trapped: {t:?}"))
+    pub(crate) fn kernel_load(&self, cpu: CpuId, va: VirtAddr) -> impl Future<Output = u64> + '_ {
+        self.step_then(cpu, Action::KernelAccess { va, write: false }, move || {
+            self.m
+                .borrow_mut()
+                .load(cpu, SpaceId::KERNEL, va)
+                .unwrap_or_else(|t| panic!("kernel load of {va:?} trapped: {t:?}"))
+        })
     }
 
     /// A kernel store to `va`.
-    pub(crate) async fn kernel_store(&self, cpu: CpuId, va: VirtAddr, value: u64) {
-        self.step(cpu, Action::KernelAccess { va, write: true }).await;
-        self.m
-            .borrow_mut()
-            .store(cpu, SpaceId::KERNEL, va, value)
-            .unwrap_or_else(|t| panic!("kernel store to {va:?} trapped: {t:?}"))
+    pub(crate) fn kernel_store(&self, cpu: CpuId, va: VirtAddr, value: u64) -> impl Future<Output = ()> + '_ {
+        self.step_then(cpu, Action::KernelAccess { va, write: true }, move || {
+            self.m
+                .borrow_mut()
+                .store(cpu, SpaceId::KERNEL, va, value)
+                .unwrap_or_else(|t| panic!("kernel store to {va:?} trapped: {t:?}"))
+        })
     }
 
     /// Copies page `from` to page `to` line by line through kernel addresses `from_va` and
@@ -169,16 +176,16 @@ impl Kernel {
     pub(crate) async fn copy_page_via(&self, cpu: CpuId, to_va: VirtAddr, from_va: VirtAddr) {
         let line = self.m.borrow().config().line_bytes;
         let wpl = self.m.borrow().config().words_per_line();
-        let mut buf = [0u64; WORDS_PER_PAGE];
-        let buf = &mut buf[..wpl];
+        // A line's words (a heap buffer keeps the routine's future small).
+        let mut buf = vec![0u64; wpl];
         let mut off = 0;
         while off < PAGE_SIZE {
             let to = to_va.add_bytes(off);
             self.step(cpu, Action::CopyLine { to }).await;
             let mut m = self.m.borrow_mut();
-            m.load_line(cpu, SpaceId::KERNEL, from_va.add_bytes(off), buf)
+            m.load_line(cpu, SpaceId::KERNEL, from_va.add_bytes(off), &mut buf)
                 .unwrap_or_else(|t| panic!("kernel copy load trapped: {t:?}"));
-            m.store_line(cpu, SpaceId::KERNEL, to, buf)
+            m.store_line(cpu, SpaceId::KERNEL, to, &buf)
                 .unwrap_or_else(|t| panic!("kernel copy store trapped: {t:?}"));
             off += line;
         }
@@ -188,45 +195,51 @@ impl Kernel {
     pub(crate) async fn clear_page_via(&self, cpu: CpuId, va: VirtAddr) {
         let line = self.m.borrow().config().line_bytes;
         let wpl = self.m.borrow().config().words_per_line();
-        let zeros = [0u64; WORDS_PER_PAGE];
+        static ZEROS: [u64; WORDS_PER_PAGE] = [0; WORDS_PER_PAGE];
         let mut off = 0;
         while off < PAGE_SIZE {
             let to = va.add_bytes(off);
             self.step(cpu, Action::CopyLine { to }).await;
             self.m
                 .borrow_mut()
-                .store_line(cpu, SpaceId::KERNEL, to, &zeros[..wpl])
+                .store_line(cpu, SpaceId::KERNEL, to, &ZEROS[..wpl])
                 .unwrap_or_else(|t| panic!("kernel clear trapped: {t:?}"));
             off += line;
         }
     }
 
     /// `fdc va` in `space`.
-    pub(crate) async fn fdc(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
-        self.step(cpu, Action::Fdc { space, va }).await;
-        let o = self.m.borrow_mut().fdc(cpu, space, va);
-        self.sit_flushed(
-            cpu,
-            match o {
-                FlushOutcome::Done { pa } => Some(pa.pfn()),
-                FlushOutcome::Nullified => None,
-            },
-        );
-        o
+    pub(crate) fn fdc(
+        &self, cpu: CpuId, space: SpaceId, va: VirtAddr,
+    ) -> impl Future<Output = FlushOutcome> + '_ {
+        self.step_then(cpu, Action::Fdc { space, va }, move || {
+            let o = self.m.borrow_mut().fdc(cpu, space, va);
+            self.sit_flushed(
+                cpu,
+                match o {
+                    FlushOutcome::Done { pa } => Some(pa.pfn()),
+                    FlushOutcome::Nullified => None,
+                },
+            );
+            o
+        })
     }
 
     /// `pdc va` in `space`.
-    pub(crate) async fn pdc(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> FlushOutcome {
-        self.step(cpu, Action::Pdc { space, va }).await;
-        let o = self.m.borrow_mut().pdc(cpu, space, va);
-        self.sit_flushed(
-            cpu,
-            match o {
-                FlushOutcome::Done { pa } => Some(pa.pfn()),
-                FlushOutcome::Nullified => None,
-            },
-        );
-        o
+    pub(crate) fn pdc(
+        &self, cpu: CpuId, space: SpaceId, va: VirtAddr,
+    ) -> impl Future<Output = FlushOutcome> + '_ {
+        self.step_then(cpu, Action::Pdc { space, va }, move || {
+            let o = self.m.borrow_mut().pdc(cpu, space, va);
+            self.sit_flushed(
+                cpu,
+                match o {
+                    FlushOutcome::Done { pa } => Some(pa.pfn()),
+                    FlushOutcome::Nullified => None,
+                },
+            );
+            o
+        })
     }
 
     /// `fdc` over every line of the page at `va` in `space` (`flush_user_dcache_page` /
@@ -325,15 +338,17 @@ impl Kernel {
     }
 
     /// DMA of a page from memory into `buf`.
-    pub(crate) async fn dma_read(&self, cpu: CpuId, pfn: Pfn, buf: &mut [u64]) {
-        self.step(cpu, Action::Dma(pfn)).await;
-        self.m.borrow_mut().dma_read_page(cpu, pfn, buf);
+    pub(crate) fn dma_read<'a>(
+        &'a self, cpu: CpuId, pfn: Pfn, buf: &'a mut [u64],
+    ) -> impl Future<Output = ()> + 'a {
+        self.step_then(cpu, Action::Dma(pfn), move || self.m.borrow_mut().dma_read_page(cpu, pfn, buf))
     }
 
     /// DMA of `buf` into a page of memory.
-    pub(crate) async fn dma_write(&self, cpu: CpuId, pfn: Pfn, buf: &[u64]) {
-        self.step(cpu, Action::Dma(pfn)).await;
-        self.m.borrow_mut().dma_write_page(cpu, pfn, buf);
+    pub(crate) fn dma_write<'a>(
+        &'a self, cpu: CpuId, pfn: Pfn, buf: &'a [u64],
+    ) -> impl Future<Output = ()> + 'a {
+        self.step_then(cpu, Action::Dma(pfn), move || self.m.borrow_mut().dma_write_page(cpu, pfn, buf))
     }
 
     /// Draws a choice from the machine's chooser.

@@ -122,6 +122,28 @@ situations! {
     StaleAfterWrprotect = "stale_tlb.after_wrprotect",
     /// A user access through a TLB entry whose PTE maps another page now.
     StaleAfterRemap = "stale_tlb.after_remap",
+    /// A plain PTE store (not an atomic update) removed a dirty bit the PTE gained after the
+    /// storing CPU's operation first read it: a store to the page since is in no dirty bit.
+    DirtyDropped = "pte.dirty_dropped",
+    /// Reclaim unmaps a shmem page from two or more user addresses and moves it to the swap
+    /// cache (`shmem_writepage`).
+    ShmemToSwapCacheShared = "shmem.to_swap_cache_shared",
+    /// Reclaim unmaps a shmem page from user addresses at two colours or more and moves it to
+    /// the swap cache.
+    ShmemToSwapCacheColours = "shmem.to_swap_cache_colours",
+    /// A shmem page is brought back from the swap cache, the frame it was written out from.
+    ShmemSwapinFromCache = "shmem.swapin_from_swap_cache",
+    /// A shmem page is read back from its swap slot into a new frame.
+    ShmemSwapinFromSlot = "shmem.swapin_from_slot",
+    /// A shmem page brought back from the swap cache is mapped next at another colour than it
+    /// was mapped at when it went there.
+    ShmemSwapinOtherColour = "shmem.swapin_other_colour",
+    /// A page of a `MAP_SHARED | MAP_ANONYMOUS` mapping gets a PTE while another process (a
+    /// fork) maps it at the same colour.
+    SharedAnonShared = "shared_anon.shared",
+    /// A page of a `MAP_SHARED | MAP_ANONYMOUS` mapping gets a PTE at another colour than an
+    /// existing mapping of it.
+    SharedAnonColours = "shared_anon.colours",
     /// `mremap` moves a present page to an address of another colour (a private anonymous
     /// mapping placed first-fit, or `MREMAP_FIXED`).
     MremapOtherColour = "mremap.moved_other_colour",
@@ -240,7 +262,13 @@ pub(crate) struct SitSlot {
     /// What happened to the page of `flushed` since: [`HIT_SPEC`], [`HIT_ACCESS`]. Counted
     /// when the window closes with a TLB purge or PTE write, forgotten otherwise.
     pub(crate) hits: Cell<u8>,
+    /// The first PTEs the operation read (page of `va` of `mm`) and whether each was dirty
+    /// then, in the order read; the rest of the array is `None`.
+    pub(crate) first_reads: Cell<[Option<(MmId, VirtAddr, bool)>; FIRST_READS]>,
 }
+
+/// How many distinct PTEs an operation's first reads are kept of.
+const FIRST_READS: usize = 4;
 
 /// A speculative move-in of the page inside the window.
 const HIT_SPEC: u8 = 1;
@@ -254,6 +282,7 @@ impl SitSlot {
         self.flushed.set(None);
         self.checked.set(None);
         self.hits.set(0);
+        self.first_reads.set([None; FIRST_READS]);
     }
 }
 
@@ -486,9 +515,38 @@ impl Kernel {
         }
     }
 
-    /// `cpu` read the PTE of `va` of `mm`: a check a later flush may depend on.
+    /// `cpu` read the PTE of `va` of `mm`: a check a later flush may depend on, and, if it is
+    /// the operation's first read of that PTE, what a later plain store is judged against.
     pub(crate) fn sit_pte_read(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) {
-        self.slots[cpu.index()].sit.checked.set(Some((mm, va.page_base(), pte)));
+        let me = &self.slots[cpu.index()].sit;
+        let page = va.page_base();
+        me.checked.set(Some((mm, page, pte)));
+        let mut reads = me.first_reads.get();
+        if let Some(free) = reads.iter().position(|r| r.is_none_or(|(m, v, _)| (m, v) == (mm, page)))
+            && reads[free].is_none()
+        {
+            reads[free] = Some((mm, page, pte.has(PteFlags::DIRTY)));
+            me.first_reads.set(reads);
+        }
+    }
+
+    /// `cpu` stored `new` over `old` in the PTE of `va` of `mm` with a plain store: does it
+    /// drop a dirty bit its operation did not see when it first read the PTE?
+    pub(crate) fn sit_plain_pte_store(&self, cpu: CpuId, mm: MmId, va: VirtAddr, old: Pte, new: Pte) {
+        if !self.layout.pte_present(old) || !old.has(PteFlags::DIRTY) || new.has(PteFlags::DIRTY) {
+            return;
+        }
+        let page = va.page_base();
+        let unseen = self.slots[cpu.index()]
+            .sit
+            .first_reads
+            .get()
+            .iter()
+            .flatten()
+            .any(|&(m, v, dirty)| (m, v) == (mm, page) && !dirty);
+        if unseen {
+            self.met(Situation::DirtyDropped);
+        }
     }
 
     /// `cpu`'s `fdc`/`pdc` acted on `pfn` (or was nullified, `None`): the PTE it checked last

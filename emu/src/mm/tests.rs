@@ -10,6 +10,7 @@ use crate::mm::mmap::MmapArgs;
 mod mremap;
 mod order;
 mod reuse;
+mod shmem;
 mod situations;
 
 pub(crate) fn kernel(preset: Preset, hooks: Box<dyn ArchHooks>) -> Kernel {

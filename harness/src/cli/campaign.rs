@@ -284,6 +284,15 @@ fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) 
         if let Some(p) = &r.reproducer {
             outln!(out, "{:<18} reproducer: {p}", "");
         }
+        if r.violations_dirty_dropped > 0 {
+            outln!(
+                out,
+                "{:<18} {} of the {} dropped a dirty bit in a plain PTE store (pte.dirty_dropped; see docs/FINDINGS.md, section 3)",
+                "",
+                r.violations_dirty_dropped,
+                r.violations
+            );
+        }
         if let (Some(seed), Some(what)) = (r.first_unfinished_seed, &r.first_unfinished) {
             let k = &r.unfinished_kinds;
             outln!(

@@ -161,11 +161,14 @@ pub(super) fn resolve(
             // kernel takes any address, but the page-cache pages it still maps are then
             // inequivalent aliases of the other mappings of the file, coherent with them only
             // at flush points). The target keeps its 4 MiB slot.
-            let fixed = match m.kind {
+            let (maymove, fixed) = match m.kind {
                 MapKind::File { shared: false, .. } => {
-                    fixed.map(|a| a - a % SHM_COLOUR + va.colour(SHM_COLOUR))
+                    (maymove, fixed.map(|a| a - a % SHM_COLOUR + va.colour(SHM_COLOUR)))
                 }
-                _ => fixed,
+                // A shared anonymous mapping only grows in place: a move places it by its
+                // shmem object's colour, not the colour 0 its mmap (and a fork's copy) has.
+                MapKind::SharedAnon => (false, None),
+                _ => (maymove, fixed),
             };
             let args = Shadow::mremap_args(m.pages, pages, maymove, fixed);
             f.emu = Op::Mremap { mm: sh.procs[pi].mm, va, args };

@@ -142,7 +142,12 @@ impl<'k> Runner<'k> {
     /// Creates the workload's files, initial processes and mappings.
     pub(super) fn setup(&mut self) {
         for f in &self.w.files {
-            self.shadow.files.push(self.k.create_file(f.pages, f.colour));
+            let file = if f.shmem {
+                self.k.create_shmem_file(f.pages, f.colour)
+            } else {
+                self.k.create_file(f.pages, f.colour)
+            };
+            self.shadow.files.push(file);
         }
         for _ in 0..self.w.procs {
             self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));
@@ -262,9 +267,18 @@ impl<'k> Runner<'k> {
     }
 
     /// Feeds the observations of the last step to the judge.
+    #[inline]
     pub(super) fn drain(&mut self) {
+        self.k.drain_observations(&mut self.obs);
+        if !self.obs.is_empty() {
+            self.judge_drained();
+        }
+    }
+
+    /// Judges the observations [`Runner::drain`] took.
+    #[inline(never)]
+    fn judge_drained(&mut self) {
         let mut obs = std::mem::take(&mut self.obs);
-        self.k.drain_observations(&mut obs);
         for o in obs.drain(..) {
             self.readmit |= matches!(o.obs, Obs::Installed { .. });
             self.judge.observe(o, self.k, &mut self.shadow, &mut self.flights);

@@ -131,6 +131,7 @@ impl Shadow {
             MapKind::Anon | MapKind::Ring { .. } => {
                 MmapArgs { pages, file: None, shared: false, writable: true, fixed: None }
             }
+            MapKind::SharedAnon => MmapArgs { pages, file: None, shared: true, writable: true, fixed },
             MapKind::File { file, pgoff, shared } => MmapArgs {
                 pages,
                 file: Some((self.files[file as usize], pgoff)),
@@ -158,7 +159,7 @@ impl Shadow {
             (View::File, MapKind::File { file, pgoff, .. }) => {
                 Some(PageLoc::File { file, pgoff: pgoff + page })
             }
-            (View::File, MapKind::Anon | MapKind::Ring { .. }) => None,
+            (View::File, MapKind::Anon | MapKind::SharedAnon | MapKind::Ring { .. }) => None,
         }
     }
 
@@ -253,13 +254,16 @@ impl Shadow {
 }
 
 impl Shadow {
-    /// The views of a new mapping (or of the pages a mapping grows by): fresh private pages
-    /// for anonymous memory, the file for a file, the buffer's one logical page for a kernel
-    /// buffer.
+    /// The views of a new mapping (or of the pages a mapping grows by): fresh pages of its own
+    /// for anonymous memory (private or shared), the file for a file, the buffer's one logical
+    /// page for a kernel buffer.
     fn fresh_views(&self, kind: MapKind, pages: u64, oracle: &mut Oracle) -> Vec<View> {
         (0..pages)
             .map(|_| match kind {
-                MapKind::Anon => View::Private(oracle.new_private()),
+                // A shared anonymous object's pages are logical pages of their own, which a
+                // fork shares and no fault replaces (a shmem page is never COWed in a shared
+                // mapping).
+                MapKind::Anon | MapKind::SharedAnon => View::Private(oracle.new_private()),
                 MapKind::File { .. } => View::File,
                 MapKind::Ring { ring } => match self.ring_page(ring) {
                     Some(pl) => View::Private(pl),

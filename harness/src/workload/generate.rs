@@ -55,7 +55,11 @@ impl Gen {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
         let nfiles = self.rng.random_range(1..=3u8);
         let files: Vec<FileSpec> = (0..nfiles)
-            .map(|_| FileSpec { pages: self.rng.random_range(1..=3), colour: self.rng.random_range(0..1024) })
+            .map(|_| FileSpec {
+                pages: self.rng.random_range(1..=3),
+                colour: self.rng.random_range(0..1024),
+                shmem: false,
+            })
             .collect();
         let procs = self.rng.random_range(2..=3u8);
         let mut maps = Vec::new();
@@ -152,9 +156,117 @@ impl Gen {
     /// group of the family adds its set-up and operations, one function per group.
     fn sharing(&mut self, max_cpus: usize) -> Workload {
         let mut w = self.workload(max_cpus);
+        self.shmem_group(&mut w);
+        self.shared_anon_group(&mut w);
         self.remaps(&mut w);
         self.rings(&mut w);
         w
+    }
+
+    /// Inserts `op(slot)` at a seeded position of a seeded program, for an initial process
+    /// drawn for it and one of that process's set-up mappings (`None` from `op`: nothing).
+    fn insert_op(&mut self, w: &mut Workload, mut op: impl FnMut(&mut Self, Slot) -> Option<WOp>) {
+        let cpu = self.rng.random_range(0..w.programs.len());
+        let p = self.rng.random_range(0..w.procs);
+        let nm = w.maps.iter().filter(|m| m.proc == p).count().max(1) as u8;
+        let map = self.rng.random_range(0..nm);
+        let page = self.rng.random_range(0..2u8);
+        let word = self.pick(&WORDS);
+        let pos = self.rng.random_range(0..=w.programs[cpu].len());
+        if let Some(o) = op(self, Slot { cpu, proc: Proc::Init(p), map, page, word }) {
+            w.programs[cpu].insert(pos, o);
+        }
+    }
+
+    /// The shmem group: some of the files (at least one) become shmem (tmpfs) files, whose
+    /// pages reclaim moves through the swap cache while they stay mapped elsewhere, and more
+    /// reclaims of their pages (by file page and by user address) and accesses to them join
+    /// the programs.
+    fn shmem_group(&mut self, w: &mut Workload) {
+        let first = self.rng.random_range(0..w.files.len());
+        for (i, f) in w.files.iter_mut().enumerate() {
+            f.shmem = i == first || self.rng.random_range(0..100) < 40;
+        }
+        // (process, its mapping index, file) of every set-up mapping of a shmem file.
+        let mut maps = Vec::new();
+        for p in 0..w.procs {
+            for (i, m) in w.maps.iter().filter(|m| m.proc == p).enumerate() {
+                if let MapKind::File { file, .. } = m.kind
+                    && w.files[file as usize].shmem
+                {
+                    maps.push((p, i as u8, file));
+                }
+            }
+        }
+        let files: Vec<(u8, u64)> =
+            w.files.iter().enumerate().filter(|(_, f)| f.shmem).map(|(i, f)| (i as u8, f.pages)).collect();
+        for _ in 0..self.rng.random_range(3..=7) {
+            self.insert_op(w, |g, Slot { cpu, page, word, .. }| {
+                let (file, pages) = g.pick(&files);
+                let pgoff = g.rng.random_range(0..pages);
+                let user = (!maps.is_empty()).then(|| g.pick(&maps));
+                Some(match (g.rng.random_range(0..100), user) {
+                    (0..=34, _) | (_, None) => WOp::Reclaim { target: Target::File { file, pgoff } },
+                    (35..=59, Some((p, map, _))) => {
+                        WOp::Reclaim { target: Target::User { proc: Proc::Init(p), map, page } }
+                    }
+                    (60..=79, Some((p, map, _))) => WOp::Load { proc: Proc::Init(p), map, page, word },
+                    (80..=89, Some((p, map, _))) => {
+                        WOp::Store { proc: Proc::Init(p), map, page, word, value: g.value(cpu) }
+                    }
+                    _ => WOp::Read { file, pgoff, word },
+                })
+            });
+        }
+    }
+
+    /// The shared anonymous group: a process gets a `MAP_SHARED | MAP_ANONYMOUS` mapping
+    /// (now and then at a `MAP_FIXED` address of any colour), one or two programs fork it at
+    /// their end and touch it from the child, and others touch and reclaim it from the parent.
+    fn shared_anon_group(&mut self, w: &mut Workload) {
+        if w.maps.len() >= MAX_MAPS {
+            return;
+        }
+        let p = self.rng.random_range(0..w.procs);
+        let map = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        let fixed = (self.rng.random_range(0..100) < 20)
+            .then(|| FIXED_BASE + 15 * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE);
+        w.maps.push(MapSpec {
+            proc: p,
+            kind: MapKind::SharedAnon,
+            pages: self.rng.random_range(1..=2),
+            fixed,
+        });
+        let touch = |g: &mut Self, cpu: usize, proc: Proc| {
+            let page = g.rng.random_range(0..2u8);
+            let word = g.pick(&WORDS);
+            match g.rng.random_range(0..100) {
+                0..=34 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                35..=69 => WOp::Load { proc, map, page, word },
+                70..=84 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                85..=92 => WOp::Peek { proc, map, page, word },
+                _ => WOp::Futex { proc, map, page, word, value: g.value(cpu) },
+            }
+        };
+        for _ in 0..self.rng.random_range(1..=2) {
+            let cpu = self.rng.random_range(0..w.programs.len());
+            let child = w.programs[cpu].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8;
+            w.programs[cpu].push(WOp::Fork { proc: Proc::Init(p) });
+            for _ in 0..self.rng.random_range(2..=4) {
+                let o = touch(self, cpu, Proc::Child(child));
+                w.programs[cpu].push(o);
+            }
+        }
+        for _ in 0..self.rng.random_range(3..=6) {
+            let cpu = self.rng.random_range(0..w.programs.len());
+            let pos = self.rng.random_range(0..=w.programs[cpu].len());
+            let o = match self.rng.random_range(0..100) {
+                0..=89 => touch(self, cpu, Proc::Init(p)),
+                90..=94 => WOp::Munmap { proc: Proc::Init(p), map },
+                _ => WOp::Remap { proc: Proc::Init(p), map },
+            };
+            w.programs[cpu].insert(pos, o);
+        }
     }
 
     /// Inserts `op` at a random place of program `cpu`.
@@ -169,7 +281,7 @@ impl Gen {
     /// chosen address of any colour, so that a private anonymous page lands at another
     /// colour while a shared file page may not under today's checks. Each `MREMAP_FIXED` target
     /// is a 4 MiB slot of its own above the set-up's fixed mappings (at a drawn page of it), so
-    /// no `mremap` unmaps another mapping; there are six such slots.
+    /// no `mremap` unmaps another mapping; there are five such slots (the shared anonymous group uses the sixth).
     fn remaps(&mut self, w: &mut Workload) {
         let maps_of = |w: &Workload, p: u8| w.maps.iter().filter(|m| m.proc == p).count() as u8;
         let mut slot = 0u64;
@@ -185,7 +297,7 @@ impl Gen {
                 }
                 let map = self.rng.random_range(0..n);
                 let pages = self.rng.random_range(1..=MAX_MAP_PAGES);
-                let fixed = (slot < 6 && self.rng.random_range(0..100) < 45).then(|| {
+                let fixed = (slot < 5 && self.rng.random_range(0..100) < 45).then(|| {
                     slot += 1;
                     FIXED_BASE + (9 + slot) * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE
                 });
@@ -286,7 +398,7 @@ impl Gen {
                 let kind = kind(self);
                 let pages = match kind {
                     MapKind::File { file, .. } => files[file as usize].pages,
-                    MapKind::Anon => self.rng.random_range(1..=2),
+                    MapKind::Anon | MapKind::SharedAnon => self.rng.random_range(1..=2),
                     MapKind::Ring { .. } => 1,
                 };
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
@@ -301,8 +413,9 @@ impl Gen {
     fn gather(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
         let nfiles = self.rng.random_range(1..=2u8);
-        let files: Vec<FileSpec> =
-            (0..nfiles).map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }).collect();
+        let files: Vec<FileSpec> = (0..nfiles)
+            .map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0, shmem: false })
+            .collect();
         let procs = self.rng.random_range(1..=2u8);
         let maps = self.proc_maps(procs, 2..=3, &files, |g| {
             if g.rng.random_range(0..100) < 30 {
@@ -339,7 +452,7 @@ impl Gen {
     /// lockless TLB-miss handler races every kind of PTE change.
     fn hash(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
-        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }];
+        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0, shmem: false }];
         let procs = self.rng.random_range(1..=2u8);
         let maps = self.proc_maps(procs, 1..=2, &files, |g| {
             let r = g.rng.random_range(0..100);
@@ -369,7 +482,7 @@ impl Gen {
     fn clean(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(3.min(max_cpus).max(2)..=max_cpus.clamp(2, 4)) as u8;
         let pages = self.rng.random_range(1..=2);
-        let files = vec![FileSpec { pages, colour: 0 }];
+        let files = vec![FileSpec { pages, colour: 0, shmem: false }];
         let procs = self.rng.random_range(1..=2u8);
         let maps =
             self.proc_maps(procs, 1..=2, &files, |_| MapKind::File { file: 0, pgoff: 0, shared: true });

@@ -52,6 +52,9 @@ pub struct FileSpec {
     pub pages: u64,
     /// Colour offset in pages (where its page 0 lands modulo 4 MiB).
     pub colour: u64,
+    /// A shmem (tmpfs) file: no backing store but swap, its pages start as holes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shmem: bool,
 }
 
 /// A kernel buffer (an io_uring-like ring of one page) the kernel allocates at set-up; user
@@ -69,6 +72,9 @@ pub struct RingSpec {
 pub enum MapKind {
     /// Private anonymous memory.
     Anon,
+    /// `MAP_SHARED | MAP_ANONYMOUS`: a new shmem object per `mmap`, shared with the children
+    /// forked after it.
+    SharedAnon,
     /// A file from page `pgoff`.
     File {
         /// File index.
@@ -704,7 +710,9 @@ mod tests {
                         Family::Gather => matches!(op, WOp::GupFast { .. }),
                         Family::Clean => matches!(op, WOp::Clean { .. }),
                         Family::Hash => matches!(op, WOp::Mprotect { .. }),
-                        Family::Sharing => true,
+                        Family::Sharing => {
+                            matches!(op, WOp::Reclaim { target: Target::File { .. } } | WOp::Fork { .. })
+                        }
                         Family::Mixed => false,
                     })
                     .count();
@@ -756,6 +764,38 @@ mod tests {
         let i = bad.maps.iter().position(|m| matches!(m.kind, MapKind::Ring { .. })).unwrap();
         bad.maps[i].pages = 2;
         assert!(bad.validate(4).unwrap_err().contains("mapped whole"));
+    }
+
+    #[test]
+    fn a_sharing_workload_is_the_mixed_draw_with_shmem_files_and_a_shared_anonymous_mapping() {
+        let mut with_fixed = 0;
+        for seed in 0..300 {
+            let w = Workload::generate_for(seed, 4, Family::Sharing);
+            w.validate(4).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert!(w.files.iter().any(|f| f.shmem), "seed {seed}: no shmem file");
+            let shared_anon: Vec<&MapSpec> =
+                w.maps.iter().filter(|m| m.kind == MapKind::SharedAnon).collect();
+            assert_eq!(shared_anon.len(), 1, "seed {seed}");
+            with_fixed += usize::from(shared_anon[0].fixed.is_some());
+            // A program forks the process that has it and touches it from the child.
+            let owner = shared_anon[0].proc;
+            assert!(
+                w.programs.iter().flatten().any(|o| *o == WOp::Fork { proc: Proc::Init(owner) }),
+                "seed {seed}"
+            );
+            assert!(w.without_map(w.maps.len() - 1).validate(4).is_ok(), "seed {seed}");
+        }
+        assert!((20..150).contains(&with_fixed), "{with_fixed} of 300 at a MAP_FIXED address");
+        // The mixed family's workloads stay as they were: no shmem, nothing shared anonymous.
+        for seed in 0..100 {
+            let w = Workload::generate(seed, 4);
+            assert!(w.files.iter().all(|f| !f.shmem) && w.maps.iter().all(|m| m.kind != MapKind::SharedAnon));
+        }
+        // A file that is not shmem serialises as before (no `shmem` field).
+        let text = serde_json::to_string(&Workload::generate(1, 4)).unwrap();
+        assert!(!text.contains("shmem"), "{text}");
+        let text = serde_json::to_string(&Workload::generate_for(1, 4, Family::Sharing)).unwrap();
+        assert!(text.contains("\"shmem\":true") && text.contains("\"kind\":\"shared_anon\""), "{text}");
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! What a campaign finds with no help: seeds a plain `vipt campaign --scheduler window` run
+//! reports, pinned so that a change to the generator, the scheduler or the model that loses
+//! them shows up.
+
+use vipt_emu::config::Preset;
+use vipt_emu::mm::situations::Situation;
+use vipt_harness::scenario::{RunConfig, run_seed};
+use vipt_harness::sched::SchedulerKind;
+use vipt_tmpalias::Registry;
+
+/// The seeds of 0..100 000 that fail on `linux-2.6.15` and pass on `recheck` with the window
+/// scheduler on the fuzzing machine (`vipt compare linux-2.6.15 recheck --scheduler window
+/// --seeds 0..100000`).
+const B3_SEEDS: [u64; 5] = [9459, 38973, 41123, 44287, 80728];
+
+/// B3 (a PTE changes between `translation_exists` and the `fdc`s that rely on it) found by a
+/// campaign: each seed fails on 2.6.15, is clean on `recheck` (2.6.15 re-checking the PTE after
+/// each flush and going on to the next mapping if it changed, its only difference), and its
+/// 2.6.15 run met a PTE that changed between a CPU's check and its next flush.
+#[test]
+fn the_window_scheduler_finds_b3_seeds_that_recheck_fixes() {
+    let r = Registry::builtin();
+    let cfg = RunConfig { preset: Preset::Tiny, ..RunConfig::default() };
+    for seed in B3_SEEDS {
+        let old = run_seed(r.get("linux-2.6.15").unwrap(), &cfg, SchedulerKind::Window, seed);
+        let fixed = run_seed(r.get("recheck").unwrap(), &cfg, SchedulerKind::Window, seed);
+        assert!(!old.violations.is_empty(), "seed {seed}: linux-2.6.15 is clean");
+        assert!(
+            fixed.violations.is_empty() && fixed.unfinished.is_none(),
+            "seed {seed}: recheck is not clean"
+        );
+        assert!(
+            old.situations.get(Situation::PteChangedAfterCheck) > 0,
+            "seed {seed}: no PTE changed after a check"
+        );
+    }
+}
