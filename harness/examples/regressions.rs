@@ -13,17 +13,16 @@
 //! | `range-flush-none` | `flush_cache_range` does nothing: munmap, mprotect and `mremap`'s `move_page_tables` leave the old colour's dirty lines |
 //! | `io-uring-file-colour` | io_uring's placement before 6.5: a ring is mapped at the colour of its file, not of its kernel address (a knob, not a routine) |
 //!
-//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [FAMILY] [SCHEDULER...]`
-//! (default `2000`, the mixed family, every scheduler; `sharing` draws `mremap` and the
-//! kernel buffers too): per regression and scheduler, the failing seeds among `0..SEEDS` and
-//! the first.
+//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]
+//! [--family NAME]` (default `2000`, every scheduler, the lineage's own family): per regression
+//! and scheduler, the failing seeds among `0..SEEDS` and the first.
 use vipt_emu::addr::{Pfn, VirtAddr};
 use vipt_emu::arch::{ArchCtx, ArchHooks, HookFuture, Patch};
 use vipt_emu::mm::{LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_tmpalias::{Family, Lineage, Registry, pacache, parisc};
+use vipt_tmpalias::{Lineage, Registry, pacache, parisc};
 
 #[derive(Clone)]
 struct FirstMappingOnly;
@@ -131,17 +130,21 @@ fn regressions(base: &Lineage) -> Vec<Lineage> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).peekable();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg = RunConfig::default();
+    if let Some(i) = args.iter().position(|a| a == "--family") {
+        let name = args.get(i + 1).expect("--family takes a family name");
+        cfg.family = Some(name.parse().unwrap_or_else(|e: String| panic!("{e}")));
+        args.drain(i..i + 2);
+    }
+    let mut args = args.into_iter();
     let seeds: u64 = args.next().map_or(2000, |s| s.parse().expect("SEEDS is a number"));
-    let family =
-        args.next_if(|a| a.parse::<Family>().is_ok()).map(|a| a.parse::<Family>().expect("a family"));
     let mut scheds: Vec<SchedulerKind> = args.map(|s| s.parse().expect("a scheduler")).collect();
     if scheds.is_empty() {
         scheds = vec![SchedulerKind::Random, SchedulerKind::Pct, SchedulerKind::Window];
     }
     let registry = Registry::builtin();
     let base = registry.get("linux-6.x").expect("linux-6.x is built in");
-    let cfg = RunConfig { family, ..RunConfig::default() };
     println!("{:<22} {:>8} {:>10} {:>10}", "regression", "sched", "failing", "first");
     for l in regressions(base) {
         for &s in &scheds {

@@ -158,9 +158,40 @@ impl Gen {
         let mut w = self.workload(max_cpus);
         self.shmem_group(&mut w);
         self.shared_anon_group(&mut w);
+        self.deferred_group(&mut w);
         self.remaps(&mut w);
         self.rings(&mut w);
         w
+    }
+
+    /// The deferred-flush group (every other workload): a file of its own with one set-up
+    /// mapping, which a program unmaps, writes with `write(2)` while nothing maps the file
+    /// (`flush_dcache_page` then only marks the page `PG_dcache_dirty`), maps again and loads
+    /// the word it wrote: the fault's `update_mmu_cache` owes the deferred flush.
+    fn deferred_group(&mut self, w: &mut Workload) {
+        if self.rng.random_range(0..2) == 0 || w.files.len() >= MAX_FILES || w.maps.len() >= MAX_MAPS {
+            return;
+        }
+        let file = w.files.len() as u8;
+        let pages = self.rng.random_range(1..=2);
+        w.files.push(FileSpec { pages, colour: self.rng.random_range(0..COLOURS), shmem: false });
+        let proc = self.rng.random_range(0..w.procs);
+        let map = w.maps.iter().filter(|m| m.proc == proc).count() as u8;
+        let shared = self.rng.random_range(0..2) == 0;
+        w.maps.push(MapSpec { proc, kind: MapKind::File { file, pgoff: 0, shared }, pages, fixed: None });
+        let cpu = self.rng.random_range(0..w.programs.len());
+        let page = self.rng.random_range(0..pages) as u8;
+        let word = self.pick(&WORDS);
+        let value = self.value(cpu);
+        let proc = Proc::Init(proc);
+        let ops = [
+            WOp::Munmap { proc, map },
+            WOp::Write { file, pgoff: u64::from(page), word, value },
+            WOp::Remap { proc, map },
+            WOp::Load { proc, map, page, word },
+        ];
+        let pos = self.rng.random_range(0..=w.programs[cpu].len());
+        w.programs[cpu].splice(pos..pos, ops);
     }
 
     /// Inserts `op(slot)` at a seeded position of a seeded program, for an initial process
