@@ -302,8 +302,13 @@ impl Kernel {
             self.shmem_swap_write(cpu, page, slot).await;
         }
         // The write completes now (a synchronous device) or later (then the page stays in
-        // the swap cache until a later pass).
-        if self.choose(ChoiceKind::Other, 2) == 1 {
+        // the swap cache until a later pass). A page whose entry a truncation freed meanwhile
+        // is nobody's: it goes now either way.
+        let orphan = {
+            let s = self.state();
+            s.swap[s.pages[page.index()].private as usize].count == 0
+        };
+        if self.choose(ChoiceKind::Other, 2) == 1 && !orphan {
             return Ok(());
         }
         // `__remove_mapping` → `__delete_from_swap_cache`.

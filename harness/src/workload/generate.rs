@@ -159,9 +159,66 @@ impl Gen {
         self.shmem_group(&mut w);
         self.shared_anon_group(&mut w);
         self.deferred_group(&mut w);
+        self.race_group(&mut w);
         self.remaps(&mut w);
         self.rings(&mut w);
         w
+    }
+
+    /// The race group (every other workload, on two CPUs or more): operations that unmap a
+    /// page while another CPU is inside a flush routine for it, placed near the start of two
+    /// programs so that they overlap. Either a `truncate` to 0 of a mapped file against the
+    /// reclaim of its first page (`try_to_unmap` flushes the page in one mapping while the
+    /// truncate zaps another), or a `munmap` of an anonymous mapping against an
+    /// `access_process_vm` read of the same page in a child forked just before
+    /// (`flush_anon_page` of a page the parent's zap unmaps).
+    fn race_group(&mut self, w: &mut Workload) {
+        if w.programs.len() < 2 || self.rng.random_range(0..2) == 0 {
+            return;
+        }
+        let a = self.rng.random_range(0..w.programs.len());
+        let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        let p = self.rng.random_range(0..w.procs);
+        let mine: Vec<(u8, MapKind)> =
+            w.maps.iter().filter(|m| m.proc == p).enumerate().map(|(i, m)| (i as u8, m.kind)).collect();
+        let anon: Vec<u8> = mine.iter().filter(|(_, k)| *k == MapKind::Anon).map(|&(i, _)| i).collect();
+        // Files mapped twice or more, so that the truncate zaps one mapping while reclaim
+        // flushes the page in another.
+        let mapped = |f: u8| {
+            w.maps.iter().filter(|m| matches!(m.kind, MapKind::File { file, .. } if file == f)).count()
+        };
+        let files: Vec<u8> =
+            (0..w.files.len() as u8).filter(|&f| !w.files[f as usize].shmem && mapped(f) >= 2).collect();
+        let (ops_a, ops_b) = if !anon.is_empty() && (files.is_empty() || self.rng.random_range(0..2) == 0) {
+            let map = self.pick(&anon);
+            let page = self.rng.random_range(0..2u8);
+            let word = self.pick(&WORDS);
+            // The child's index among the forks of program `a` before the inserted ones.
+            let forks_before = |prog: &[WOp], pos: usize| {
+                prog[..pos].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8
+            };
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            let child = forks_before(&w.programs[a], pos);
+            let value = self.value(a);
+            let ops_a = vec![
+                WOp::Store { proc: Proc::Init(p), map, page, word, value },
+                WOp::Fork { proc: Proc::Init(p) },
+                WOp::Peek { proc: Proc::Child(child), map, page, word },
+            ];
+            ((pos, ops_a), vec![WOp::Munmap { proc: Proc::Init(p), map }])
+        } else if !files.is_empty() {
+            let file = self.pick(&files);
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            // The first reclaim finds the page young and only ages it; the second unmaps it.
+            let reclaim = WOp::Reclaim { target: Target::File { file, pgoff: 0 } };
+            ((pos, vec![reclaim, reclaim]), vec![WOp::Truncate { file, pages: 0 }])
+        } else {
+            return;
+        };
+        let (pos_a, ops_a) = ops_a;
+        w.programs[a].splice(pos_a..pos_a, ops_a);
+        let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        w.programs[b].splice(pos_b..pos_b, ops_b);
     }
 
     /// The deferred-flush group (every other workload): a file of its own with one set-up

@@ -21,9 +21,15 @@ impl Chooser for Pick {
 /// A kernel (the generic routines on the pipt machine) whose swap writes complete later (`later`: the written-out page stays in the
 /// swap cache) or at once.
 fn kernel_with(later: bool) -> Kernel {
+    kernel_on(Preset::Pipt, later)
+}
+
+fn kernel_on(preset: Preset, later: bool) -> Kernel {
     let chooser: Box<dyn Chooser> =
         if later { Box::new(Pick(ChoiceKind::Other, 1)) } else { Box::new(FirstChooser) };
-    Kernel::new(Machine::new(Preset::Pipt.config(), chooser), Box::new(GenericHooks), ArchConfig::GENERIC)
+    // `MAP_FIXED` at any colour, as 2.6 took it.
+    let config = ArchConfig { map_fixed_checks_colour: false, ..ArchConfig::GENERIC };
+    Kernel::new(Machine::new(preset.config(), chooser), Box::new(GenericHooks), config)
 }
 
 fn shared(file: FileId, pages: u64) -> MmapArgs {
@@ -121,6 +127,15 @@ fn holes_read_as_zeros_fsync_writes_nothing_and_truncate_frees_swap() {
     one(&k, C0, Op::Write { file: f, pgoff: 1, word: 0, value: 4 });
     assert_eq!(one(&k, C0, Op::Read { file: f, pgoff: 1, word: 5 }), OpResult::Value(0));
     assert_eq!(one(&k, C0, Op::Read { file: f, pgoff: 1, word: 0 }), OpResult::Value(4));
+    // A page only read since it was zeroed is clean: reclaim drops it, swap untouched.
+    let mm = k.create_mm().unwrap();
+    let va = mapped(one(&k, C0, Op::Mmap { mm, args: shared(f, 1) }));
+    assert_eq!(one(&k, C0, Op::Load { mm, va }), OpResult::Value(0));
+    assert_eq!(one(&k, C1, reclaim_file(f, 0)), OpResult::Done);
+    assert!(
+        k.state().files[f.index()].cached(0).is_none() && k.state().files[f.index()].swap_slot(0).is_none()
+    );
+    assert_eq!(one(&k, C0, Op::Load { mm, va }), OpResult::Value(0));
 }
 
 #[test]
@@ -162,4 +177,34 @@ fn shared_anonymous_memory_is_one_shmem_object_at_colour_0_shared_by_fork_and_re
     assert_eq!(k.state().files[f.index()].size, 0);
     assert!(k.state().files[f.index()].pages.iter().all(Option::is_none));
     assert!(k.state().free.len() > frames, "its pages are free again");
+}
+
+/// The colour situations, on an aliasing machine (the generic routines flush nothing, so only
+/// what is counted is looked at): a shmem page unmapped from two inequivalent `MAP_FIXED`
+/// addresses on its way to the swap cache, then brought back from it and mapped next at a
+/// third colour.
+#[test]
+fn a_shmem_page_unmapped_at_two_colours_and_mapped_back_at_another_is_counted() {
+    let k = kernel_on(Preset::Tiny, true);
+    let f = k.create_shmem_file(1, 0);
+    let (a, b) = (k.create_mm().unwrap(), k.create_mm().unwrap());
+    let at = |n: u64| VirtAddr::new(0x0900_0000 + n * PAGE_SIZE);
+    let fixed = |va| MmapArgs { pages: 1, file: Some((f, 0)), shared: true, writable: true, fixed: Some(va) };
+    let va = mapped(one(&k, C0, Op::Mmap { mm: a, args: fixed(at(0)) }));
+    let vb = mapped(one(&k, C0, Op::Mmap { mm: b, args: fixed(at(1)) }));
+    assert!(!k.machine().equivalent(va, vb));
+    one(&k, C0, Op::Store { mm: a, va, value: 1 });
+    one(&k, C0, Op::Load { mm: b, va: vb });
+    assert_eq!(one(&k, C1, reclaim_file(f, 0)), OpResult::Done);
+    assert_eq!(sit(&k, Situation::ShmemToSwapCacheShared), 1);
+    assert_eq!(sit(&k, Situation::ShmemToSwapCacheColours), 1);
+    // Back from the swap cache through a third mapping, at a colour neither had.
+    let c = k.create_mm().unwrap();
+    let vc = mapped(one(&k, C0, Op::Mmap { mm: c, args: fixed(at(2)) }));
+    one(&k, C0, Op::Load { mm: c, va: vc });
+    assert_eq!(sit(&k, Situation::ShmemSwapinFromCache), 1);
+    assert_eq!(sit(&k, Situation::ShmemSwapinOtherColour), 1);
+    // Mapped again where it was: not another colour.
+    one(&k, C0, Op::Load { mm: a, va });
+    assert_eq!(sit(&k, Situation::ShmemSwapinOtherColour), 1);
 }
