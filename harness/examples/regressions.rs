@@ -11,9 +11,9 @@
 //! | `cow-no-source-flush` | `copy_user_highpage` copies without flushing the source's user alias |
 //! | `fork-no-flush` | `flush_cache_mm` does nothing: fork write-protects PTEs whose dirty lines were never flushed |
 //!
-//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]`
-//! (default `2000`, every scheduler): per regression and scheduler, the failing seeds among
-//! `0..SEEDS` and the first.
+//! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]
+//! [--family NAME]` (default `2000`, every scheduler, the lineage's own family): per regression
+//! and scheduler, the failing seeds among `0..SEEDS` and the first.
 use vipt_emu::addr::{Pfn, VirtAddr};
 use vipt_emu::arch::{ArchCtx, ArchHooks, HookFuture, Patch};
 use vipt_emu::mm::{LockId, MmId, Vma};
@@ -109,7 +109,14 @@ fn regressions(base: &Lineage) -> Vec<Lineage> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg = RunConfig::default();
+    if let Some(i) = args.iter().position(|a| a == "--family") {
+        let name = args.get(i + 1).expect("--family takes a family name");
+        cfg.family = Some(name.parse().unwrap_or_else(|e: String| panic!("{e}")));
+        args.drain(i..i + 2);
+    }
+    let mut args = args.into_iter();
     let seeds: u64 = args.next().map_or(2000, |s| s.parse().expect("SEEDS is a number"));
     let mut scheds: Vec<SchedulerKind> = args.map(|s| s.parse().expect("a scheduler")).collect();
     if scheds.is_empty() {
@@ -117,7 +124,6 @@ fn main() {
     }
     let registry = Registry::builtin();
     let base = registry.get("linux-6.x").expect("linux-6.x is built in");
-    let cfg = RunConfig::default();
     println!("{:<22} {:>8} {:>10} {:>10}", "regression", "sched", "failing", "first");
     for l in regressions(base) {
         for &s in &scheds {

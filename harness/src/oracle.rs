@@ -8,6 +8,13 @@
 //! also completed before it began. Anything else is a violation. Nothing here looks at caches
 //! or page tables: only at what programs stored and what they got back.
 //!
+//! A shmem (tmpfs) file's words are file words like any other: their expected value is the
+//! last store or `write(2)`, whether the page has since been written out to swap, sits in the
+//! swap cache, or was read back into another frame; a hole reads 0, and truncation zeroes
+//! what lies beyond the new size. A `MAP_SHARED | MAP_ANONYMOUS` mapping's pages are logical
+//! pages of their own (numbered like private pages), which a `fork` shares with the child
+//! instead of copying and no fault replaces; a re-`mmap` of it starts a new, zeroed object.
+//!
 //! The MMU race families add invariants that are not about a value read. The core checks
 //! each at the step where it can break and emits an observation; the runner
 //! ([`crate::scenario`]) records it here with [`Oracle::flag`] as a broken [`Invariant`]:

@@ -239,6 +239,18 @@ fn lineages_lists_the_registry() {
     ] {
         assert!(names.contains(&n), "{n} missing");
     }
+    // Which families each can run, for `--family`.
+    let runs = |name: &str| {
+        let l = v["lineages"].as_array().unwrap().iter().find(|l| l["name"] == name).unwrap();
+        l["runs_families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(runs("linux-6.x"), ["mixed", "sharing"]);
+    assert_eq!(runs("hash-cas"), ["hash"]);
 }
 
 #[test]
@@ -735,6 +747,8 @@ fn a_campaign_of_another_family_records_it_and_its_reproducers_replay_it() {
     assert_eq!(recorded["family"], "sharing");
     let r = json(&vipt(&["replay", "--json", &path]));
     assert_eq!(r["reproduced"], true);
+    let said = String::from_utf8_lossy(&vipt(&["replay", &path]).stdout).into_owned();
+    assert!(said.starts_with("lineage linux-2.6.14 (sharing workload family) on tiny"), "{said}");
     // Without --family, the JSON has no family field, as before.
     let m = json(&vipt(&["check", "--lineage", "linux-6.x", "--seeds", "0", "--json", "--out", out]));
     assert!(m["run"].get("family").is_none(), "{m}");
@@ -753,6 +767,14 @@ fn a_campaign_of_another_family_records_it_and_its_reproducers_replay_it() {
         "lineage `hash-cas` cannot run the sharing",
     );
     assert_error_says(&vipt(&["campaign", "--family", "shm"]), "unknown family", "known: mixed, gather");
+    let input = d.join("fuzz-input");
+    std::fs::write(&input, [7u8; 32]).unwrap();
+    let input = input.to_str().unwrap();
+    assert_error_says(
+        &vipt(&["import-fuzz", input, "--lineage", "hash-cas", "--family", "sharing"]),
+        "import-fuzz with a family the lineage cannot run",
+        "lineage `hash-cas` cannot run the sharing",
+    );
     // Without --lineage, the default lineages that can run the family.
     let all = json(&vipt(&["campaign", "--family", "sharing", "--seeds", "0", "--json", "--out", out]));
     let names: Vec<&str> =

@@ -6,7 +6,7 @@ use vipt_emu::config::Preset;
 use vipt_emu::mm::situations::Situation;
 use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
-use vipt_tmpalias::Registry;
+use vipt_tmpalias::{Family, Registry};
 
 /// The seeds of 0..100 000 that fail on `linux-2.6.15` and pass on `recheck` with the window
 /// scheduler on the fuzzing machine (`vipt compare linux-2.6.15 recheck --scheduler window
@@ -34,4 +34,32 @@ fn the_window_scheduler_finds_b3_seeds_that_recheck_fixes() {
             "seed {seed}: no PTE changed after a check"
         );
     }
+}
+
+/// The sharing family's deferred-flush group: a page written by `write(2)` while its file has
+/// no mapping (`PG_dcache_dirty`) is mapped again and faulted in, in about a third of the
+/// scenarios (the mixed family: about 1 in 2 000).
+#[test]
+fn the_sharing_family_maps_pages_whose_flush_was_deferred() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::DeferredThenMapped, 100);
+    assert!(sharing >= 20, "{sharing} of 100 sharing scenarios met deferred_flush.then_mapped");
+    assert!(scenarios_meeting(Family::Mixed, Situation::DeferredThenMapped, 100) < sharing / 4);
+}
+
+/// The sharing family's race group: a child's `access_process_vm` read of an anonymous page
+/// (`flush_anon_page`) while its parent `munmap`s the page, which the default workloads never
+/// bring about.
+#[test]
+fn the_sharing_family_zaps_a_page_inside_flush_anon_page() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::ZapFlushAnonPage, 200);
+    assert!(sharing >= 4, "{sharing} of 200 sharing scenarios met race.zap.flush_anon_page");
+    assert_eq!(scenarios_meeting(Family::Mixed, Situation::ZapFlushAnonPage, 200), 0);
+}
+
+/// How many of `linux-6.x`'s seeds `0..seeds` of `family` meet `s`, with the random scheduler.
+fn scenarios_meeting(family: Family, s: Situation, seeds: u64) -> usize {
+    let r = Registry::builtin();
+    let l = r.get("linux-6.x").unwrap();
+    let cfg = RunConfig { family: Some(family), ..RunConfig::default() };
+    (0..seeds).filter(|&seed| run_seed(l, &cfg, SchedulerKind::Random, seed).situations.get(s) > 0).count()
 }

@@ -155,7 +155,24 @@ pub fn pte_needs_cache_flush(pte: Pte) -> bool {
 /// equivalent aliases; a private anonymous mapping goes first-fit (`get_unshared_area`). The
 /// page offset entered the colour later (it is there by 3.7: `offset = (offset + (pgoff <<
 /// PAGE_SHIFT)) & 0x3FF000`).
+///
+/// `MAP_SHARED | MAP_ANONYMOUS` (no file yet) goes to `get_shared_area(NULL, ...)`, whose
+/// offset is 0: colour 0.
 pub fn get_unmapped_area_2612(cx: ArchCtx<'_>, mm: MmId, args: &MmapArgs) -> Result<VirtAddr, Errno> {
     let colour = args.file.map(|(f, _)| cx.file_colour_pages(f) * PAGE_SIZE);
+    let colour = if args.file.is_none() && args.shared { Some(0) } else { colour };
     cx.unmapped_area(mm, args, colour)
+}
+
+/// `arch_get_unmapped_area` of the `GET_LAST_MMAP` era (3.10 to 6.4, as at `torvalds/linux` @
+/// `072cf06e`, `arch/parisc/kernel/sys_parisc.c`): file mappings as today
+/// ([`ArchCtx::get_unmapped_area_coloured`]: `last_mmap` is the file's `f_mapping` address,
+/// never 0), but `MAP_SHARED | MAP_ANONYMOUS` has no file, so `last_mmap` is 0 and
+/// `info.align_mask = last_mmap ? ... : 0` leaves it uncoloured: first fit. The 6.5 rewrite
+/// (567b3515, `GET_FILP_PGOFF`) aligns it at colour 0.
+pub fn get_unmapped_area_last_mmap(cx: ArchCtx<'_>, mm: MmId, args: &MmapArgs) -> Result<VirtAddr, Errno> {
+    if args.file.is_none() {
+        return cx.unmapped_area(mm, args, None);
+    }
+    cx.get_unmapped_area_coloured(mm, args)
 }

@@ -56,3 +56,42 @@ fn placement_of_2_6_ignores_the_page_offset_and_checks_no_fixed_colour() {
         assert_eq!(fixed, OpResult::Mapped(VirtAddr::new(16 * SHM_COLOUR + 2 * PAGE_SIZE)), "{name}");
     }
 }
+
+/// Where `MAP_SHARED | MAP_ANONYMOUS` lands after a one-page private mapping (so that first
+/// fit is one page past colour 0), and what a `MAP_FIXED` one at an odd colour returns.
+fn place_shared_anon(lineage: &str) -> (VirtAddr, VirtAddr, OpResult) {
+    let l = Registry::builtin().get(lineage).unwrap().clone();
+    let k = l.boot(Preset::Tiny.config(), Box::new(FirstChooser));
+    let mm = k.create_mm().unwrap();
+    let mut ex = Executor::new(&k);
+    let mut mmap = |shared, fixed| {
+        let args = MmapArgs { pages: 1, file: None, shared, writable: true, fixed };
+        ex.spawn(CpuId(0), Op::Mmap { mm, args });
+        ex.run_to_completion(CpuId(0)).unwrap()
+    };
+    let at = |r: OpResult| match r {
+        OpResult::Mapped(va) => va,
+        other => panic!("{lineage}: {other:?}"),
+    };
+    let private = at(mmap(false, None));
+    let va = at(mmap(true, None));
+    let odd = VirtAddr::new(16 * SHM_COLOUR + 3 * PAGE_SIZE);
+    (private, va, mmap(true, Some(odd)))
+}
+
+/// Shared anonymous memory has no file when it is placed: colour 0 in the 2.6 and 3.x
+/// `get_shared_area(NULL, ...)` and since the 6.5 rewrite (`GET_FILP_PGOFF(NULL)` is 0), first
+/// fit in the `GET_LAST_MMAP` era that `linux-6.0` models (`last_mmap` 0: no alignment).
+/// `MAP_FIXED` of it is never refused for its colour: every era's check needs a file.
+#[test]
+fn shared_anonymous_memory_is_placed_at_colour_0_except_in_the_last_mmap_era() {
+    for name in ["linux-2.6.14", "recheck", "tmpalias", "linux-6.10", "linux-6.x", "whole-cache"] {
+        let (private, va, fixed) = place_shared_anon(name);
+        assert_ne!(private.add_pages(1).colour(SHM_COLOUR), 0);
+        assert_eq!(va.colour(SHM_COLOUR), 0, "{name}");
+        assert_eq!(fixed, OpResult::Mapped(VirtAddr::new(16 * SHM_COLOUR + 3 * PAGE_SIZE)), "{name}");
+    }
+    let (private, va, fixed) = place_shared_anon("linux-6.0");
+    assert_eq!(va, private.add_pages(1), "first fit, right after the private page");
+    assert!(matches!(fixed, OpResult::Mapped(_)));
+}

@@ -252,6 +252,7 @@ impl Kernel {
         let same = now == expect || (self.layout().pte_none(now) && self.layout().pte_none(expect));
         if same {
             if file {
+                self.note_shmem_mapped(page, vma.mm, va);
                 self.arch(cpu).flush_icache_page(*vma, page).await;
             }
             self.note_mapped(pte);

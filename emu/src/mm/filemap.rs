@@ -2,6 +2,7 @@
 //! `write(2)`, `read(2)`, `fsync`, `msync` and `truncate`.
 
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr, WORDS_PER_PAGE};
+use crate::mm::shmem::Sgp;
 use crate::mm::situations::Routine;
 use crate::mm::types::{Mapping, Vma};
 use crate::mm::{Action, Errno, FileId, Kernel, LockId, LockMode, MmId, Obs, PageFlags};
@@ -58,6 +59,10 @@ impl Kernel {
     /// `find_lock_page` with read-in: the page-cache page at `pgoff` of `file`, locked, with a
     /// reference for the caller. `Bus` beyond end of file.
     pub async fn find_lock_page(&self, cpu: CpuId, file: FileId, pgoff: u64) -> Result<Pfn, Errno> {
+        if self.is_shmem(file) {
+            let page = self.shmem_get_page(cpu, file, pgoff, Sgp::Cache).await?;
+            return page.ok_or(Errno::Again);
+        }
         for _ in 0..MAX_LOOKUP_RETRIES {
             let cached = {
                 let s = self.state();
@@ -241,8 +246,20 @@ impl Kernel {
         if words.iter().any(|&w| w as usize >= WORDS_PER_PAGE) {
             return Err(Errno::Inval);
         }
-        let page = match self.find_lock_page(cpu, file, pgoff).await {
-            Ok(p) => p,
+        let found = if self.is_shmem(file) {
+            // `shmem_file_read_iter` with `SGP_READ`: a hole reads zeros, allocating nothing.
+            self.shmem_get_page(cpu, file, pgoff, Sgp::Read).await
+        } else {
+            self.find_lock_page(cpu, file, pgoff).await.map(Some)
+        };
+        let page = match found {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                for &w in words {
+                    self.observe(Obs::FileRead { cpu, file, pgoff, word: w as usize, value: 0 });
+                }
+                return Ok(words.last().map(|_| 0));
+            }
             Err(Errno::Bus) => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -271,7 +288,11 @@ impl Kernel {
         let f = &mut s.files[file.index()];
         while f.size < pages {
             f.size += 1;
-            if f.disk.len() < f.size as usize {
+            if f.shmem {
+                if f.swapped.len() < f.size as usize {
+                    f.swapped.push(0);
+                }
+            } else if f.disk.len() < f.size as usize {
                 f.disk.push(vec![0u64; WORDS_PER_PAGE].into_boxed_slice());
             }
             if f.pages.len() < f.size as usize {
@@ -334,6 +355,10 @@ impl Kernel {
 
     /// `fsync`: writes every dirty page of `file` back to its backing store.
     pub async fn sys_fsync(&self, cpu: CpuId, file: FileId) -> Result<(), Errno> {
+        if self.is_shmem(file) {
+            // `noop_fsync`: a shmem file has nothing to write back to.
+            return Ok(());
+        }
         let size = self.state().files[file.index()].size;
         for pgoff in 0..size {
             let Some(page) = self.state().files[file.index()].cached(pgoff) else {
@@ -434,7 +459,11 @@ impl Kernel {
             }
             let owned = {
                 let d = self.page(page);
-                d.mapping == Mapping::File(file) && d.index == pgoff
+                // A shmem page reclaim moved to the swap cache meanwhile has left the page
+                // cache: its swap entry is freed below.
+                d.mapping == Mapping::File(file)
+                    && d.index == pgoff
+                    && !d.flags.contains(PageFlags::SWAPCACHE)
             };
             if owned {
                 let mut s = self.state();
@@ -447,6 +476,13 @@ impl Kernel {
             }
             self.unlock(cpu, LockId::Page(page));
             self.put_page(page);
+        }
+        if self.is_shmem(file) {
+            // `shmem_undo_range`: the swap entries beyond go too.
+            self.shmem_free_swap_beyond(file, pages);
+            let mut s = self.state();
+            let f = &mut s.files[file.index()];
+            f.swapped.truncate(f.size as usize);
         }
         // As `truncate_pagecache`: private pages COWed from the file after the first unmap
         // would outlive the truncation; a second unmap catches them.

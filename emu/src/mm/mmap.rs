@@ -75,6 +75,11 @@ impl Kernel {
     /// (`COLOR_ALIGN` / `shared_align_offset`); private anonymous ones first-fit. `MAP_FIXED`
     /// of a shared file mapping at another colour is refused when the lineage checks it
     /// ([`crate::arch::ArchConfig::map_fixed_checks_colour`]; the check came in 3.9).
+    ///
+    /// `MAP_SHARED | MAP_ANONYMOUS` comes here without a file (`shmem_zero_setup` runs after
+    /// the placement) and with page offset 0: it is colour aligned at colour 0
+    /// (`do_color_align` with `GET_FILP_PGOFF(NULL) == 0`, as rewritten by 567b3515 in 6.5 and
+    /// stable), and its `MAP_FIXED` is never refused (the check needs `filp`).
     pub fn get_unmapped_area_coloured(&self, mm: MmId, a: &MmapArgs) -> Result<VirtAddr, Errno> {
         let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
         if let (Some(addr), Some(c)) = (a.fixed, colour)
@@ -84,12 +89,13 @@ impl Kernel {
         {
             return Err(Errno::Inval);
         }
+        let colour = if a.file.is_none() && a.shared { Some(0) } else { colour };
         self.unmapped_area(mm, a, colour)
     }
 
     /// `mmap`: creates a VMA and links it into its file's `i_mmap` at a seeded position.
     pub async fn sys_mmap(&self, cpu: CpuId, mm: MmId, a: MmapArgs) -> Result<VirtAddr, Errno> {
-        if a.pages == 0 || (a.file.is_none() && a.shared) {
+        if a.pages == 0 {
             return Err(Errno::Inval);
         }
         if let Some((f, _)) = a.file
@@ -112,14 +118,20 @@ impl Kernel {
             }
         }
         let end = start.add_pages(a.pages);
+        // `MAP_SHARED | MAP_ANONYMOUS`: `mmap_region` calls `shmem_zero_setup`, which gives
+        // the VMA a new shmem object of its length, mapped from page offset 0.
+        let file = match a.file {
+            None if a.shared => Some((self.shmem_zero_setup(a.pages), 0)),
+            f => f,
+        };
         let vma = Vma {
             id: VmaId(0),
             mm,
             space: self.mm_space(mm),
             start,
             end,
-            pgoff: a.file.map_or(start.vpn().raw(), |(_, p)| p),
-            file: a.file.map(|(f, _)| f),
+            pgoff: file.map_or(start.vpn().raw(), |(_, p)| p),
+            file: file.map(|(f, _)| f),
             shared: a.shared,
             writable: a.writable,
             exec: false,
@@ -190,7 +202,17 @@ impl Kernel {
         }
         self.unmap_region(cpu, mm, &vmas, false).await;
         self.unlock(cpu, LockId::MmapSem(mm));
+        self.release_files(cpu, &vmas).await;
         Ok(())
+    }
+
+    /// After the mappings `vmas` went: the final `fput` of any shared anonymous object none
+    /// maps any more ([`Kernel::release_anon_shared`]).
+    async fn release_files(&self, cpu: CpuId, vmas: &[Vma]) {
+        let files: Vec<FileId> = vmas.iter().filter_map(|v| v.file).collect();
+        if files.iter().any(|f| self.state().files[f.index()].anon_shared) {
+            self.release_anon_shared(cpu, &files).await;
+        }
     }
 
     /// `mprotect` of whole VMAs inside `[va, va + pages)`: to `PROT_NONE` (`none`: present
@@ -452,6 +474,7 @@ impl Kernel {
         self.machine().detach_space(space);
         self.free_table_page(pgd);
         self.unlock(cpu, LockId::MmapSem(mm));
+        self.release_files(cpu, &vmas).await;
         Ok(())
     }
 

@@ -40,6 +40,7 @@ pub mod monitor;
 pub mod observe;
 pub mod ops;
 pub mod prim;
+pub mod shmem;
 pub mod situations;
 pub mod state;
 pub mod tlbflush;

@@ -125,6 +125,25 @@ situations! {
     /// A plain PTE store (not an atomic update) removed a dirty bit the PTE gained after the
     /// storing CPU's operation first read it: a store to the page since is in no dirty bit.
     DirtyDropped = "pte.dirty_dropped",
+    /// Reclaim unmaps a shmem page from two or more user addresses and moves it to the swap
+    /// cache (`shmem_writepage`).
+    ShmemToSwapCacheShared = "shmem.to_swap_cache_shared",
+    /// Reclaim unmaps a shmem page from user addresses at two colours or more and moves it to
+    /// the swap cache.
+    ShmemToSwapCacheColours = "shmem.to_swap_cache_colours",
+    /// A shmem page is brought back from the swap cache, the frame it was written out from.
+    ShmemSwapinFromCache = "shmem.swapin_from_swap_cache",
+    /// A shmem page is read back from its swap slot into a new frame.
+    ShmemSwapinFromSlot = "shmem.swapin_from_slot",
+    /// A shmem page brought back from the swap cache is mapped next at another colour than it
+    /// was mapped at when it went there.
+    ShmemSwapinOtherColour = "shmem.swapin_other_colour",
+    /// A page of a `MAP_SHARED | MAP_ANONYMOUS` mapping gets a PTE while another process (a
+    /// fork) maps it at the same colour.
+    SharedAnonShared = "shared_anon.shared",
+    /// A page of a `MAP_SHARED | MAP_ANONYMOUS` mapping gets a PTE at another colour than an
+    /// existing mapping of it.
+    SharedAnonColours = "shared_anon.colours",
 }
 
 /// How many situations there are.

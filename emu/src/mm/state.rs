@@ -32,6 +32,10 @@ pub struct MmState {
     pub swap: Vec<SwapSlot>,
     /// Held locks.
     pub locks: LockTable,
+    /// Shmem pages swap-in took from the swap cache and that are not mapped again yet: the
+    /// file page each is, and a user address it was mapped at before it was written out
+    /// (situation counting only).
+    pub swapin_was_at: Vec<(Pfn, (FileId, u64), VirtAddr)>,
 }
 
 impl MmState {
@@ -217,6 +221,14 @@ impl Kernel {
     }
 
     // ----- set-up -----------------------------------------------------------------------
+
+    /// Creates a shmem (tmpfs) file of `pages` pages, all holes, whose colour offset is
+    /// `colour` pages (`shmem_file_setup`).
+    pub fn create_shmem_file(&self, pages: u64, colour: u64) -> FileId {
+        let mut s = self.s.borrow_mut();
+        s.files.push(FileObj::new_shmem(pages, colour % (SHM_COLOUR / PAGE_SIZE)));
+        FileId(s.files.len() as u32 - 1)
+    }
 
     /// Creates a file of `pages` zero pages whose colour offset is `colour` pages.
     pub fn create_file(&self, pages: u64, colour: u64) -> FileId {

@@ -8,6 +8,7 @@ use crate::machine::Machine;
 use crate::mm::mmap::MmapArgs;
 
 mod order;
+mod shmem;
 mod situations;
 
 pub(crate) fn kernel(preset: Preset, hooks: Box<dyn ArchHooks>) -> Kernel {

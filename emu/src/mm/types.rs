@@ -164,6 +164,15 @@ pub struct FileObj {
     /// set when a clean found that page's PTE dirty (`clean_record_shared_mapping_range`), and
     /// the whole log is harvested (read and cleared) at the end of each clean.
     pub dirty_log: u64,
+    /// A shmem (tmpfs) file: its pages have no backing store but swap. A page reclaim writes
+    /// out leaves the page cache for the swap cache, and `swapped[pgoff]` holds its slot (the
+    /// swap entry `shmem_writeout` stores in the mapping); `disk` is unused.
+    pub shmem: bool,
+    /// The object `shmem_zero_setup` made for a `MAP_SHARED | MAP_ANONYMOUS` mapping: no file
+    /// descriptor names it, and it is truncated away when its last mapping goes.
+    pub anon_shared: bool,
+    /// Of a shmem file: per page offset, the swap slot of a page that is swapped out (0: none).
+    pub swapped: Vec<u32>,
 }
 
 impl FileObj {
@@ -176,7 +185,25 @@ impl FileObj {
             i_mmap: Vec::new(),
             colour,
             dirty_log: 0,
+            shmem: false,
+            anon_shared: false,
+            swapped: Vec::new(),
         }
+    }
+
+    /// A shmem file of `pages` zero pages (holes) with colour offset `colour`.
+    pub fn new_shmem(pages: u64, colour: u64) -> Self {
+        FileObj {
+            shmem: true,
+            disk: Vec::new(),
+            swapped: vec![0; pages as usize],
+            ..FileObj::new(pages, colour)
+        }
+    }
+
+    /// Of a shmem file: the swap slot page `pgoff` is swapped out to, if it is.
+    pub fn swap_slot(&self, pgoff: u64) -> Option<u32> {
+        self.swapped.get(pgoff as usize).copied().filter(|&s| s != 0)
     }
     /// The page-cache page at `pgoff`.
     pub fn cached(&self, pgoff: u64) -> Option<Pfn> {
@@ -204,6 +231,9 @@ pub struct SwapSlot {
     pub data: Option<Box<[u64]>>,
     /// The swap-cache page for it.
     pub cache: Option<Pfn>,
+    /// For a shmem page written out to it: a user address the page was mapped at just before
+    /// (for the situation of a page mapped next at another colour).
+    pub was_at: Option<VirtAddr>,
 }
 
 impl SwapSlot {

@@ -34,7 +34,12 @@ impl Kernel {
     fn resolve_target(&self, t: ReclaimTarget) -> Option<Pfn> {
         match t {
             ReclaimTarget::Pfn(p) => Some(p),
-            ReclaimTarget::FilePage { file, pgoff } => self.state().files.get(file.index())?.cached(pgoff),
+            ReclaimTarget::FilePage { file, pgoff } => {
+                let s = self.state();
+                let f = s.files.get(file.index())?;
+                // A shmem page written out and still in the swap cache.
+                f.cached(pgoff).or_else(|| s.swap[f.swap_slot(pgoff)? as usize].cache)
+            }
             ReclaimTarget::User { mm, va } => {
                 if self.state().mms.get(mm.index())?.dead {
                     return None;
@@ -70,6 +75,7 @@ impl Kernel {
         let d = self.page(page);
         let anon = match d.mapping {
             Mapping::Anon(a) => Some(a),
+            Mapping::File(f) if self.is_shmem(f) => return self.shrink_shmem_page(cpu, f, page).await,
             Mapping::File(_) => None,
             Mapping::None => return Err(Errno::Busy),
         };

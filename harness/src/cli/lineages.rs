@@ -23,6 +23,7 @@ pub(crate) fn run(registry: &Registry, a: &LineagesArgs, out: &mut Out) -> CmdRe
                     "name": l.name, "summary": l.summary, "kernel": l.kernel, "bugs": l.bugs,
                     "preset": l.preset.map(|p| p.name()), "default": l.default,
                     "family": l.family.name(),
+                    "runs_families": l.family.runs().iter().map(|f| f.name()).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -114,9 +114,10 @@ fn replay(
             l.name
         );
     }
+    let family = r.family.as_ref().map_or(String::new(), |f| format!(" ({f} workload family)"));
     outln!(
         out,
-        "lineage {} on {}, {} operations, {} choices, {} micro-steps",
+        "lineage {}{family} on {}, {} operations, {} choices, {} micro-steps",
         l.name,
         l.preset.map_or(r.preset.clone(), |p| p.name().to_string()),
         r.workload.ops(),

@@ -74,7 +74,7 @@ pub(super) struct Rules {
 impl Rules {
     /// May an operation poke (write through `access_process_vm`) into a mapping of `kind`?
     pub(super) fn may_poke(&self, kind: MapKind) -> bool {
-        self.racy_poke || !matches!(kind, MapKind::File { shared: true, .. })
+        self.racy_poke || !matches!(kind, MapKind::File { shared: true, .. } | MapKind::SharedAnon)
     }
 
     /// May an operation claiming `f` start now, given the claims of what is running?

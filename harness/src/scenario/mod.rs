@@ -323,6 +323,60 @@ mod tests {
         QuickCheck::new().tests(100).quickcheck(corrupted_load_is_flagged as fn(u64, u8) -> TestResult);
     }
 
+    fn sharing_clean(seed: u64) -> TestResult {
+        let cfg = RunConfig { family: Some(Family::Sharing), ..RunConfig::default() };
+        for lineage in ["pipt", "whole-cache"] {
+            let o = outcome(lineage, seed, &cfg);
+            if let Some(v) = o.violations.first() {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
+            }
+            if let Some(u) = o.unfinished {
+                return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
+            }
+        }
+        TestResult::passed()
+    }
+
+    /// Shmem files and shared anonymous memory, reclaimed through the swap cache, keep every
+    /// word's last store on the kernels that cannot lose one.
+    #[test]
+    fn any_sharing_workload_on_pipt_and_whole_cache_is_clean() {
+        QuickCheck::new().tests(100).quickcheck(sharing_clean as fn(u64) -> TestResult);
+    }
+
+    /// The oracle judges shmem and shared anonymous words across swap-out and swap-in: on
+    /// `pipt` the first sharing seeds swap such pages out and back and are clean, and a
+    /// corrupted load among them is flagged; on `linux-2.5-rmap`, whose reclaim clears the PTE
+    /// before it flushes, words of shmem pages come back stale.
+    #[test]
+    fn the_oracle_judges_shmem_words_across_swap_out_and_swap_in() {
+        use vipt_emu::mm::situations::Situation;
+        let reg = Registry::builtin();
+        let cfg = RunConfig { family: Some(Family::Sharing), ..RunConfig::default() };
+        let pipt = reg.get("pipt").unwrap();
+        let mut swapped_in = 0;
+        for seed in 0..20 {
+            let o = run_seed(pipt, &cfg, SchedulerKind::Random, seed);
+            assert!(o.violations.is_empty() && o.unfinished.is_none(), "seed {seed}");
+            swapped_in += o.situations.get(Situation::ShmemSwapinFromSlot)
+                + o.situations.get(Situation::ShmemSwapinFromCache);
+        }
+        assert!(swapped_in >= 10, "{swapped_in} swap-ins in 20 seeds");
+        let corrupt = RunConfig { corrupt_load: Some(0), ..cfg.clone() };
+        let o = run_seed(pipt, &corrupt, SchedulerKind::Random, 1);
+        assert_eq!(o.violations.first().and_then(|v| v.read_kind()), Some(ReadKind::UserLoad));
+        let rmap = reg.get("linux-2.5-rmap").unwrap();
+        let shmem_words = (0..40)
+            .filter(|&seed| {
+                let w = workload_for(rmap, &cfg, seed);
+                run_seed(rmap, &cfg, SchedulerKind::Random, seed).violations.iter().any(|v| {
+                    matches!(v.loc.page, crate::oracle::PageLoc::File { file, .. } if w.files[file as usize].shmem)
+                })
+            })
+            .count();
+        assert!(shmem_words >= 1, "no stale shmem word in 40 seeds of linux-2.5-rmap");
+    }
+
     /// A corrupted load is flagged even where the low-bit flip of its value is another write's
     /// value that a tie at a step boundary allows (found by the property above).
     #[test]

@@ -141,7 +141,12 @@ impl<'k> Runner<'k> {
     /// Creates the workload's files, initial processes and mappings.
     pub(super) fn setup(&mut self) {
         for f in &self.w.files {
-            self.shadow.files.push(self.k.create_file(f.pages, f.colour));
+            let file = if f.shmem {
+                self.k.create_shmem_file(f.pages, f.colour)
+            } else {
+                self.k.create_file(f.pages, f.colour)
+            };
+            self.shadow.files.push(file);
         }
         for _ in 0..self.w.procs {
             self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));

@@ -91,6 +91,7 @@ impl Shadow {
     pub(super) fn mmap_args(&self, kind: MapKind, pages: u64, fixed: Option<VirtAddr>) -> MmapArgs {
         match kind {
             MapKind::Anon => MmapArgs { pages, file: None, shared: false, writable: true, fixed: None },
+            MapKind::SharedAnon => MmapArgs { pages, file: None, shared: true, writable: true, fixed },
             MapKind::File { file, pgoff, shared } => MmapArgs {
                 pages,
                 file: Some((self.files[file as usize], pgoff)),
@@ -118,7 +119,7 @@ impl Shadow {
             (View::File, MapKind::File { file, pgoff, .. }) => {
                 Some(PageLoc::File { file, pgoff: pgoff + page })
             }
-            (View::File, MapKind::Anon) => None,
+            (View::File, MapKind::Anon | MapKind::SharedAnon) => None,
         }
     }
 
@@ -190,11 +191,14 @@ impl Shadow {
     }
 }
 
-/// The views of a new mapping: fresh private pages for anonymous memory, the file otherwise.
+/// The views of a new mapping: fresh pages of its own for anonymous memory (private or
+/// shared), the file otherwise.
 fn fresh_views(kind: MapKind, pages: u64, oracle: &mut Oracle) -> Vec<View> {
     (0..pages)
         .map(|_| match kind {
-            MapKind::Anon => View::Private(oracle.new_private()),
+            // A shared anonymous object's pages are logical pages of their own, which a fork
+            // shares and no fault replaces (a shmem page is never COWed in a shared mapping).
+            MapKind::Anon | MapKind::SharedAnon => View::Private(oracle.new_private()),
             MapKind::File { .. } => View::File,
         })
         .collect()

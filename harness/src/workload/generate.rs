@@ -55,7 +55,11 @@ impl Gen {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
         let nfiles = self.rng.random_range(1..=3u8);
         let files: Vec<FileSpec> = (0..nfiles)
-            .map(|_| FileSpec { pages: self.rng.random_range(1..=3), colour: self.rng.random_range(0..1024) })
+            .map(|_| FileSpec {
+                pages: self.rng.random_range(1..=3),
+                colour: self.rng.random_range(0..1024),
+                shmem: false,
+            })
             .collect();
         let procs = self.rng.random_range(2..=3u8);
         let mut maps = Vec::new();
@@ -151,7 +155,204 @@ impl Gen {
     /// [`Family::Sharing`]: the mixed workload of the seed's own draw, to which each operation
     /// group of the family adds its set-up and operations, one function per group.
     fn sharing(&mut self, max_cpus: usize) -> Workload {
-        self.workload(max_cpus)
+        let mut w = self.workload(max_cpus);
+        self.shmem_group(&mut w);
+        self.shared_anon_group(&mut w);
+        self.deferred_group(&mut w);
+        self.race_group(&mut w);
+        w
+    }
+
+    /// The race group (every other workload, on two CPUs or more): operations that unmap a
+    /// page while another CPU is inside a flush routine for it, placed near the start of two
+    /// programs so that they overlap. Either a `truncate` to 0 of a mapped file against the
+    /// reclaim of its first page (`try_to_unmap` flushes the page in one mapping while the
+    /// truncate zaps another), or a `munmap` of an anonymous mapping against an
+    /// `access_process_vm` read of the same page in a child forked just before
+    /// (`flush_anon_page` of a page the parent's zap unmaps).
+    fn race_group(&mut self, w: &mut Workload) {
+        if w.programs.len() < 2 || self.rng.random_range(0..2) == 0 {
+            return;
+        }
+        let a = self.rng.random_range(0..w.programs.len());
+        let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        let p = self.rng.random_range(0..w.procs);
+        let mine: Vec<(u8, MapKind)> =
+            w.maps.iter().filter(|m| m.proc == p).enumerate().map(|(i, m)| (i as u8, m.kind)).collect();
+        let anon: Vec<u8> = mine.iter().filter(|(_, k)| *k == MapKind::Anon).map(|&(i, _)| i).collect();
+        // Files mapped twice or more, so that the truncate zaps one mapping while reclaim
+        // flushes the page in another.
+        let mapped = |f: u8| {
+            w.maps.iter().filter(|m| matches!(m.kind, MapKind::File { file, .. } if file == f)).count()
+        };
+        let files: Vec<u8> =
+            (0..w.files.len() as u8).filter(|&f| !w.files[f as usize].shmem && mapped(f) >= 2).collect();
+        let (ops_a, ops_b) = if !anon.is_empty() && (files.is_empty() || self.rng.random_range(0..2) == 0) {
+            let map = self.pick(&anon);
+            let page = self.rng.random_range(0..2u8);
+            let word = self.pick(&WORDS);
+            // The child's index among the forks of program `a` before the inserted ones.
+            let forks_before = |prog: &[WOp], pos: usize| {
+                prog[..pos].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8
+            };
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            let child = forks_before(&w.programs[a], pos);
+            let value = self.value(a);
+            let ops_a = vec![
+                WOp::Store { proc: Proc::Init(p), map, page, word, value },
+                WOp::Fork { proc: Proc::Init(p) },
+                WOp::Peek { proc: Proc::Child(child), map, page, word },
+            ];
+            ((pos, ops_a), vec![WOp::Munmap { proc: Proc::Init(p), map }])
+        } else if !files.is_empty() {
+            let file = self.pick(&files);
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            // The first reclaim finds the page young and only ages it; the second unmaps it.
+            let reclaim = WOp::Reclaim { target: Target::File { file, pgoff: 0 } };
+            ((pos, vec![reclaim, reclaim]), vec![WOp::Truncate { file, pages: 0 }])
+        } else {
+            return;
+        };
+        let (pos_a, ops_a) = ops_a;
+        w.programs[a].splice(pos_a..pos_a, ops_a);
+        let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        w.programs[b].splice(pos_b..pos_b, ops_b);
+    }
+
+    /// The deferred-flush group (every other workload): a file of its own with one set-up
+    /// mapping, which a program unmaps, writes with `write(2)` while nothing maps the file
+    /// (`flush_dcache_page` then only marks the page `PG_dcache_dirty`), maps again and loads
+    /// the word it wrote: the fault's `update_mmu_cache` owes the deferred flush.
+    fn deferred_group(&mut self, w: &mut Workload) {
+        if self.rng.random_range(0..2) == 0 || w.files.len() >= MAX_FILES || w.maps.len() >= MAX_MAPS {
+            return;
+        }
+        let file = w.files.len() as u8;
+        let pages = self.rng.random_range(1..=2);
+        w.files.push(FileSpec { pages, colour: self.rng.random_range(0..COLOURS), shmem: false });
+        let proc = self.rng.random_range(0..w.procs);
+        let map = w.maps.iter().filter(|m| m.proc == proc).count() as u8;
+        let shared = self.rng.random_range(0..2) == 0;
+        w.maps.push(MapSpec { proc, kind: MapKind::File { file, pgoff: 0, shared }, pages, fixed: None });
+        let cpu = self.rng.random_range(0..w.programs.len());
+        let page = self.rng.random_range(0..pages) as u8;
+        let word = self.pick(&WORDS);
+        let value = self.value(cpu);
+        let proc = Proc::Init(proc);
+        let ops = [
+            WOp::Munmap { proc, map },
+            WOp::Write { file, pgoff: u64::from(page), word, value },
+            WOp::Remap { proc, map },
+            WOp::Load { proc, map, page, word },
+        ];
+        let pos = self.rng.random_range(0..=w.programs[cpu].len());
+        w.programs[cpu].splice(pos..pos, ops);
+    }
+
+    /// Inserts `op(slot)` at a seeded position of a seeded program, for an initial process
+    /// drawn for it and one of that process's set-up mappings (`None` from `op`: nothing).
+    fn insert_op(&mut self, w: &mut Workload, mut op: impl FnMut(&mut Self, Slot) -> Option<WOp>) {
+        let cpu = self.rng.random_range(0..w.programs.len());
+        let p = self.rng.random_range(0..w.procs);
+        let nm = w.maps.iter().filter(|m| m.proc == p).count().max(1) as u8;
+        let map = self.rng.random_range(0..nm);
+        let page = self.rng.random_range(0..2u8);
+        let word = self.pick(&WORDS);
+        let pos = self.rng.random_range(0..=w.programs[cpu].len());
+        if let Some(o) = op(self, Slot { cpu, proc: Proc::Init(p), map, page, word }) {
+            w.programs[cpu].insert(pos, o);
+        }
+    }
+
+    /// The shmem group: some of the files (at least one) become shmem (tmpfs) files, whose
+    /// pages reclaim moves through the swap cache while they stay mapped elsewhere, and more
+    /// reclaims of their pages (by file page and by user address) and accesses to them join
+    /// the programs.
+    fn shmem_group(&mut self, w: &mut Workload) {
+        let first = self.rng.random_range(0..w.files.len());
+        for (i, f) in w.files.iter_mut().enumerate() {
+            f.shmem = i == first || self.rng.random_range(0..100) < 40;
+        }
+        // (process, its mapping index, file) of every set-up mapping of a shmem file.
+        let mut maps = Vec::new();
+        for p in 0..w.procs {
+            for (i, m) in w.maps.iter().filter(|m| m.proc == p).enumerate() {
+                if let MapKind::File { file, .. } = m.kind
+                    && w.files[file as usize].shmem
+                {
+                    maps.push((p, i as u8, file));
+                }
+            }
+        }
+        let files: Vec<(u8, u64)> =
+            w.files.iter().enumerate().filter(|(_, f)| f.shmem).map(|(i, f)| (i as u8, f.pages)).collect();
+        for _ in 0..self.rng.random_range(3..=7) {
+            self.insert_op(w, |g, Slot { cpu, page, word, .. }| {
+                let (file, pages) = g.pick(&files);
+                let pgoff = g.rng.random_range(0..pages);
+                let user = (!maps.is_empty()).then(|| g.pick(&maps));
+                Some(match (g.rng.random_range(0..100), user) {
+                    (0..=34, _) | (_, None) => WOp::Reclaim { target: Target::File { file, pgoff } },
+                    (35..=59, Some((p, map, _))) => {
+                        WOp::Reclaim { target: Target::User { proc: Proc::Init(p), map, page } }
+                    }
+                    (60..=79, Some((p, map, _))) => WOp::Load { proc: Proc::Init(p), map, page, word },
+                    (80..=89, Some((p, map, _))) => {
+                        WOp::Store { proc: Proc::Init(p), map, page, word, value: g.value(cpu) }
+                    }
+                    _ => WOp::Read { file, pgoff, word },
+                })
+            });
+        }
+    }
+
+    /// The shared anonymous group: a process gets a `MAP_SHARED | MAP_ANONYMOUS` mapping
+    /// (now and then at a `MAP_FIXED` address of any colour), one or two programs fork it at
+    /// their end and touch it from the child, and others touch and reclaim it from the parent.
+    fn shared_anon_group(&mut self, w: &mut Workload) {
+        if w.maps.len() >= MAX_MAPS {
+            return;
+        }
+        let p = self.rng.random_range(0..w.procs);
+        let map = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        let fixed = (self.rng.random_range(0..100) < 20)
+            .then(|| FIXED_BASE + 15 * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE);
+        w.maps.push(MapSpec {
+            proc: p,
+            kind: MapKind::SharedAnon,
+            pages: self.rng.random_range(1..=2),
+            fixed,
+        });
+        let touch = |g: &mut Self, cpu: usize, proc: Proc| {
+            let page = g.rng.random_range(0..2u8);
+            let word = g.pick(&WORDS);
+            match g.rng.random_range(0..100) {
+                0..=34 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
+                35..=69 => WOp::Load { proc, map, page, word },
+                70..=84 => WOp::Reclaim { target: Target::User { proc, map, page } },
+                85..=92 => WOp::Peek { proc, map, page, word },
+                _ => WOp::Futex { proc, map, page, word, value: g.value(cpu) },
+            }
+        };
+        for _ in 0..self.rng.random_range(1..=2) {
+            let cpu = self.rng.random_range(0..w.programs.len());
+            let child = w.programs[cpu].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8;
+            w.programs[cpu].push(WOp::Fork { proc: Proc::Init(p) });
+            for _ in 0..self.rng.random_range(2..=4) {
+                let o = touch(self, cpu, Proc::Child(child));
+                w.programs[cpu].push(o);
+            }
+        }
+        for _ in 0..self.rng.random_range(3..=6) {
+            let cpu = self.rng.random_range(0..w.programs.len());
+            let pos = self.rng.random_range(0..=w.programs[cpu].len());
+            let o = match self.rng.random_range(0..100) {
+                0..=89 => touch(self, cpu, Proc::Init(p)),
+                90..=94 => WOp::Munmap { proc: Proc::Init(p), map },
+                _ => WOp::Remap { proc: Proc::Init(p), map },
+            };
+            w.programs[cpu].insert(pos, o);
+        }
     }
 
     /// A process for an operation of a program whose home process is `home`: mostly the
@@ -207,7 +408,7 @@ impl Gen {
                 let kind = kind(self);
                 let pages = match kind {
                     MapKind::File { file, .. } => files[file as usize].pages,
-                    MapKind::Anon => self.rng.random_range(1..=2),
+                    MapKind::Anon | MapKind::SharedAnon => self.rng.random_range(1..=2),
                 };
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
             }
@@ -221,8 +422,9 @@ impl Gen {
     fn gather(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
         let nfiles = self.rng.random_range(1..=2u8);
-        let files: Vec<FileSpec> =
-            (0..nfiles).map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }).collect();
+        let files: Vec<FileSpec> = (0..nfiles)
+            .map(|_| FileSpec { pages: self.rng.random_range(1..=2), colour: 0, shmem: false })
+            .collect();
         let procs = self.rng.random_range(1..=2u8);
         let maps = self.proc_maps(procs, 2..=3, &files, |g| {
             if g.rng.random_range(0..100) < 30 {
@@ -259,7 +461,7 @@ impl Gen {
     /// lockless TLB-miss handler races every kind of PTE change.
     fn hash(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(2..=max_cpus.clamp(2, 4)) as u8;
-        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0 }];
+        let files = vec![FileSpec { pages: self.rng.random_range(1..=2), colour: 0, shmem: false }];
         let procs = self.rng.random_range(1..=2u8);
         let maps = self.proc_maps(procs, 1..=2, &files, |g| {
             let r = g.rng.random_range(0..100);
@@ -289,7 +491,7 @@ impl Gen {
     fn clean(&mut self, max_cpus: usize) -> Workload {
         let cpus = self.rng.random_range(3.min(max_cpus).max(2)..=max_cpus.clamp(2, 4)) as u8;
         let pages = self.rng.random_range(1..=2);
-        let files = vec![FileSpec { pages, colour: 0 }];
+        let files = vec![FileSpec { pages, colour: 0, shmem: false }];
         let procs = self.rng.random_range(1..=2u8);
         let maps =
             self.proc_maps(procs, 1..=2, &files, |_| MapKind::File { file: 0, pgoff: 0, shared: true });

@@ -49,6 +49,9 @@ pub struct FileSpec {
     pub pages: u64,
     /// Colour offset in pages (where its page 0 lands modulo 4 MiB).
     pub colour: u64,
+    /// A shmem (tmpfs) file: no backing store but swap, its pages start as holes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shmem: bool,
 }
 
 /// What a mapping maps.
@@ -57,6 +60,9 @@ pub struct FileSpec {
 pub enum MapKind {
     /// Private anonymous memory.
     Anon,
+    /// `MAP_SHARED | MAP_ANONYMOUS`: a new shmem object per `mmap`, shared with the children
+    /// forked after it.
+    SharedAnon,
     /// A file from page `pgoff`.
     File {
         /// File index.
@@ -605,7 +611,9 @@ mod tests {
                         Family::Gather => matches!(op, WOp::GupFast { .. }),
                         Family::Clean => matches!(op, WOp::Clean { .. }),
                         Family::Hash => matches!(op, WOp::Mprotect { .. }),
-                        Family::Sharing => true,
+                        Family::Sharing => {
+                            matches!(op, WOp::Reclaim { target: Target::File { .. } } | WOp::Fork { .. })
+                        }
                         Family::Mixed => false,
                     })
                     .count();
@@ -615,6 +623,38 @@ mod tests {
         // The clean family maps only the device file, shared, so every store is tracked.
         let w = Workload::generate_for(3, 4, Family::Clean);
         assert!(w.maps.iter().all(|m| m.kind == MapKind::File { file: 0, pgoff: 0, shared: true }));
+    }
+
+    #[test]
+    fn a_sharing_workload_is_the_mixed_draw_with_shmem_files_and_a_shared_anonymous_mapping() {
+        let mut with_fixed = 0;
+        for seed in 0..300 {
+            let w = Workload::generate_for(seed, 4, Family::Sharing);
+            w.validate(4).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert!(w.files.iter().any(|f| f.shmem), "seed {seed}: no shmem file");
+            let shared_anon: Vec<&MapSpec> =
+                w.maps.iter().filter(|m| m.kind == MapKind::SharedAnon).collect();
+            assert_eq!(shared_anon.len(), 1, "seed {seed}");
+            with_fixed += usize::from(shared_anon[0].fixed.is_some());
+            // A program forks the process that has it and touches it from the child.
+            let owner = shared_anon[0].proc;
+            assert!(
+                w.programs.iter().flatten().any(|o| *o == WOp::Fork { proc: Proc::Init(owner) }),
+                "seed {seed}"
+            );
+            assert!(w.without_map(w.maps.len() - 1).validate(4).is_ok(), "seed {seed}");
+        }
+        assert!((20..150).contains(&with_fixed), "{with_fixed} of 300 at a MAP_FIXED address");
+        // The mixed family's workloads stay as they were: no shmem, nothing shared anonymous.
+        for seed in 0..100 {
+            let w = Workload::generate(seed, 4);
+            assert!(w.files.iter().all(|f| !f.shmem) && w.maps.iter().all(|m| m.kind != MapKind::SharedAnon));
+        }
+        // A file that is not shmem serialises as before (no `shmem` field).
+        let text = serde_json::to_string(&Workload::generate(1, 4)).unwrap();
+        assert!(!text.contains("shmem"), "{text}");
+        let text = serde_json::to_string(&Workload::generate_for(1, 4, Family::Sharing)).unwrap();
+        assert!(text.contains("\"shmem\":true") && text.contains("\"kind\":\"shared_anon\""), "{text}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use vipt_emu::addr::{Pfn, SHM_COLOUR, SpaceId, VirtAddr};
 use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
-use vipt_emu::mm::{LockId, MmId, Vma};
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::{Errno, LockId, MmId, Vma};
 use vipt_emu::pte::{Pte, PteFlags};
 
 use crate::pacache;
@@ -137,6 +138,12 @@ async fn flush_cache_pages(cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: Vir
 }
 
 impl ArchHooks for Linux60 {
+    /// The placement of 5.19–6.4 ([`parisc::get_unmapped_area_last_mmap`]).
+    fn arch_get_unmapped_area<'a>(
+        &'a self, cx: ArchCtx<'a>, mm: MmId, args: MmapArgs,
+    ) -> HookFuture<'a, Result<VirtAddr, Errno>> {
+        Box::pin(async move { parisc::get_unmapped_area_last_mmap(cx, mm, &args) })
+    }
     fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
         Box::pin(set_pte_at(cx, mm, va, pte))
     }
