@@ -305,7 +305,9 @@ impl Kernel {
         r
     }
 
-    async fn run_op_inner(&self, cpu: CpuId, op: Op) -> OpResult {
+    /// The operation itself, without [`Kernel::run_op`]'s reset of the situation detectors
+    /// (the executor's operation slots do that reset around it).
+    pub(crate) async fn run_op_inner(&self, cpu: CpuId, op: Op) -> OpResult {
         self.step(cpu, crate::mm::Action::Begin(op.name())).await;
         let mm_of = match op {
             Op::Load { mm, .. }
