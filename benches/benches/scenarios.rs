@@ -1,8 +1,10 @@
 //! Harness throughput: scenarios per second, one core, each lineage on the workloads of its
-//! own seeds (all four lineages draw the standard mixed family); and the `scenario` fuzz
-//! target's body on fixed inputs (executions per second without libFuzzer's instrumentation).
+//! own seeds (all four lineages draw the standard mixed family); a campaign on one and on two
+//! worker threads (how `--jobs` scales); and the `scenario` fuzz target's body on fixed
+//! inputs (executions per second without libFuzzer's instrumentation).
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use vipt_benches::fuzz_inputs;
+use vipt_harness::campaign::{CampaignConfig, SeedRange, run_campaign};
 use vipt_harness::fuzz::{DEFAULT_LINEAGE, FuzzOutcome, scenario_from_bytes};
 use vipt_harness::scenario::{RunConfig, run, workload_for};
 use vipt_harness::sched::SchedulerKind;
@@ -33,6 +35,31 @@ fn scenarios(c: &mut Criterion) {
     g.finish();
 }
 
+/// Seeds per iteration of the campaign benchmark.
+const CAMPAIGN_SEEDS: u64 = 256;
+
+fn campaign(c: &mut Criterion) {
+    let registry = Registry::builtin();
+    let l = registry.get("linux-6.x").expect("built-in");
+    let mut g = c.benchmark_group("campaign_linux-6.x");
+    g.throughput(Throughput::Elements(CAMPAIGN_SEEDS));
+    g.sample_size(10);
+    for jobs in [1, 2] {
+        let cfg = CampaignConfig {
+            seeds: SeedRange::exclusive(0, CAMPAIGN_SEEDS).expect("a range"),
+            jobs,
+            scheduler: SchedulerKind::Random,
+            run: RunConfig::default(),
+            out: None,
+            progress: false,
+        };
+        g.bench_with_input(BenchmarkId::new("jobs", jobs), &cfg, |b, cfg| {
+            b.iter(|| run_campaign(cfg, &[l]).lineages.len())
+        });
+    }
+    g.finish();
+}
+
 /// Fuzz inputs per iteration of the fuzz benchmark.
 const FUZZ_INPUTS: usize = 32;
 
@@ -49,5 +76,5 @@ fn fuzz(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scenarios, fuzz);
+criterion_group!(benches, scenarios, campaign, fuzz);
 criterion_main!(benches);

@@ -10,6 +10,8 @@
 //! | `flush-before-purge` | `flush_cache_page` flushes through the tmpalias window before purging the user TLB entry (the order before the 2024 rework) |
 //! | `cow-no-source-flush` | `copy_user_highpage` copies without flushing the source's user alias |
 //! | `fork-no-flush` | `flush_cache_mm` does nothing: fork write-protects PTEs whose dirty lines were never flushed |
+//! | `range-flush-none` | `flush_cache_range` does nothing: munmap, mprotect and `mremap`'s `move_page_tables` leave the old colour's dirty lines |
+//! | `io-uring-file-colour` | io_uring's placement before 6.5: a ring is mapped at the colour of its file, not of its kernel address (a knob, not a routine) |
 //!
 //! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]
 //! [--family NAME]` (default `2000`, every scheduler, the lineage's own family): per regression
@@ -98,6 +100,22 @@ impl Patch for ForkNoFlush {
     }
 }
 
+#[derive(Clone)]
+struct NoRangeFlush;
+
+impl Patch for NoRangeFlush {
+    fn flush_cache_range<'a>(
+        &'a self, _: &'a dyn ArchHooks, _cx: ArchCtx<'a>, _vma: Vma, _start: VirtAddr, _end: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[derive(Clone)]
+struct Unchanged;
+
+impl Patch for Unchanged {}
+
 fn regressions(base: &Lineage) -> Vec<Lineage> {
     vec![
         base.patched("fdp-first-mapping", "flush_dcache_page flushes one mapping", FirstMappingOnly),
@@ -105,6 +123,9 @@ fn regressions(base: &Lineage) -> Vec<Lineage> {
         base.patched("flush-before-purge", "flush_cache_page flushes, then purges", FlushBeforePurge),
         base.patched("cow-no-source-flush", "COW copies an unflushed source", CowNoSourceFlush),
         base.patched("fork-no-flush", "flush_cache_mm does nothing", ForkNoFlush),
+        base.patched("range-flush-none", "flush_cache_range does nothing", NoRangeFlush),
+        base.patched("io-uring-file-colour", "rings placed by their file's colour", Unchanged)
+            .configure(|c| c.io_uring_coloured = false),
     ]
 }
 

@@ -89,10 +89,22 @@ pub fn family_from_env(lineage: &Lineage) -> Option<Family> {
 /// reproducer that `vipt replay` accepts to `VIPT_FUZZ_OUT` (default `vipt-out/fuzz`) and
 /// panics.
 pub fn fuzz_scenario(data: &[u8]) {
-    let registry = Registry::builtin();
-    let lineage = lineage_from_env(&registry);
-    let family = family_from_env(&lineage);
-    let (what, r) = match scenario_from_bytes_in(data, &lineage, family) {
+    FUZZ_TARGET.with(|(lineage, family)| fuzz_scenario_with(data, lineage, *family));
+}
+
+thread_local! {
+    /// The lineage and family the `scenario` target runs, read from the environment once per
+    /// thread (libFuzzer runs the target once per input, in one process).
+    static FUZZ_TARGET: (Lineage, Option<Family>) = {
+        let registry = Registry::builtin();
+        let lineage = lineage_from_env(&registry);
+        let family = family_from_env(&lineage);
+        (lineage, family)
+    };
+}
+
+fn fuzz_scenario_with(data: &[u8], lineage: &Lineage, family: Option<Family>) {
+    let (what, r) = match scenario_from_bytes_in(data, lineage, family) {
         FuzzOutcome::Clean => return,
         FuzzOutcome::Violation(r) => ("violation", r),
         FuzzOutcome::Unfinished(r) => ("unfinished scenario", r),

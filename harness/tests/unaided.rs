@@ -41,18 +41,25 @@ fn the_window_scheduler_finds_b3_seeds_that_recheck_fixes() {
 /// scenarios (the mixed family: about 1 in 2 000).
 #[test]
 fn the_sharing_family_maps_pages_whose_flush_was_deferred() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::DeferredThenMapped, 100);
+    assert!(sharing >= 20, "{sharing} of 100 sharing scenarios met deferred_flush.then_mapped");
+    assert!(scenarios_meeting(Family::Mixed, Situation::DeferredThenMapped, 100) < sharing / 4);
+}
+
+/// The sharing family's race group: a child's `access_process_vm` read of an anonymous page
+/// (`flush_anon_page`) while its parent `munmap`s the page, which the default workloads never
+/// bring about.
+#[test]
+fn the_sharing_family_zaps_a_page_inside_flush_anon_page() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::ZapFlushAnonPage, 200);
+    assert!(sharing >= 4, "{sharing} of 200 sharing scenarios met race.zap.flush_anon_page");
+    assert_eq!(scenarios_meeting(Family::Mixed, Situation::ZapFlushAnonPage, 200), 0);
+}
+
+/// How many of `linux-6.x`'s seeds `0..seeds` of `family` meet `s`, with the random scheduler.
+fn scenarios_meeting(family: Family, s: Situation, seeds: u64) -> usize {
     let r = Registry::builtin();
     let l = r.get("linux-6.x").unwrap();
-    let met = |family| {
-        let cfg = RunConfig { family: Some(family), ..RunConfig::default() };
-        (0..100)
-            .filter(|&seed| {
-                run_seed(l, &cfg, SchedulerKind::Random, seed).situations.get(Situation::DeferredThenMapped)
-                    > 0
-            })
-            .count()
-    };
-    let sharing = met(Family::Sharing);
-    assert!(sharing >= 20, "{sharing} of 100 sharing scenarios met deferred_flush.then_mapped");
-    assert!(met(Family::Mixed) < sharing / 4);
+    let cfg = RunConfig { family: Some(family), ..RunConfig::default() };
+    (0..seeds).filter(|&seed| run_seed(l, &cfg, SchedulerKind::Random, seed).situations.get(s) > 0).count()
 }

@@ -10,6 +10,7 @@ use arrayvec::ArrayVec;
 
 use crate::addr::CpuId;
 use crate::choice::ChoiceKind;
+use crate::mm::situations::OpClass;
 use crate::mm::{Action, Kernel, Op, OpResult};
 
 /// Speculative move-ins happen before a micro-step with probability `1 / SPECULATION_ODDS`
@@ -43,9 +44,11 @@ enum Running<'k> {
     Task(Task<'k>),
 }
 
-/// A CPU's reusable home for the future of [`Kernel::run_op`]: allocated once, at the CPU's
-/// first operation, and refilled in place for each later one (the same future, polled the
-/// same way, without an allocation per operation).
+/// A CPU's reusable home for an operation's future: allocated once, at the CPU's first
+/// operation, and refilled in place for each later one (no allocation per operation). It runs
+/// what [`Kernel::run_op`] runs, with `run_op`'s own work around the operation (the situation
+/// detectors reset for its class on the first poll, and again once it completes) done by the
+/// slot, so that each micro-step polls one nested future fewer.
 trait OpSlot<'k> {
     /// Puts the future of `op` in the slot (which holds none).
     fn start(&mut self, op: Op);
@@ -55,34 +58,45 @@ trait OpSlot<'k> {
     fn clear(&mut self);
 }
 
-/// [`OpSlot`] for the futures `make` returns.
-struct SlotOf<M, F> {
+/// [`OpSlot`] of `cpu` on `k` for the futures `make` returns (`Kernel::run_op_inner`).
+struct SlotOf<'k, M, F> {
+    k: &'k Kernel,
+    cpu: CpuId,
     make: M,
     fut: Pin<Box<Option<F>>>,
+    /// The operation in the slot, until its first poll.
+    unstarted: Option<Op>,
 }
 
-impl<'k, M: Fn(Op) -> F, F: Future<Output = OpResult> + 'k> OpSlot<'k> for SlotOf<M, F> {
+impl<'k, M: Fn(Op) -> F, F: Future<Output = OpResult> + 'k> OpSlot<'k> for SlotOf<'k, M, F> {
     fn start(&mut self, op: Op) {
         debug_assert!(self.fut.is_none());
         self.fut.set(Some((self.make)(op)));
+        self.unstarted = Some(op);
     }
 
     fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<OpResult> {
+        let sit = &self.k.slots[self.cpu.index()].sit;
+        if let Some(op) = self.unstarted.take() {
+            sit.reset(OpClass::of(&op));
+        }
         let r = self.fut.as_mut().as_pin_mut().expect("an operation in the slot").poll(cx);
         if r.is_ready() {
             self.fut.set(None);
+            sit.reset(OpClass::Other);
         }
         r
     }
 
     fn clear(&mut self) {
         self.fut.set(None);
+        self.unstarted = None;
     }
 }
 
 /// The operation slot of `cpu` on `k`.
 fn op_slot<'k>(k: &'k Kernel, cpu: CpuId) -> Box<dyn OpSlot<'k> + 'k> {
-    Box::new(SlotOf { make: move |op| k.run_op(cpu, op), fut: Box::pin(None) })
+    Box::new(SlotOf { k, cpu, make: move |op| k.run_op_inner(cpu, op), fut: Box::pin(None), unstarted: None })
 }
 
 /// Runs operations on the CPUs of a [`Kernel`].
@@ -303,5 +317,107 @@ impl<'k> Executor<'k> {
                 self.run_to_completion(cpu)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::VirtAddr;
+    use crate::arch::{ArchConfig, GenericHooks};
+    use crate::choice::SeededChooser;
+    use crate::config::Preset;
+    use crate::machine::Machine;
+    use crate::mm::mmap::MmapArgs;
+
+    fn kernel(seed: u64) -> Kernel {
+        let m = Machine::new(Preset::Tiny.config(), Box::new(SeededChooser::new(seed)));
+        Kernel::new(m, Box::new(GenericHooks), ArchConfig::GENERIC)
+    }
+
+    /// Runs `programs` (one list of operations per CPU, 0 and 1) concurrently, the scheduler's
+    /// choices drawn from the kernel's seeded chooser, each operation started either in the
+    /// CPU's reused slot (`spawn`) or as a fresh boxed future of [`Kernel::run_op`]
+    /// (`spawn_task`); stops after `limit` steps, leaving the rest to be dropped. Returns the
+    /// results, the step log with the operation class each CPU's situation detectors saw
+    /// after each step, and the machine's counters and situations.
+    #[allow(clippy::type_complexity)]
+    fn drive(
+        seed: u64, programs: &[Vec<Op>; 2], fresh_futures: bool, limit: u64,
+    ) -> (
+        Vec<(CpuId, OpResult)>,
+        Vec<(u64, CpuId, Action)>,
+        Vec<[OpClass; 2]>,
+        crate::counters::Counters,
+        String,
+    ) {
+        let k = kernel(seed);
+        let mm = k.create_mm().unwrap();
+        let mut ex = Executor::new(&k);
+        ex.speculation = true;
+        ex.log = Some(Vec::new());
+        let args = MmapArgs { pages: 2, file: None, shared: false, writable: true, fixed: None };
+        let base = match ex.run_sequential(&[(CpuId(0), Op::Mmap { mm, args })]).unwrap()[0] {
+            OpResult::Mapped(va) => va,
+            r => panic!("mmap: {r:?}"),
+        };
+        let at = |op: Op| match op {
+            Op::Load { va, .. } => Op::Load { mm, va: base.add_bytes(va.raw()) },
+            Op::Store { va, value, .. } => Op::Store { mm, va: base.add_bytes(va.raw()), value },
+            Op::Munmap { pages, .. } => Op::Munmap { mm, va: base, pages },
+            other => other,
+        };
+        let mut next = [0usize; 2];
+        let mut results = Vec::new();
+        let mut classes = Vec::new();
+        while ex.steps < limit {
+            for (c, program) in programs.iter().enumerate() {
+                let cpu = CpuId(c as u8);
+                if ex.is_idle(cpu) && next[c] < program.len() {
+                    let op = at(program[next[c]]);
+                    next[c] += 1;
+                    if fresh_futures {
+                        let k = &k;
+                        ex.spawn_task(cpu, op.name(), Box::pin(k.run_op(cpu, op)));
+                    } else {
+                        ex.spawn(cpu, op);
+                    }
+                }
+            }
+            match ex.schedule_step().unwrap() {
+                None => break,
+                Some((cpu, Some(r))) => results.push((cpu, r)),
+                Some((_, None)) => {}
+            }
+            classes.push([0, 1].map(|c| k.slots[c].sit.op.get()));
+        }
+        let log = ex.log.take().unwrap();
+        drop(ex);
+        let m = k.machine();
+        (results, log, classes, m.counters, format!("{:?}", k.situations()))
+    }
+
+    quickcheck::quickcheck! {
+        /// An operation run in a CPU's reused slot behaves exactly as a fresh future of
+        /// `Kernel::run_op` does: the same results, the same micro-steps with the same actions,
+        /// the same operation class seen by the situation detectors, the same counters and
+        /// situations, whether the run ends or is stopped midway.
+        fn reused_slots_run_operations_as_fresh_futures_do(
+            seed: u64, ops: Vec<(u8, u8, u8)>, limit: u16
+        ) -> bool {
+            let mut programs: [Vec<Op>; 2] = [Vec::new(), Vec::new()];
+            for (i, &(kind, cpu, word)) in ops.iter().take(24).enumerate() {
+                let va = VirtAddr::new(u64::from(word % 16) * 512);
+                let (mm, value) = (crate::mm::MmId(0), i as u64);
+                let op = match kind % 8 {
+                    0 => Op::Munmap { mm, va, pages: 2 },
+                    1..=3 => Op::Store { mm, va, value },
+                    _ => Op::Load { mm, va },
+                };
+                programs[usize::from(cpu % 2)].push(op);
+            }
+            let limit = u64::from(limit % 400) + 1;
+            drive(seed, &programs, false, limit) == drive(seed, &programs, true, limit)
+        }
     }
 }

@@ -52,8 +52,10 @@ impl Kernel {
     }
 
     /// Atomically exchanges the PTE, returning the old value.
-    pub(crate) async fn xchg_pte(&self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte) -> Pte {
-        self.update_pte(cpu, mm, va, |_| pte).await
+    pub(crate) fn xchg_pte(
+        &self, cpu: CpuId, mm: MmId, va: VirtAddr, pte: Pte,
+    ) -> impl Future<Output = Pte> + '_ {
+        self.update_pte(cpu, mm, va, move |_| pte)
     }
 
     /// Atomically replaces the PTE by `f(old)`, returning the old value. While the PTE is
@@ -244,13 +246,17 @@ impl Kernel {
 
     /// `fdc` over every line of the page at `va` in `space` (`flush_user_dcache_page` /
     /// `flush_kernel_dcache_page`). Returns how many of the flushes were nullified.
-    pub(crate) async fn flush_page_lines(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> usize {
-        self.page_lines(cpu, space, va, false).await
+    pub(crate) fn flush_page_lines(
+        &self, cpu: CpuId, space: SpaceId, va: VirtAddr,
+    ) -> impl Future<Output = usize> + '_ {
+        self.page_lines(cpu, space, va, false)
     }
 
     /// `pdc` over every line of the page at `va` in `space`.
-    pub(crate) async fn purge_page_lines(&self, cpu: CpuId, space: SpaceId, va: VirtAddr) -> usize {
-        self.page_lines(cpu, space, va, true).await
+    pub(crate) fn purge_page_lines(
+        &self, cpu: CpuId, space: SpaceId, va: VirtAddr,
+    ) -> impl Future<Output = usize> + '_ {
+        self.page_lines(cpu, space, va, true)
     }
 
     /// The `fdc,m` (or `pdc,m`) loop over a page, one step per line; the nullified count.

@@ -12,6 +12,9 @@ impl Runner<'_> {
     /// Reads back every word of every live mapping, then of every file.
     pub(super) fn final_readback(&mut self) {
         let final_by = OpRef { cpu: 0, index: None };
+        // The observations of each read-back operation, drained and dropped (the loads are
+        // judged from their results) or judged (the file reads): one buffer for all of them.
+        let mut obs = Vec::new();
         for p in 0..self.shadow.procs.len() {
             if !self.shadow.procs[p].alive {
                 continue;
@@ -25,13 +28,28 @@ impl Runner<'_> {
                         let start = self.now();
                         let r = self.sequential(Op::Load { mm, va: a });
                         let step = self.now();
-                        self.k.drain_observations(&mut Vec::new());
+                        self.k.drain_observations(&mut obs);
+                        obs.clear();
                         if let (OpResult::Value(v), Some(pl)) = (r, self.shadow.page_loc(p, mi, page)) {
                             let loc = Loc { page: pl, word: w };
                             let m = self.k.machine();
                             self.judge.judge_load(&m, ReadKind::FinalLoad, loc, (start, step), v, final_by);
                         }
                     }
+                }
+            }
+        }
+        // Each kernel buffer through the kernel's own address, as `io_get_sqe` reads it.
+        for &(ring, pl, _) in &self.shadow.rings.clone() {
+            for &w in &WORDS {
+                let start = self.now();
+                let r = self.sequential(Op::GetSqe { ring, page: 0, word: w as usize });
+                let step = self.now();
+                self.k.drain_observations(&mut Vec::new());
+                if let OpResult::Value(v) = r {
+                    let loc = Loc { page: pl, word: w };
+                    let m = self.k.machine();
+                    self.judge.judge_load(&m, ReadKind::RingRead, loc, (start, step), v, final_by);
                 }
             }
         }
@@ -42,9 +60,8 @@ impl Runner<'_> {
                 words[..WORDS.len()].copy_from_slice(&WORDS);
                 let start = self.now();
                 self.sequential(Op::ReadWords { file, pgoff, words, count: WORDS.len() as u8 });
-                let mut obs = Vec::new();
                 self.k.drain_observations(&mut obs);
-                for o in obs {
+                for o in obs.drain(..) {
                     if let Observation { obs: Obs::FileRead { word, value, .. }, step } = o {
                         let loc = Loc { page: PageLoc::File { file: fi as u8, pgoff }, word: word as u16 };
                         self.judge.oracle.read(ReadKind::FinalRead, loc, start, step, value, final_by);

@@ -150,7 +150,7 @@ impl Gen {
             }
             programs.push(prog);
         }
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
     /// [`Family::Sharing`]: the mixed workload of the seed's own draw, to which each operation
     /// group of the family adds its set-up and operations, one function per group.
@@ -159,7 +159,66 @@ impl Gen {
         self.shmem_group(&mut w);
         self.shared_anon_group(&mut w);
         self.deferred_group(&mut w);
+        self.race_group(&mut w);
+        self.remaps(&mut w);
+        self.rings(&mut w);
         w
+    }
+
+    /// The race group (every other workload, on two CPUs or more): operations that unmap a
+    /// page while another CPU is inside a flush routine for it, placed near the start of two
+    /// programs so that they overlap. Either a `truncate` to 0 of a mapped file against the
+    /// reclaim of its first page (`try_to_unmap` flushes the page in one mapping while the
+    /// truncate zaps another), or a `munmap` of an anonymous mapping against an
+    /// `access_process_vm` read of the same page in a child forked just before
+    /// (`flush_anon_page` of a page the parent's zap unmaps).
+    fn race_group(&mut self, w: &mut Workload) {
+        if w.programs.len() < 2 || self.rng.random_range(0..2) == 0 {
+            return;
+        }
+        let a = self.rng.random_range(0..w.programs.len());
+        let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        let p = self.rng.random_range(0..w.procs);
+        let mine: Vec<(u8, MapKind)> =
+            w.maps.iter().filter(|m| m.proc == p).enumerate().map(|(i, m)| (i as u8, m.kind)).collect();
+        let anon: Vec<u8> = mine.iter().filter(|(_, k)| *k == MapKind::Anon).map(|&(i, _)| i).collect();
+        // Files mapped twice or more, so that the truncate zaps one mapping while reclaim
+        // flushes the page in another.
+        let mapped = |f: u8| {
+            w.maps.iter().filter(|m| matches!(m.kind, MapKind::File { file, .. } if file == f)).count()
+        };
+        let files: Vec<u8> =
+            (0..w.files.len() as u8).filter(|&f| !w.files[f as usize].shmem && mapped(f) >= 2).collect();
+        let (ops_a, ops_b) = if !anon.is_empty() && (files.is_empty() || self.rng.random_range(0..2) == 0) {
+            let map = self.pick(&anon);
+            let page = self.rng.random_range(0..2u8);
+            let word = self.pick(&WORDS);
+            // The child's index among the forks of program `a` before the inserted ones.
+            let forks_before = |prog: &[WOp], pos: usize| {
+                prog[..pos].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8
+            };
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            let child = forks_before(&w.programs[a], pos);
+            let value = self.value(a);
+            let ops_a = vec![
+                WOp::Store { proc: Proc::Init(p), map, page, word, value },
+                WOp::Fork { proc: Proc::Init(p) },
+                WOp::Peek { proc: Proc::Child(child), map, page, word },
+            ];
+            ((pos, ops_a), vec![WOp::Munmap { proc: Proc::Init(p), map }])
+        } else if !files.is_empty() {
+            let file = self.pick(&files);
+            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
+            // The first reclaim finds the page young and only ages it; the second unmaps it.
+            let reclaim = WOp::Reclaim { target: Target::File { file, pgoff: 0 } };
+            ((pos, vec![reclaim, reclaim]), vec![WOp::Truncate { file, pages: 0 }])
+        } else {
+            return;
+        };
+        let (pos_a, ops_a) = ops_a;
+        w.programs[a].splice(pos_a..pos_a, ops_a);
+        let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        w.programs[b].splice(pos_b..pos_b, ops_b);
     }
 
     /// The deferred-flush group (every other workload): a file of its own with one set-up
@@ -298,6 +357,82 @@ impl Gen {
         }
     }
 
+    /// Inserts `op` at a random place of program `cpu`.
+    fn insert(&mut self, w: &mut Workload, cpu: usize, op: WOp) {
+        let at = self.rng.random_range(0..=w.programs[cpu].len());
+        w.programs[cpu].insert(at, op);
+    }
+
+    /// The `mremap` group of [`Family::Sharing`]: in about two programs of three, one to three
+    /// `mremap`s of a mapping of an initial process: grown (by up to two pages) and moved by
+    /// `MREMAP_MAYMOVE` where the range after it is taken, or moved with `MREMAP_FIXED` to a
+    /// chosen address of any colour, so that a private anonymous page lands at another
+    /// colour while a shared file page may not under today's checks. Each `MREMAP_FIXED` target
+    /// is a 4 MiB slot of its own above the set-up's fixed mappings (at a drawn page of it), so
+    /// no `mremap` unmaps another mapping; there are five such slots (the shared anonymous group uses the sixth).
+    fn remaps(&mut self, w: &mut Workload) {
+        let maps_of = |w: &Workload, p: u8| w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut slot = 0u64;
+        for cpu in 0..w.cpus as usize {
+            if self.rng.random_range(0..3) == 0 {
+                continue;
+            }
+            for _ in 0..self.rng.random_range(1..=3) {
+                let p = self.rng.random_range(0..w.procs);
+                let n = maps_of(w, p);
+                if n == 0 {
+                    continue;
+                }
+                let map = self.rng.random_range(0..n);
+                let pages = self.rng.random_range(1..=MAX_MAP_PAGES);
+                let fixed = (slot < 5 && self.rng.random_range(0..100) < 45).then(|| {
+                    slot += 1;
+                    FIXED_BASE + (9 + slot) * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE
+                });
+                let maymove = fixed.is_some() || self.rng.random_range(0..100) < 80;
+                self.insert(w, cpu, WOp::Mremap { proc: Proc::Init(p), map, pages, maymove, fixed });
+            }
+        }
+    }
+
+    /// The kernel-buffer group of [`Family::Sharing`]: one or two io_uring-like rings, each
+    /// mapped by one or two of the initial processes (a mapping appended to theirs); user loads
+    /// and stores to the ring's words through those mappings and the kernel's posts and fetches
+    /// through its own address, scattered over the programs.
+    fn rings(&mut self, w: &mut Workload) {
+        let nrings = self.rng.random_range(1..=2u8);
+        for ring in 0..nrings {
+            w.rings.push(RingSpec { colour: self.rng.random_range(0..COLOURS) });
+            let mut mappers = Vec::new();
+            for _ in 0..self.rng.random_range(1..=2) {
+                let p = self.rng.random_range(0..w.procs);
+                if mappers.iter().any(|&(q, _)| q == p) || w.maps.len() >= MAX_MAPS {
+                    continue;
+                }
+                let map = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+                w.maps.push(MapSpec { proc: p, kind: MapKind::Ring { ring }, pages: 1, fixed: None });
+                mappers.push((p, map));
+            }
+            if mappers.is_empty() {
+                continue;
+            }
+            for cpu in 0..w.cpus as usize {
+                for _ in 0..self.rng.random_range(1..=4) {
+                    let word = self.pick(&WORDS);
+                    let (p, map) = self.pick(&mappers);
+                    let proc = Proc::Init(p);
+                    let op = match self.rng.random_range(0..100) {
+                        0..=29 => WOp::RingPost { ring, word, value: self.value(cpu) },
+                        30..=54 => WOp::RingFetch { ring, word },
+                        55..=79 => WOp::Store { proc, map, page: 0, word, value: self.value(cpu) },
+                        _ => WOp::Load { proc, map, page: 0, word },
+                    };
+                    self.insert(w, cpu, op);
+                }
+            }
+        }
+    }
+
     /// A process for an operation of a program whose home process is `home`: mostly the
     /// home one, now and then a child forked by this program.
     fn thread_proc(&mut self, home: u8, forks: u8) -> Proc {
@@ -352,6 +487,7 @@ impl Gen {
                 let pages = match kind {
                     MapKind::File { file, .. } => files[file as usize].pages,
                     MapKind::Anon | MapKind::SharedAnon => self.rng.random_range(1..=2),
+                    MapKind::Ring { .. } => 1,
                 };
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
             }
@@ -396,7 +532,7 @@ impl Gen {
                 }
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 
     /// [`Family::Hash`]: threads of one or two processes load and store while others unmap,
@@ -426,7 +562,7 @@ impl Gen {
                 _ => WOp::Reclaim { target: Target::User { proc, map, page } },
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 
     /// [`Family::Clean`]: one device-like file, mapped shared by one or two processes;
@@ -451,6 +587,6 @@ impl Gen {
                 _ => WOp::Fork { proc },
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 }
