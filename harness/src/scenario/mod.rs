@@ -328,7 +328,7 @@ mod tests {
         for lineage in ["pipt", "whole-cache"] {
             let o = outcome(lineage, seed, &cfg);
             // The generic `ptep_set_access_flags` window of docs/FINDINGS.md §3, which
-            // `whole-cache` has too (1 seed in 80 000): not a flush bug.
+            // `whole-cache` has too: not a flush bug.
             if o.situations.get(vipt_emu::mm::situations::Situation::DirtyDropped) > 0 {
                 return TestResult::discard();
             }
