@@ -1,8 +1,8 @@
 //! The oracle: per-word *regular register* semantics over the intervals of program-level
 //! operations (the README's *Workload rules*).
 //!
-//! Every logical word — a file page word, or a word of a private page (anonymous memory, or a
-//! private file mapping after its COW) — has a history of writes, each an interval of
+//! Every logical word — a file page word, a word of a private page (anonymous memory, or a
+//! private file mapping after its COW), or a word of a kernel buffer — has a history of writes, each an interval of
 //! micro-steps. A read over `[start, end]` may return the value of any write that overlaps it,
 //! or of a write that completed before it began and was not followed by another write that
 //! also completed before it began. Anything else is a violation. Nothing here looks at caches
@@ -14,6 +14,14 @@
 //! what lies beyond the new size. A `MAP_SHARED | MAP_ANONYMOUS` mapping's pages are logical
 //! pages of their own (numbered like private pages), which a `fork` shares with the child
 //! instead of copying and no fault replaces; a re-`mmap` of it starts a new, zeroed object.
+//!
+//! A kernel buffer (an io_uring-like ring, [`PageLoc::Ring`]) is one logical page however many
+//! processes map it and wherever `mremap` or a re-`mmap` puts them: a word's writes are user
+//! stores through any mapping of it and the kernel's posts through its kernel address
+//! (`io_fill_cqe`, a write over the step of its store); its reads are user loads, the
+//! kernel's fetches (`io_get_sqe`, [`ReadKind::RingRead`], over the step of its load) and a
+//! final fetch of every word after the programs. So a ring word's expected value is its last
+//! store, by user or kernel, whichever alias it went through.
 //!
 //! The MMU race families add invariants that are not about a value read. The core checks
 //! each at the step where it can break and emits an observation; the runner
@@ -48,6 +56,12 @@ pub enum PageLoc {
         /// Its number.
         id: u32,
     },
+    /// A kernel buffer (an io_uring-like ring) of the workload: one page that the kernel
+    /// reads and writes through its kernel address and every mapping of it through its own.
+    Ring {
+        /// Ring index.
+        ring: u8,
+    },
     /// A physical frame, for violations about a frame rather than a word (freed while
     /// reachable, stale TLB entries).
     Frame {
@@ -70,6 +84,7 @@ impl fmt::Display for Loc {
         match self.page {
             PageLoc::File { file, pgoff } => write!(f, "file{file}:page{pgoff}:word{}", self.word),
             PageLoc::Private { id } => write!(f, "private#{id}:word{}", self.word),
+            PageLoc::Ring { ring } => write!(f, "ring{ring}:word{}", self.word),
             PageLoc::Frame { pfn } => write!(f, "frame{pfn}"),
         }
     }
@@ -91,6 +106,8 @@ pub enum ReadKind {
     FinalLoad,
     /// The final read-back through `read(2)`.
     FinalRead,
+    /// The kernel's read of a kernel-buffer word through its kernel address (`io_get_sqe`).
+    RingRead,
 }
 
 /// An invariant of the memory manager that broke at one step (not a value read).
@@ -125,6 +142,7 @@ impl fmt::Display for ReadKind {
             ReadKind::CowCopy => "COW copy",
             ReadKind::FinalLoad => "final load",
             ReadKind::FinalRead => "final read(2)",
+            ReadKind::RingRead => "io_get_sqe read",
         })
     }
 }
@@ -275,6 +293,7 @@ impl Violation {
         let page = match self.loc.page {
             PageLoc::File { .. } => "file",
             PageLoc::Private { .. } => "private",
+            PageLoc::Ring { .. } => "ring",
             PageLoc::Frame { .. } => "frame",
         };
         format!("{}:{}", self.kind, page)

@@ -155,6 +155,11 @@ impl Kernel {
         let pte = self.read_pte(cpu, mm, va).await;
         let layout = self.layout();
         if layout.pte_none(pte) {
+            if vma.ring.is_some() {
+                // `vm_insert_pages` installed every PTE; a kernel-buffer mapping has no fault
+                // handler (`do_fault` without `vm_ops->fault`: `VM_FAULT_SIGBUS`).
+                return Err(Errno::Bus);
+            }
             return match vma.file {
                 Some(_) => self.do_file_fault(cpu, vma, va, write).await,
                 None => self.do_anonymous_page(cpu, vma, va, write).await,
@@ -232,7 +237,7 @@ impl Kernel {
         let mut s = self.state();
         let d = &mut s.pages[page.index()];
         d.mapping = Mapping::Anon(vma.anon.expect("anon_vma prepared"));
-        d.index = va.vpn().raw();
+        d.index = vma.pgoff_of(va);
     }
 
     /// Installs `pte`, which maps a page the caller holds a reference to, if the slot still
@@ -389,21 +394,31 @@ impl Kernel {
     /// 2.6's `do_wp_page` (`break_cow` was `ptep_establish` and `update_mmu_cache`).
     async fn do_wp_page(&self, cpu: CpuId, vma: Vma, va: VirtAddr, orig: Pte) -> Result<(), Errno> {
         let old = orig.raw_pfn();
-        let reuse = {
+        // `wp_can_reuse_anon_folio`: an anonymous page only this PTE maps, out of the swap
+        // cache, with no other reference, and not locked (the kernel's `folio_trylock`: a
+        // swap-in of another mapping of it holds the lock between freeing the swap cache and
+        // mapping it).
+        let can_reuse = || {
             let s = self.state();
             let d = s.pages[old.index()];
             vma.shared
                 || (matches!(d.mapping, Mapping::Anon(_))
                     && d.mapcount == 1
-                    && !d.flags.contains(PageFlags::SWAPCACHE))
+                    && d.refcount == 1
+                    && !d.flags.intersects(PageFlags::SWAPCACHE | PageFlags::LOCKED))
         };
-        if reuse {
+        if can_reuse() {
             // `wp_page_reuse`, under the page-table lock: `flush_cache_page` of the page the
             // PTE maps, then the PTE made young, dirty and writable through
             // `ptep_set_access_flags`, and `update_mmu_cache` if that changed it.
             self.lock(cpu, LockId::Ptl(vma.mm)).await;
             let now = self.read_pte(cpu, vma.mm, va).await;
-            if now == orig {
+            // The decision stands only as long as the page is still reusable (the kernel
+            // makes it under the page-table lock).
+            let copy = now == orig && !can_reuse();
+            if copy {
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+            } else if now == orig {
                 let va = va.page_base();
                 {
                     let _r = self.enter_routine(cpu, Routine::FlushCachePage, old);
@@ -417,8 +432,10 @@ impl Kernel {
                     self.set_page_flags(old, PageFlags::DIRTY);
                 }
             }
-            self.unlock(cpu, LockId::Ptl(vma.mm));
-            return Ok(());
+            if !copy {
+                self.unlock(cpu, LockId::Ptl(vma.mm));
+                return Ok(());
+            }
         }
         self.get_page(old);
         let Some(new) = self.alloc_page() else {

@@ -135,7 +135,7 @@ impl Kernel {
                 let mut s = self.state();
                 let d = &mut s.pages[page.index()];
                 d.mapping = Mapping::Anon(anon);
-                d.index = va.vpn().raw();
+                d.index = vma.pgoff_of(va);
                 d.private = slot;
                 d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
                 d.refcount += 1; // the swap cache's reference

@@ -41,8 +41,9 @@ impl Kernel {
             if let Some(f) = pv.file {
                 self.link_file_vma(cpu, f, cid).await;
             }
-            // Shared file mappings and mappings without anon pages fault in lazily.
-            if pv.anon.is_none() {
+            // Shared file mappings and mappings without anon pages fault in lazily; a
+            // kernel-buffer mapping (`VM_MIXEDMAP`) has no fault handler and is copied.
+            if pv.anon.is_none() && pv.ring.is_none() {
                 continue;
             }
             let cv = self.vma(cid);

@@ -137,6 +137,7 @@ impl Kernel {
             exec: false,
             prot_none: false,
             anon: None,
+            ring: None,
         };
         let id = self.insert_vma(vma);
         if let Some(f) = vma.file {

@@ -13,7 +13,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | generic mm operations | [`ops`], [`fault`], [`filemap`], [`mmap`], [`fork`], [`vmscan`], [`gup`], [`gather`], [`clean`], [`hash`] | the kernel routines programs invoke, in Linux's order, calling the architecture through [`Kernel::arch`] |
+//! | generic mm operations | [`ops`], [`fault`], [`filemap`], [`mmap`], [`mremap`], [`ring`], [`fork`], [`vmscan`], [`gup`], [`gather`], [`clean`], [`hash`] | the kernel routines programs invoke, in Linux's order, calling the architecture through [`Kernel::arch`] |
 //! | the monitor | [`monitor`], [`observe`] | observations for the oracle and the invariant checks, stamped with the step where they happen |
 //! | mm state and objects | [`state`], [`types`] | page descriptors, frames, mms, VMAs, files, anon objects, swap |
 //! | architecture primitives | [`prim`], [`lock`] | the one-step machine actions (loads, stores, flushes, purges, PTE reads and writes, DMA) and locks |
@@ -37,9 +37,11 @@ pub mod hash;
 pub mod lock;
 pub mod mmap;
 pub mod monitor;
+pub mod mremap;
 pub mod observe;
 pub mod ops;
 pub mod prim;
+pub mod ring;
 pub mod shmem;
 pub mod situations;
 pub mod state;
@@ -60,10 +62,11 @@ use crate::pte::{Pte, PteLayout};
 pub use exec::{Executor, StepError};
 pub use gather::MmuGather;
 pub use lock::{LockId, LockMode};
+pub use mremap::MremapArgs;
 pub use observe::{Obs, Observation};
 pub use ops::{Errno, Op, OpResult};
 pub use state::MmState;
-pub use types::{AnonId, FileId, Mapping, MmId, PageDesc, PageFlags, Vma, VmaId};
+pub use types::{AnonId, FileId, Mapping, MmId, PageDesc, PageFlags, RingId, Vma, VmaId};
 
 /// The next machine action a CPU will perform when it is next run. Tests stop a CPU just
 /// before a chosen action; timelines print them.

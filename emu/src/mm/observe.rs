@@ -6,7 +6,7 @@
 //! fooled by how a lineage implements its flushes.
 
 use crate::addr::{CpuId, Pfn, VirtAddr};
-use crate::mm::{FileId, MmId};
+use crate::mm::{FileId, MmId, RingId};
 
 /// An observation and the micro-step (the executor's counter) at which it happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,34 @@ pub enum Obs {
         file: FileId,
         /// Page offset.
         pgoff: u64,
+        /// Word.
+        word: usize,
+        /// Value read.
+        value: u64,
+    },
+    /// The kernel's store of `value` to word `word` of page `page` of kernel buffer `ring`
+    /// through its kernel address (`io_fill_cqe_aux`).
+    RingWrite {
+        /// CPU.
+        cpu: CpuId,
+        /// Buffer.
+        ring: RingId,
+        /// Page of the buffer.
+        page: u64,
+        /// Word.
+        word: usize,
+        /// Value.
+        value: u64,
+    },
+    /// The kernel's load of word `word` of page `page` of kernel buffer `ring` through its
+    /// kernel address (`io_get_sqe`).
+    RingRead {
+        /// CPU.
+        cpu: CpuId,
+        /// Buffer.
+        ring: RingId,
+        /// Page of the buffer.
+        page: u64,
         /// Word.
         word: usize,
         /// Value read.

@@ -4,9 +4,10 @@ use std::fmt;
 
 use crate::addr::{CpuId, VirtAddr};
 use crate::mm::mmap::MmapArgs;
+use crate::mm::mremap::MremapArgs;
 use crate::mm::situations::OpClass;
 use crate::mm::vmscan::ReclaimTarget;
-use crate::mm::{FileId, Kernel, MmId};
+use crate::mm::{FileId, Kernel, MmId, RingId};
 
 /// An error an operation returns (the errno or signal a program would see).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
@@ -169,6 +170,45 @@ pub enum Op {
         /// File.
         file: FileId,
     },
+    /// `mremap` of the whole mapping at `va`: grow it and/or move it.
+    Mremap {
+        /// Process.
+        mm: MmId,
+        /// Start of the mapping.
+        va: VirtAddr,
+        /// Length, flags and target.
+        args: MremapArgs,
+    },
+    /// `mmap` of a kernel buffer (an io_uring ring) into a process: placed by
+    /// `io_uring_get_unmapped_area`, its pages inserted by `vm_insert_pages`.
+    RingMmap {
+        /// Process.
+        mm: MmId,
+        /// The buffer.
+        ring: RingId,
+    },
+    /// The kernel posts a word to a kernel buffer through its kernel address (a completion:
+    /// `io_fill_cqe_aux`).
+    FillCqe {
+        /// The buffer.
+        ring: RingId,
+        /// Page of the buffer.
+        page: u64,
+        /// Word.
+        word: usize,
+        /// Value.
+        value: u64,
+    },
+    /// The kernel reads a word of a kernel buffer through its kernel address (a submission:
+    /// `io_get_sqe`).
+    GetSqe {
+        /// The buffer.
+        ring: RingId,
+        /// Page of the buffer.
+        page: u64,
+        /// Word.
+        word: usize,
+    },
     /// `access_process_vm` (ptrace peek/poke) of one word, by a tracer that is no process of
     /// the workload (`current->mm` is not the target's while it runs).
     AccessVm {
@@ -202,6 +242,10 @@ impl Op {
             Op::GupFast { .. } => "gup_fast",
             Op::Mprotect { .. } => "mprotect",
             Op::CleanDirty { .. } => "clean_dirty",
+            Op::Mremap { .. } => "mremap",
+            Op::RingMmap { .. } => "io_uring_mmap",
+            Op::FillCqe { .. } => "io_fill_cqe",
+            Op::GetSqe { .. } => "io_get_sqe",
         }
     }
 }
@@ -276,7 +320,9 @@ impl Kernel {
             | Op::Msync { mm, .. }
             | Op::AccessVm { mm, .. }
             | Op::GupFast { mm, .. }
-            | Op::Mprotect { mm, .. } => Some(mm),
+            | Op::Mprotect { mm, .. }
+            | Op::Mremap { mm, .. }
+            | Op::RingMmap { mm, .. } => Some(mm),
             _ => None,
         };
         // `current->mm`: the process the operation runs in. `access_process_vm` runs in its
@@ -340,6 +386,14 @@ impl Kernel {
             }
             Op::GupFast { mm, va } => res(self.gup_fast_read(cpu, mm, va).await, OpResult::Value),
             Op::CleanDirty { file } => res(self.clean_dirty(cpu, file).await, OpResult::Value),
+            Op::Mremap { mm, va, args } => res(self.sys_mremap(cpu, mm, va, args).await, OpResult::Mapped),
+            Op::RingMmap { mm, ring } => res(self.io_uring_mmap(cpu, mm, ring).await, OpResult::Mapped),
+            Op::FillCqe { ring, page, word, value } => {
+                res(self.io_fill_cqe(cpu, ring, page, word, value).await, |()| OpResult::Done)
+            }
+            Op::GetSqe { ring, page, word } => {
+                res(self.io_get_sqe(cpu, ring, page, word).await, OpResult::Value)
+            }
         }
     }
 }

@@ -144,6 +144,18 @@ situations! {
     /// A page of a `MAP_SHARED | MAP_ANONYMOUS` mapping gets a PTE at another colour than an
     /// existing mapping of it.
     SharedAnonColours = "shared_anon.colours",
+    /// `mremap` moves a present page to an address of another colour (a private anonymous
+    /// mapping placed first-fit, or `MREMAP_FIXED`).
+    MremapOtherColour = "mremap.moved_other_colour",
+    /// `mremap` moves a present page to another colour while a cache holds a dirty line of it
+    /// at the old address's colour (what the move's `flush_cache_range` must write back).
+    MremapDirtyOtherColour = "mremap.moved_dirty_other_colour",
+    /// A kernel buffer (an io_uring ring) is mapped into user space at a colour other than its
+    /// kernel address's (io_uring's placement before 6.5).
+    RingUserOtherColour = "kernel_buffer.mapped_other_colour",
+    /// The kernel reads or writes a word of a kernel buffer while a cache holds a dirty line of
+    /// that word at a user mapping's colour other than the kernel address's.
+    RingKernelUserDirtyOtherColour = "kernel_buffer.kernel_access_user_dirty_other_colour",
 }
 
 /// How many situations there are.
@@ -381,6 +393,24 @@ impl Kernel {
             (false, false) => Situation::ApvmReadFile,
             (true, _) => Situation::ApvmWriteAnon,
         });
+    }
+
+    /// Does a cache of any CPU hold a dirty line of `pfn` at the colour of `va`?
+    pub(crate) fn dirty_at(&self, pfn: Pfn, va: VirtAddr) -> bool {
+        let m = self.m.borrow();
+        let line = m.config().line_bytes;
+        let mut off = 0;
+        while off < crate::addr::PAGE_SIZE {
+            let pa = pfn.phys().add_bytes(off);
+            let at = va.page_base().add_bytes(off);
+            if (0..m.ncpus())
+                .any(|c| m.cached_line(CpuId(c as u8), at, pa).is_some_and(|(meta, _)| meta.dirty))
+            {
+                return true;
+            }
+            off += line;
+        }
+        false
     }
 
     /// COW is about to copy `from`, which faulted at `va`: does any cache hold a dirty line of

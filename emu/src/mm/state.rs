@@ -9,7 +9,7 @@
 use crate::addr::{PAGE_SIZE, Pfn, SHM_COLOUR, SpaceId, VirtAddr};
 use crate::config::MachineConfig;
 use crate::mm::lock::LockTable;
-use crate::mm::types::{AnonVma, FileObj, MmStruct, SwapSlot};
+use crate::mm::types::{AnonVma, FileObj, MmStruct, RingObj, SwapSlot};
 use crate::mm::{FileId, Kernel, Mapping, MmId, PageDesc, PageFlags, Vma, VmaId};
 
 /// The kernel's objects (everything but the machine).
@@ -30,6 +30,8 @@ pub struct MmState {
     pub anons: Vec<AnonVma>,
     /// Swap slots (slot 0 is the header and never used).
     pub swap: Vec<SwapSlot>,
+    /// Kernel buffers mapped into user space, by id.
+    pub rings: Vec<RingObj>,
     /// Held locks.
     pub locks: LockTable,
     /// Shmem pages swap-in took from the swap cache and that are not mapped again yet: the
@@ -139,13 +141,13 @@ impl Kernel {
         let Mapping::Anon(a) = d.mapping else {
             return Vec::new();
         };
-        let va = crate::addr::Vpn::new(d.index).addr();
+        // `vma_address`: the page's index against each VMA's `vm_pgoff`, so a VMA `mremap`
+        // moved finds the page at its new address.
         s.anons[a.index()]
             .vmas
             .iter()
             .map(|&v| s.vma(v))
-            .filter(|v| v.contains(va))
-            .map(|v| (v, va))
+            .filter_map(|v| v.addr_of(d.index).map(|a| (v, a)))
             .collect()
     }
 

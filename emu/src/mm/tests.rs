@@ -7,7 +7,9 @@ use crate::config::Preset;
 use crate::machine::Machine;
 use crate::mm::mmap::MmapArgs;
 
+mod mremap;
 mod order;
+mod reuse;
 mod shmem;
 mod situations;
 

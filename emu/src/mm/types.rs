@@ -40,6 +40,10 @@ id!(
     /// An `anon_vma`: the reverse-map root shared by a VMA and its fork descendants.
     AnonId, "anon"
 );
+id!(
+    /// A kernel-allocated buffer that user space maps shared (an io_uring ring).
+    RingId, "ring"
+);
 
 bitflags::bitflags! {
     /// Page-descriptor flags (the kernel's `PG_*`).
@@ -69,7 +73,9 @@ pub enum Mapping {
     None,
     /// A page-cache page of a file; `index` is its page offset.
     File(FileId),
-    /// An anonymous page; `index` is the virtual page number it was first mapped at.
+    /// An anonymous page; `index` is its linear page index in the VMA that first mapped it
+    /// (`linear_page_index`: the virtual page number it was first mapped at, until `mremap`
+    /// moves the VMA with its `vm_pgoff`).
     Anon(AnonId),
 }
 
@@ -119,6 +125,10 @@ pub struct Vma {
     pub prot_none: bool,
     /// Reverse-map root for its anonymous pages (created on first need).
     pub anon: Option<AnonId>,
+    /// The kernel buffer it maps (`vm_insert_pages` by a driver's `mmap`, as io_uring's), if
+    /// any: every PTE is installed by that `mmap`; it has no file, no anon pages, no fault
+    /// handler.
+    pub ring: Option<RingId>,
 }
 
 impl Vma {
@@ -126,7 +136,8 @@ impl Vma {
     pub fn contains(&self, va: VirtAddr) -> bool {
         self.start <= va && va < self.end
     }
-    /// File page offset of `va` (linear index for anon).
+    /// File page offset of `va` (`linear_page_index`: for anonymous memory the index its pages
+    /// keep as `page->index`, which `mremap` carries along with `vm_pgoff`).
     pub fn pgoff_of(&self, va: VirtAddr) -> u64 {
         self.pgoff + self.start.pages_to(va.page_base())
     }
@@ -220,6 +231,17 @@ impl FileObj {
 pub struct AnonVma {
     /// VMAs linked to it.
     pub vmas: Vec<VmaId>,
+}
+
+/// A kernel buffer mapped into user space (an io_uring ring): pages the kernel allocated and
+/// reads and writes through their linear (kernel) address.
+#[derive(Clone, Debug, Default)]
+pub struct RingObj {
+    /// Its pages; the buffer holds a reference to each for its life.
+    pub pages: Vec<Pfn>,
+    /// The colour offset in pages of the file user space maps it through (the io_uring anon
+    /// inode's `f_mapping`), by which kernels before 6.5 placed the mapping.
+    pub file_colour: u64,
 }
 
 /// One swap slot.

@@ -1,8 +1,9 @@
 //! Admission under the workload rules: whether an operation may start while others run.
 //!
-//! The oracle promises no violation on a correct kernel only for workloads that follow three
-//! rules (the README's *Workload rules*); the runner enforces them by holding an operation back
-//! until what it clashes with has completed. Each operation states what it [`Claims`] when it
+//! The oracle promises no violation on a correct kernel only for workloads that follow the
+//! README's *Workload rules*; the runner enforces them by holding an operation back until what
+//! it clashes with has completed (an `mremap` claims the teardown of the mapping it moves;
+//! the colour of its `MREMAP_FIXED` target is rule 4's, settled when it is resolved). Each operation states what it [`Claims`] when it
 //! is resolved; [`Rules::may_start`] compares that with the claims of every running one:
 //!
 //! 1. two writers of one page through inequivalent aliases never overlap ([`Class`]);
@@ -74,7 +75,11 @@ pub(super) struct Rules {
 impl Rules {
     /// May an operation poke (write through `access_process_vm`) into a mapping of `kind`?
     pub(super) fn may_poke(&self, kind: MapKind) -> bool {
-        self.racy_poke || !matches!(kind, MapKind::File { shared: true, .. } | MapKind::SharedAnon)
+        self.racy_poke
+            || !matches!(
+                kind,
+                MapKind::File { shared: true, .. } | MapKind::SharedAnon | MapKind::Ring { .. }
+            )
     }
 
     /// May an operation claiming `f` start now, given the claims of what is running?

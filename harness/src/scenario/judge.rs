@@ -188,6 +188,26 @@ impl Judge {
                 f.written.push(loc);
                 self.oracle.write(loc, f.start, u64::MAX, value, f.by());
             }
+            Obs::RingWrite { cpu, ring, word, value, .. } => {
+                let (Some(f), Some(page)) =
+                    (&flights[cpu.index()], sh.ring_index(ring).and_then(|r| sh.ring_page(r)))
+                else {
+                    return;
+                };
+                self.oracle.write(Loc { page, word: word as u16 }, step, step, value, f.by());
+            }
+            Obs::RingRead { cpu, ring, word, value, .. } => {
+                let Some(page) = sh.ring_index(ring).and_then(|r| sh.ring_page(r)) else { return };
+                let by = current_op(flights, cpu);
+                self.judge_load(
+                    &k.machine(),
+                    ReadKind::RingRead,
+                    Loc { page, word: word as u16 },
+                    (step, step),
+                    value,
+                    by,
+                );
+            }
             Obs::FileRead { cpu, file, pgoff, word, value } => {
                 let Some(f) = &flights[cpu.index()] else { return };
                 let fi = sh.file_index(file).unwrap_or(0);

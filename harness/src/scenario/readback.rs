@@ -39,6 +39,20 @@ impl Runner<'_> {
                 }
             }
         }
+        // Each kernel buffer through the kernel's own address, as `io_get_sqe` reads it.
+        for &(ring, pl, _) in &self.shadow.rings.clone() {
+            for &w in &WORDS {
+                let start = self.now();
+                let r = self.sequential(Op::GetSqe { ring, page: 0, word: w as usize });
+                let step = self.now();
+                self.k.drain_observations(&mut Vec::new());
+                if let OpResult::Value(v) = r {
+                    let loc = Loc { page: pl, word: w };
+                    let m = self.k.machine();
+                    self.judge.judge_load(&m, ReadKind::RingRead, loc, (start, step), v, final_by);
+                }
+            }
+        }
         for (fi, &file) in self.shadow.files.clone().iter().enumerate() {
             let size = self.k.state().files[file.index()].size;
             for pgoff in 0..size {

@@ -2,14 +2,14 @@
 //! pages by workload index, against the current shadow state gives a [`Flight`]: the kernel
 //! operation to run, the logical word it touches and what it claims against the others.
 
-use vipt_emu::addr::VirtAddr;
+use vipt_emu::addr::{SHM_COLOUR, VirtAddr};
 use vipt_emu::mm::vmscan::ReclaimTarget;
 use vipt_emu::mm::{FileId, Op};
 
 use super::admit::{Claims, Class, Rules, Teardown};
 use super::shadow::Shadow;
 use crate::oracle::{Loc, OpRef, PageLoc};
-use crate::workload::{Proc, Target, WOp};
+use crate::workload::{MapKind, Proc, Target, WOp};
 
 /// An operation of a program, from its resolution to its completion.
 #[derive(Clone, Debug)]
@@ -144,9 +144,46 @@ pub(super) fn resolve(
             f.emu = match (op, m.va) {
                 (WOp::Munmap { .. }, Some(va)) => Op::Munmap { mm, va, pages: m.pages },
                 (WOp::Msync { .. }, Some(va)) => Op::Msync { mm, va, pages: m.pages },
-                (WOp::Remap { .. }, None) => Op::Mmap { mm, args: sh.mmap_args(m.kind, m.pages, None) },
+                (WOp::Remap { .. }, None) => sh.map_op(mm, m.kind, m.pages, None)?,
                 _ => return None,
             };
+        }
+        WOp::Mremap { proc, map, pages, maymove, fixed } => {
+            // The old range is torn down as the PTEs move (rule 2), and the shadow moves the
+            // mapping when the call completes (one remap at a time per mapping).
+            let pi = sh.proc_index(cpu, proc)?;
+            let m = sh.procs[pi].maps.get(map as usize)?;
+            (f.proc, f.map) = (Some(pi), map as usize);
+            f.claims.remaps = Some((pi, map as usize));
+            f.claims.teardown = Some(Teardown::Map(pi, map as usize));
+            let va = m.va?;
+            // Workload rule 4: a private file mapping moves only to its own colour (the
+            // kernel takes any address, but the page-cache pages it still maps are then
+            // inequivalent aliases of the other mappings of the file, coherent with them only
+            // at flush points). The target keeps its 4 MiB slot.
+            let (maymove, fixed) = match m.kind {
+                MapKind::File { shared: false, .. } => {
+                    (maymove, fixed.map(|a| a - a % SHM_COLOUR + va.colour(SHM_COLOUR)))
+                }
+                // A shared anonymous mapping only grows in place: a move places it by its
+                // shmem object's colour, not the colour 0 its mmap (and a fork's copy) has.
+                MapKind::SharedAnon => (false, None),
+                _ => (maymove, fixed),
+            };
+            let args = Shadow::mremap_args(m.pages, pages, maymove, fixed);
+            f.emu = Op::Mremap { mm: sh.procs[pi].mm, va, args };
+        }
+        WOp::RingPost { ring, word, value } => {
+            // The kernel's store is a writer at its kernel address's colour (rule 1).
+            let &(id, pl, colour) = sh.rings.get(ring as usize)?;
+            f.word = word;
+            f.claims.gate = Some((pl, Class::User(colour % colours)));
+            f.emu = Op::FillCqe { ring: id, page: 0, word: word as usize, value };
+        }
+        WOp::RingFetch { ring, word } => {
+            let &(id, _, _) = sh.rings.get(ring as usize)?;
+            f.word = word;
+            f.emu = Op::GetSqe { ring: id, page: 0, word: word as usize };
         }
         WOp::GupFast { proc, map, page, word } => {
             // Lockless by design: no teardown rule holds it back (its read goes through

@@ -15,6 +15,7 @@ use super::resolve::{Flight, resolve};
 use super::shadow::Shadow;
 use super::timeline::{TimelineEntry, TimelineEvent};
 use super::unfinished::{Unfinished, UnfinishedKind};
+use crate::oracle::PageLoc;
 use crate::workload::{WOp, Workload};
 
 /// The state of one run.
@@ -151,12 +152,17 @@ impl<'k> Runner<'k> {
         for _ in 0..self.w.procs {
             self.shadow.add_proc(self.k.create_mm().expect("frames for the initial processes"));
         }
+        for (i, r) in self.w.rings.iter().enumerate() {
+            let id = self.k.create_ring(r.colour).expect("frames for the kernel buffers");
+            let colour = self.k.ring_pages(id)[0].kernel_va().vpn().raw();
+            self.shadow.rings.push((id, PageLoc::Ring { ring: i as u8 }, colour));
+        }
         for spec in &self.w.maps {
             let p = spec.proc as usize;
             let mm = self.shadow.procs[p].mm;
-            let args = self.shadow.mmap_args(spec.kind, spec.pages, spec.fixed.map(VirtAddr::new));
-            let va = match self.sequential(Op::Mmap { mm, args }) {
-                OpResult::Mapped(va) => Some(va),
+            let op = self.shadow.map_op(mm, spec.kind, spec.pages, spec.fixed.map(VirtAddr::new));
+            let va = match op.map(|op| self.sequential(op)) {
+                Some(OpResult::Mapped(va)) => Some(va),
                 _ => None,
             };
             self.shadow.add_map(p, spec.kind, spec.pages, va, &mut self.judge.oracle);

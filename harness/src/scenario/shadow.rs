@@ -6,15 +6,17 @@
 //! each page is, answers "which logical page does this address map now", and applies what a
 //! completed operation does to that picture: `fork` shares every view with the child, `exit`
 //! ends a process, `munmap` and a re-`mmap` move a mapping (a re-`mmap` with fresh private
-//! pages), `truncate` sends private mappings back to the file beyond the new size, and an
-//! install ([`Shadow::install`]) gives a page a private page of its own.
+//! pages), `mremap` moves it with its pages (and grows it by fresh ones), `truncate` sends
+//! private mappings back to the file beyond the new size, and an install
+//! ([`Shadow::install`]) gives a page a private page of its own. A kernel buffer is one logical
+//! page that every mapping of it and the kernel's own accesses share.
 
 use vipt_emu::addr::VirtAddr;
 use vipt_emu::mm::mmap::MmapArgs;
-use vipt_emu::mm::{FileId, MmId, OpResult};
+use vipt_emu::mm::{FileId, MmId, MremapArgs, Op, OpResult, RingId};
 
 use crate::oracle::{Oracle, PageLoc};
-use crate::workload::{MapKind, Proc, WOp};
+use crate::workload::{MAX_MAP_PAGES, MapKind, Proc, WOp};
 
 /// Logical view of one page of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub(super) enum View {
 pub(super) struct MapState {
     /// What it maps (as the workload specified it).
     pub(super) kind: MapKind,
-    /// Its length in pages; fixed for the mapping's life, across re-`mmap`s.
+    /// Its length in pages; kept across re-`mmap`s, grown only by `mremap`.
     pub(super) pages: u64,
     /// Where it is mapped; `None` while it is not (its `mmap` failed, or after its `munmap`).
     pub(super) va: Option<VirtAddr>,
@@ -61,12 +63,20 @@ pub(super) struct Shadow {
     children: Vec<Vec<usize>>,
     /// The kernel file of each workload file, by workload index.
     pub(super) files: Vec<FileId>,
+    /// Each kernel buffer of the workload, by workload index: the kernel's buffer, the logical
+    /// page it is, and the cache colour of its kernel address.
+    pub(super) rings: Vec<(RingId, PageLoc, u64)>,
 }
 
 impl Shadow {
     /// An empty shadow for a workload of `programs` programs.
     pub(super) fn new(programs: usize) -> Self {
-        Shadow { procs: Vec::new(), children: vec![Vec::new(); programs], files: Vec::new() }
+        Shadow {
+            procs: Vec::new(),
+            children: vec![Vec::new(); programs],
+            files: Vec::new(),
+            rings: Vec::new(),
+        }
     }
 
     /// Adds an initial process.
@@ -78,8 +88,36 @@ impl Shadow {
     pub(super) fn add_map(
         &mut self, p: usize, kind: MapKind, pages: u64, va: Option<VirtAddr>, oracle: &mut Oracle,
     ) {
-        let views = fresh_views(kind, pages, oracle);
+        let views = self.fresh_views(kind, pages, oracle);
         self.procs[p].maps.push(MapState { kind, pages, va, views });
+    }
+
+    /// The logical page of kernel buffer `ring` (workload index).
+    pub(super) fn ring_page(&self, ring: u8) -> Option<PageLoc> {
+        self.rings.get(ring as usize).map(|r| r.1)
+    }
+
+    /// The workload index of the kernel's buffer `ring`.
+    pub(super) fn ring_index(&self, ring: RingId) -> Option<u8> {
+        self.rings.iter().position(|r| r.0 == ring).map(|i| i as u8)
+    }
+
+    /// The operation that maps a mapping of `kind` (`mmap`, or a kernel buffer's `mmap`).
+    pub(super) fn map_op(&self, mm: MmId, kind: MapKind, pages: u64, fixed: Option<VirtAddr>) -> Option<Op> {
+        match kind {
+            MapKind::Ring { ring } => Some(Op::RingMmap { mm, ring: self.rings.get(ring as usize)?.0 }),
+            _ => Some(Op::Mmap { mm, args: self.mmap_args(kind, pages, fixed) }),
+        }
+    }
+
+    /// The `mremap` arguments of a mapping of `pages` pages asked to become `to` pages.
+    pub(super) fn mremap_args(pages: u64, to: u64, maymove: bool, fixed: Option<u64>) -> MremapArgs {
+        MremapArgs {
+            old_pages: pages,
+            new_pages: to.clamp(pages, MAX_MAP_PAGES.max(pages)),
+            maymove: maymove || fixed.is_some(),
+            fixed: fixed.map(VirtAddr::new),
+        }
     }
 
     /// The workload index of kernel file `file`.
@@ -90,7 +128,9 @@ impl Shadow {
     /// The `mmap` arguments of a mapping of `kind`.
     pub(super) fn mmap_args(&self, kind: MapKind, pages: u64, fixed: Option<VirtAddr>) -> MmapArgs {
         match kind {
-            MapKind::Anon => MmapArgs { pages, file: None, shared: false, writable: true, fixed: None },
+            MapKind::Anon | MapKind::Ring { .. } => {
+                MmapArgs { pages, file: None, shared: false, writable: true, fixed: None }
+            }
             MapKind::SharedAnon => MmapArgs { pages, file: None, shared: true, writable: true, fixed },
             MapKind::File { file, pgoff, shared } => MmapArgs {
                 pages,
@@ -119,7 +159,7 @@ impl Shadow {
             (View::File, MapKind::File { file, pgoff, .. }) => {
                 Some(PageLoc::File { file, pgoff: pgoff + page })
             }
-            (View::File, MapKind::Anon | MapKind::SharedAnon) => None,
+            (View::File, MapKind::Anon | MapKind::SharedAnon | MapKind::Ring { .. }) => None,
         }
     }
 
@@ -167,9 +207,31 @@ impl Shadow {
             }
             (WOp::Remap { .. }, OpResult::Mapped(va)) => {
                 let p = proc.expect("remap has a process");
+                let (kind, pages) = (self.procs[p].maps[map].kind, self.procs[p].maps[map].pages);
+                let views = self.fresh_views(kind, pages, oracle);
                 let m = &mut self.procs[p].maps[map];
                 m.va = Some(va);
-                m.views = fresh_views(m.kind, m.pages, oracle);
+                m.views = views;
+            }
+            (WOp::Mremap { pages: to, maymove, fixed, .. }, OpResult::Mapped(va)) => {
+                // The pages move with the mapping; a grown tail is fresh.
+                let p = proc.expect("mremap has a process");
+                let (kind, pages) = (self.procs[p].maps[map].kind, self.procs[p].maps[map].pages);
+                let new = Shadow::mremap_args(pages, to, maymove, fixed).new_pages;
+                let tail = self.fresh_views(kind, new - pages, oracle);
+                let m = &mut self.procs[p].maps[map];
+                m.va = Some(va);
+                m.pages = new;
+                m.views.extend(tail);
+                // `MREMAP_FIXED` unmapped whatever else the process had at the target.
+                if fixed.is_some() {
+                    let end = va.add_pages(new);
+                    for (i, o) in self.procs[p].maps.iter_mut().enumerate() {
+                        if i != map && o.va.is_some_and(|a| a < end && va < a.add_pages(o.pages)) {
+                            o.va = None;
+                        }
+                    }
+                }
             }
             (WOp::Truncate { file, pages }, OpResult::Done) => {
                 for p in &mut self.procs {
@@ -191,15 +253,23 @@ impl Shadow {
     }
 }
 
-/// The views of a new mapping: fresh pages of its own for anonymous memory (private or
-/// shared), the file otherwise.
-fn fresh_views(kind: MapKind, pages: u64, oracle: &mut Oracle) -> Vec<View> {
-    (0..pages)
-        .map(|_| match kind {
-            // A shared anonymous object's pages are logical pages of their own, which a fork
-            // shares and no fault replaces (a shmem page is never COWed in a shared mapping).
-            MapKind::Anon | MapKind::SharedAnon => View::Private(oracle.new_private()),
-            MapKind::File { .. } => View::File,
-        })
-        .collect()
+impl Shadow {
+    /// The views of a new mapping (or of the pages a mapping grows by): fresh pages of its own
+    /// for anonymous memory (private or shared), the file for a file, the buffer's one logical
+    /// page for a kernel buffer.
+    fn fresh_views(&self, kind: MapKind, pages: u64, oracle: &mut Oracle) -> Vec<View> {
+        (0..pages)
+            .map(|_| match kind {
+                // A shared anonymous object's pages are logical pages of their own, which a
+                // fork shares and no fault replaces (a shmem page is never COWed in a shared
+                // mapping).
+                MapKind::Anon | MapKind::SharedAnon => View::Private(oracle.new_private()),
+                MapKind::File { .. } => View::File,
+                MapKind::Ring { ring } => match self.ring_page(ring) {
+                    Some(pl) => View::Private(pl),
+                    None => View::File,
+                },
+            })
+            .collect()
+    }
 }

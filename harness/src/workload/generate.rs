@@ -150,7 +150,7 @@ impl Gen {
             }
             programs.push(prog);
         }
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
     /// [`Family::Sharing`]: the mixed workload of the seed's own draw, to which each operation
     /// group of the family adds its set-up and operations, one function per group.
@@ -160,6 +160,8 @@ impl Gen {
         self.shared_anon_group(&mut w);
         self.deferred_group(&mut w);
         self.race_group(&mut w);
+        self.remaps(&mut w);
+        self.rings(&mut w);
         w
     }
 
@@ -355,6 +357,82 @@ impl Gen {
         }
     }
 
+    /// Inserts `op` at a random place of program `cpu`.
+    fn insert(&mut self, w: &mut Workload, cpu: usize, op: WOp) {
+        let at = self.rng.random_range(0..=w.programs[cpu].len());
+        w.programs[cpu].insert(at, op);
+    }
+
+    /// The `mremap` group of [`Family::Sharing`]: in about two programs of three, one to three
+    /// `mremap`s of a mapping of an initial process: grown (by up to two pages) and moved by
+    /// `MREMAP_MAYMOVE` where the range after it is taken, or moved with `MREMAP_FIXED` to a
+    /// chosen address of any colour, so that a private anonymous page lands at another
+    /// colour while a shared file page may not under today's checks. Each `MREMAP_FIXED` target
+    /// is a 4 MiB slot of its own above the set-up's fixed mappings (at a drawn page of it), so
+    /// no `mremap` unmaps another mapping; there are five such slots (the shared anonymous group uses the sixth).
+    fn remaps(&mut self, w: &mut Workload) {
+        let maps_of = |w: &Workload, p: u8| w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        let mut slot = 0u64;
+        for cpu in 0..w.cpus as usize {
+            if self.rng.random_range(0..3) == 0 {
+                continue;
+            }
+            for _ in 0..self.rng.random_range(1..=3) {
+                let p = self.rng.random_range(0..w.procs);
+                let n = maps_of(w, p);
+                if n == 0 {
+                    continue;
+                }
+                let map = self.rng.random_range(0..n);
+                let pages = self.rng.random_range(1..=MAX_MAP_PAGES);
+                let fixed = (slot < 5 && self.rng.random_range(0..100) < 45).then(|| {
+                    slot += 1;
+                    FIXED_BASE + (9 + slot) * SHM_COLOUR + self.rng.random_range(0..8) * PAGE_SIZE
+                });
+                let maymove = fixed.is_some() || self.rng.random_range(0..100) < 80;
+                self.insert(w, cpu, WOp::Mremap { proc: Proc::Init(p), map, pages, maymove, fixed });
+            }
+        }
+    }
+
+    /// The kernel-buffer group of [`Family::Sharing`]: one or two io_uring-like rings, each
+    /// mapped by one or two of the initial processes (a mapping appended to theirs); user loads
+    /// and stores to the ring's words through those mappings and the kernel's posts and fetches
+    /// through its own address, scattered over the programs.
+    fn rings(&mut self, w: &mut Workload) {
+        let nrings = self.rng.random_range(1..=2u8);
+        for ring in 0..nrings {
+            w.rings.push(RingSpec { colour: self.rng.random_range(0..COLOURS) });
+            let mut mappers = Vec::new();
+            for _ in 0..self.rng.random_range(1..=2) {
+                let p = self.rng.random_range(0..w.procs);
+                if mappers.iter().any(|&(q, _)| q == p) || w.maps.len() >= MAX_MAPS {
+                    continue;
+                }
+                let map = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+                w.maps.push(MapSpec { proc: p, kind: MapKind::Ring { ring }, pages: 1, fixed: None });
+                mappers.push((p, map));
+            }
+            if mappers.is_empty() {
+                continue;
+            }
+            for cpu in 0..w.cpus as usize {
+                for _ in 0..self.rng.random_range(1..=4) {
+                    let word = self.pick(&WORDS);
+                    let (p, map) = self.pick(&mappers);
+                    let proc = Proc::Init(p);
+                    let op = match self.rng.random_range(0..100) {
+                        0..=29 => WOp::RingPost { ring, word, value: self.value(cpu) },
+                        30..=54 => WOp::RingFetch { ring, word },
+                        55..=79 => WOp::Store { proc, map, page: 0, word, value: self.value(cpu) },
+                        _ => WOp::Load { proc, map, page: 0, word },
+                    };
+                    self.insert(w, cpu, op);
+                }
+            }
+        }
+    }
+
     /// A process for an operation of a program whose home process is `home`: mostly the
     /// home one, now and then a child forked by this program.
     fn thread_proc(&mut self, home: u8, forks: u8) -> Proc {
@@ -409,6 +487,7 @@ impl Gen {
                 let pages = match kind {
                     MapKind::File { file, .. } => files[file as usize].pages,
                     MapKind::Anon | MapKind::SharedAnon => self.rng.random_range(1..=2),
+                    MapKind::Ring { .. } => 1,
                 };
                 maps.push(MapSpec { proc: p, kind, pages, fixed: None });
             }
@@ -453,7 +532,7 @@ impl Gen {
                 }
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 
     /// [`Family::Hash`]: threads of one or two processes load and store while others unmap,
@@ -483,7 +562,7 @@ impl Gen {
                 _ => WOp::Reclaim { target: Target::User { proc, map, page } },
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 
     /// [`Family::Clean`]: one device-like file, mapped shared by one or two processes;
@@ -508,6 +587,6 @@ impl Gen {
                 _ => WOp::Fork { proc },
             },
         );
-        Workload { cpus, files, procs, maps, programs }
+        Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
     }
 }

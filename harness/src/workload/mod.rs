@@ -38,6 +38,9 @@ pub const MAX_MAPS: usize = 32;
 /// Most operations of one program.
 pub const MAX_PROGRAM_OPS: usize = 256;
 
+/// Most kernel buffers (io_uring-like rings) of a workload.
+pub const MAX_RINGS: usize = 4;
+
 /// Colour offsets of files are below this many pages (the 4 MiB alias boundary of the
 /// largest machine).
 pub const COLOURS: u64 = 1024;
@@ -52,6 +55,15 @@ pub struct FileSpec {
     /// A shmem (tmpfs) file: no backing store but swap, its pages start as holes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shmem: bool,
+}
+
+/// A kernel buffer (an io_uring-like ring of one page) the kernel allocates at set-up; user
+/// space maps it with [`MapKind::Ring`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingSpec {
+    /// Colour offset in pages of the file it is mapped through (where kernels that place the
+    /// mapping by that file put it, whatever the kernel address).
+    pub colour: u64,
 }
 
 /// What a mapping maps.
@@ -71,6 +83,11 @@ pub enum MapKind {
         pgoff: u64,
         /// `MAP_SHARED` (else `MAP_PRIVATE`).
         shared: bool,
+    },
+    /// Kernel buffer `ring`, mapped shared by its driver's `mmap` (one page).
+    Ring {
+        /// Ring index.
+        ring: u8,
     },
 }
 
@@ -278,6 +295,40 @@ pub enum WOp {
         /// To `PROT_NONE`.
         none: bool,
     },
+    /// `mremap` of a whole mapping: to `pages` pages (grown if more than it has, at most
+    /// [`MAX_MAP_PAGES`]; never shrunk), `MREMAP_MAYMOVE` if `maymove`, to `fixed` with
+    /// `MREMAP_FIXED`.
+    Mremap {
+        /// Process.
+        proc: Proc,
+        /// Mapping.
+        map: u8,
+        /// New length in pages.
+        pages: u64,
+        /// `MREMAP_MAYMOVE`.
+        maymove: bool,
+        /// `MREMAP_FIXED` address (implies `MREMAP_MAYMOVE`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fixed: Option<u64>,
+    },
+    /// The kernel posts a word to kernel buffer `ring` through its kernel address (a
+    /// completion, `io_fill_cqe_aux`).
+    RingPost {
+        /// Ring.
+        ring: u8,
+        /// Word.
+        word: u16,
+        /// Value.
+        value: u64,
+    },
+    /// The kernel reads a word of kernel buffer `ring` through its kernel address (a
+    /// submission, `io_get_sqe`).
+    RingFetch {
+        /// Ring.
+        ring: u8,
+        /// Word.
+        word: u16,
+    },
 }
 
 impl WOp {
@@ -296,6 +347,7 @@ impl WOp {
             | WOp::Msync { proc, .. }
             | WOp::GupFast { proc, .. }
             | WOp::Mprotect { proc, .. }
+            | WOp::Mremap { proc, .. }
             | WOp::Reclaim { target: Target::User { proc, .. } } => Some(proc),
             _ => None,
         }
@@ -314,6 +366,7 @@ impl WOp {
             | WOp::Msync { proc, map }
             | WOp::GupFast { proc, map, .. }
             | WOp::Mprotect { proc, map, .. }
+            | WOp::Mremap { proc, map, .. }
             | WOp::Reclaim { target: Target::User { proc, map, .. } } => Some((*proc, map)),
             _ => None,
         }
@@ -340,6 +393,9 @@ impl WOp {
             WOp::GupFast { .. } => "gup_fast",
             WOp::Clean { .. } => "clean",
             WOp::Mprotect { .. } => "mprotect",
+            WOp::Mremap { .. } => "mremap",
+            WOp::RingPost { .. } => "io_fill_cqe",
+            WOp::RingFetch { .. } => "io_get_sqe",
         }
     }
 }
@@ -353,6 +409,9 @@ pub struct Workload {
     pub files: Vec<FileSpec>,
     /// Initial processes.
     pub procs: u8,
+    /// Kernel buffers allocated at set-up, before the mappings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rings: Vec<RingSpec>,
     /// Mappings set up before the programs start, in order.
     pub maps: Vec<MapSpec>,
     /// One program per CPU.
@@ -390,6 +449,23 @@ impl Workload {
         if self.maps.len() > MAX_MAPS {
             return Err(format!("{} mappings, more than {MAX_MAPS}", self.maps.len()));
         }
+        if self.rings.len() > MAX_RINGS {
+            return Err(format!("{} kernel buffers, more than {MAX_RINGS}", self.rings.len()));
+        }
+        if let Some((i, r)) = self.rings.iter().enumerate().find(|(_, r)| r.colour >= COLOURS) {
+            return Err(format!(
+                "kernel buffer {i} has colour offset {}; offsets are 0..{COLOURS} pages",
+                r.colour
+            ));
+        }
+        let nrings = self.rings.len();
+        let ring_ok = |r: u8| -> Result<(), String> {
+            if (r as usize) < nrings {
+                Ok(())
+            } else {
+                Err(format!("kernel buffer {r}, but the workload has {nrings}"))
+            }
+        };
         for (i, f) in self.files.iter().enumerate() {
             if f.pages == 0 || f.pages > MAX_FILE_PAGES {
                 return Err(format!("file {i} has {} pages; files have 1..={MAX_FILE_PAGES}", f.pages));
@@ -426,6 +502,12 @@ impl Workload {
             }
             if let MapKind::File { file, pgoff, .. } = m.kind {
                 file_ok(file).and(pgoff_ok(pgoff)).map_err(at)?;
+            }
+            if let MapKind::Ring { ring } = m.kind {
+                ring_ok(ring).map_err(at)?;
+                if m.pages != 1 || m.fixed.is_some() {
+                    return Err(at("a kernel buffer is mapped whole (one page), never MAP_FIXED".into()));
+                }
             }
             if let Some(a) = m.fixed {
                 let end = FIXED_BASE + 16 * SHM_COLOUR;
@@ -511,6 +593,23 @@ impl Workload {
                         Err(format!("{pages} pages; files have at most {MAX_FILE_PAGES}"))
                     }),
                     WOp::Reclaim { target: Target::User { proc, map, page } } => access(proc, map, page),
+                    WOp::Mremap { proc, map, pages, fixed, .. } => {
+                        map_ok(proc, map).and(if pages == 0 || pages > MAX_MAP_PAGES {
+                            Err(format!("{pages} pages; mappings have 1..={MAX_MAP_PAGES}"))
+                        } else if fixed.is_some_and(|a| {
+                            a % PAGE_SIZE != 0 || !(FIXED_BASE..FIXED_BASE + 16 * SHM_COLOUR).contains(&a)
+                        }) {
+                            Err(format!(
+                                "MREMAP_FIXED address {:#x} is not a page of the fixed range",
+                                fixed.unwrap_or(0)
+                            ))
+                        } else {
+                            Ok(())
+                        })
+                    }
+                    WOp::RingPost { ring, word, .. } | WOp::RingFetch { ring, word } => {
+                        ring_ok(ring).and(word_ok(word))
+                    }
                     WOp::Reclaim { target: Target::File { file, pgoff } } => {
                         file_ok(file).and(pgoff_ok(pgoff))
                     }
@@ -623,6 +722,48 @@ mod tests {
         // The clean family maps only the device file, shared, so every store is tracked.
         let w = Workload::generate_for(3, 4, Family::Clean);
         assert!(w.maps.iter().all(|m| m.kind == MapKind::File { file: 0, pgoff: 0, shared: true }));
+    }
+
+    #[test]
+    fn sharing_workloads_move_mappings_and_map_kernel_buffers() {
+        let (mut remaps, mut fixed, mut posts, mut fetches, mut ring_maps) = (0, 0, 0, 0, 0);
+        for seed in 0..200 {
+            let w = Workload::generate_for(seed, 4, Family::Sharing);
+            w.validate(4).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert!(!w.rings.is_empty());
+            ring_maps += w.maps.iter().filter(|m| matches!(m.kind, MapKind::Ring { .. })).count();
+            for op in w.programs.iter().flatten() {
+                match op {
+                    WOp::Mremap { fixed: f, .. } => {
+                        remaps += 1;
+                        fixed += usize::from(f.is_some());
+                    }
+                    WOp::RingPost { .. } => posts += 1,
+                    WOp::RingFetch { .. } => fetches += 1,
+                    _ => {}
+                }
+            }
+            let s = serde_json::to_string(&w).unwrap();
+            assert_eq!(serde_json::from_str::<Workload>(&s).unwrap(), w);
+        }
+        assert!(
+            remaps > 300 && fixed > 100 && posts > 200 && fetches > 150 && ring_maps >= 200,
+            "{remaps} {fixed} {posts} {fetches} {ring_maps}"
+        );
+        // The mixed family has none of it, and its files keep their form.
+        let w = Workload::generate(3, 4);
+        assert!(w.rings.is_empty() && !serde_json::to_string(&w).unwrap().contains("rings"));
+        let mut bad = Workload::generate_for(1, 4, Family::Sharing);
+        bad.programs[0].insert(0, WOp::RingFetch { ring: 7, word: 0 });
+        assert!(bad.validate(4).unwrap_err().contains("kernel buffer 7, but the workload has"));
+        let mut bad = Workload::generate_for(1, 4, Family::Sharing);
+        bad.programs[0]
+            .insert(0, WOp::Mremap { proc: Proc::Init(0), map: 0, pages: 9, maymove: true, fixed: None });
+        assert!(bad.validate(4).unwrap_err().contains("9 pages"));
+        let mut bad = Workload::generate_for(1, 4, Family::Sharing);
+        let i = bad.maps.iter().position(|m| matches!(m.kind, MapKind::Ring { .. })).unwrap();
+        bad.maps[i].pages = 2;
+        assert!(bad.validate(4).unwrap_err().contains("mapped whole"));
     }
 
     #[test]

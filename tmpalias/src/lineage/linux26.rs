@@ -66,9 +66,14 @@ impl Linux26 {
 
     /// The knobs of every 2.6 lineage: the 2.6.14 PTE layout with `_PAGE_FLUSH` PTEs honoured
     /// by the non-access miss handler, tmpalias only for loads and stores, and `MAP_FIXED`
-    /// not colour-checked.
-    pub const CONFIG: ArchConfig =
-        ArchConfig { miss: MissPolicy::LINUX_2614, map_fixed_checks_colour: false, ..ArchConfig::GENERIC };
+    /// not colour-checked; a kernel buffer placed by the colour of the file it is mapped through
+    /// (no io_uring yet: as a driver `mmap` without a `get_unmapped_area` of its own).
+    pub const CONFIG: ArchConfig = ArchConfig {
+        miss: MissPolicy::LINUX_2614,
+        map_fixed_checks_colour: false,
+        io_uring_coloured: false,
+        ..ArchConfig::GENERIC
+    };
 
     /// `translation_exists(vma, addr[, pfn])` followed by the pfn comparison: does the PTE of
     /// `va` (looked at without any lock) say `pfn` is mapped there?

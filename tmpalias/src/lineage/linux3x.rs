@@ -55,8 +55,10 @@ impl Linux3x {
     /// With the pre-copy source flush only (B7 half-fix ii).
     pub const PRECOPY: Linux3x = Linux3x { purge_on_pte_change: false, flush_source_before_copy: true };
 
-    /// The knobs: the current miss handlers (tmpalias for loads, stores and flushes).
-    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
+    /// The knobs: the current miss handlers (tmpalias for loads, stores and flushes). A kernel
+    /// buffer is placed by the colour of the file it is mapped through (3.x has no io_uring; a
+    /// driver `mmap` without a `get_unmapped_area` of its own is placed so).
+    pub const CONFIG: ArchConfig = ArchConfig { io_uring_coloured: false, ..ArchConfig::GENERIC };
 
     async fn flush_page_tmpalias(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, page: Pfn) {
         cx.purge_tlb(vma.space, va).await;

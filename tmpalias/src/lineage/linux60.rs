@@ -64,8 +64,10 @@ use crate::parisc;
 pub struct Linux60;
 
 impl Linux60 {
-    /// The knobs: the current miss handlers and generic mm.
-    pub const CONFIG: ArchConfig = ArchConfig::GENERIC;
+    /// The knobs: the current miss handlers and generic mm, with io_uring's placement of 6.0
+    /// (by the ring file's colour, not the kernel address's: the congruent placement came with
+    /// 6.5, d808459b2e31 and 56675f8b9f9b).
+    pub const CONFIG: ArchConfig = ArchConfig { io_uring_coloured: false, ..ArchConfig::GENERIC };
 }
 
 /// `__update_cache` (6.0): a deferred kernel-alias flush, or on PA8800/PA8900 any kernel

@@ -21,27 +21,28 @@ use crate::pte::{Pte, PteFlags, PteKind};
 
 /// One call of a watched routine.
 #[derive(Clone, Debug)]
-struct Call {
+pub(super) struct Call {
     /// The routine.
-    hook: &'static str,
+    pub(super) hook: &'static str,
     /// The address it was called for, or the range (`start`, `end`).
-    at: (VirtAddr, VirtAddr),
+    pub(super) at: (VirtAddr, VirtAddr),
     /// The PTE value it was asked to write (`set_pte_at`, `ptep_set_access_flags`).
-    pte: Option<Pte>,
+    pub(super) pte: Option<Pte>,
     /// The mms whose page-table lock the CPU held at the call (filled in by the driver).
-    ptls: Vec<MmId>,
+    pub(super) ptls: Vec<MmId>,
     /// `current->mm` at the call.
     current: Option<MmId>,
     /// What the test's watch saw at the call.
-    seen: u64,
+    pub(super) seen: u64,
     /// Whether the driver saw the call (it was made by the operation under test).
     driven: bool,
 }
 
-type Log = Rc<RefCell<Vec<Call>>>;
+pub(super) type Log = Rc<RefCell<Vec<Call>>>;
 
 /// The generic routines, each watched routine logging its call and then stopping at a label.
-struct Probe(Log);
+/// `flush_tlb_range` and `flush_dcache_page` are watched only when `.1` is set.
+pub(super) struct Probe(Log, bool);
 
 impl Probe {
     fn call(&self, hook: &'static str, at: (VirtAddr, VirtAddr), pte: Option<Pte>) {
@@ -182,6 +183,30 @@ impl Patch for Probe {
             base.flush_tlb_page(cx, vma, va).await
         })
     }
+    fn flush_tlb_range<'a>(
+        &'a self, base: &'a dyn ArchHooks, cx: ArchCtx<'a>, mm: MmId, start: VirtAddr, end: VirtAddr,
+    ) -> HookFuture<'a, ()> {
+        if !self.1 {
+            return base.flush_tlb_range(cx, mm, start, end);
+        }
+        self.call("flush_tlb_range", (start, end), None);
+        Box::pin(async move {
+            cx.label(PROBE).await;
+            base.flush_tlb_range(cx, mm, start, end).await
+        })
+    }
+    fn flush_dcache_page<'a>(
+        &'a self, base: &'a dyn ArchHooks, cx: ArchCtx<'a>, pfn: Pfn,
+    ) -> HookFuture<'a, ()> {
+        if !self.1 {
+            return base.flush_dcache_page(cx, pfn);
+        }
+        self.call("flush_dcache_page", page(pfn.kernel_va()), None);
+        Box::pin(async move {
+            cx.label(PROBE).await;
+            base.flush_dcache_page(cx, pfn).await
+        })
+    }
     fn tlb_flush<'a>(
         &'a self, base: &'a dyn ArchHooks, cx: ArchCtx<'a>, tlb: &'a crate::mm::MmuGather,
     ) -> HookFuture<'a, ()> {
@@ -197,22 +222,27 @@ impl Patch for Probe {
 /// A kernel on the tiny VIPT machine with the probe over the generic routines and `config`,
 /// and its log.
 fn probed(config: ArchConfig) -> (Kernel, Log) {
+    probed_with(Preset::Tiny, config, false)
+}
+
+/// [`probed`] on `preset`, watching `flush_tlb_range` and `flush_dcache_page` too when `all`.
+pub(super) fn probed_with(preset: Preset, config: ArchConfig, all: bool) -> (Kernel, Log) {
     let log: Log = Rc::default();
-    let hooks = Patched::new(Box::new(GenericHooks), Probe(log.clone()));
-    let m = Machine::new(Preset::Tiny.config(), Box::new(FirstChooser));
+    let hooks = Patched::new(Box::new(GenericHooks), Probe(log.clone(), all));
+    let m = Machine::new(preset.config(), Box::new(FirstChooser));
     let k = Kernel::new(m, Box::new(hooks), config);
     k.record_observations();
     (k, log)
 }
 
-fn run(ex: &mut Executor<'_>, op: Op) -> OpResult {
+pub(super) fn run(ex: &mut Executor<'_>, op: Op) -> OpResult {
     ex.spawn(C0, op);
     ex.run_to_completion(C0).unwrap()
 }
 
 /// Runs `op` on CPU 0 with the log cleared first; at each probe's stop notes the
 /// page-table locks held, `current->mm` and `watch`. Returns the result and the calls.
-fn watched(
+pub(super) fn watched(
     k: &Kernel, ex: &mut Executor<'_>, log: &Log, op: Op, watch: &dyn Fn(&Kernel) -> u64,
 ) -> (OpResult, Vec<Call>) {
     log.borrow_mut().clear();
@@ -238,23 +268,23 @@ fn watched(
     }
 }
 
-fn nothing(_: &Kernel) -> u64 {
+pub(super) fn nothing(_: &Kernel) -> u64 {
     0
 }
 
-fn hooks(calls: &[Call]) -> Vec<&'static str> {
+pub(super) fn hooks(calls: &[Call]) -> Vec<&'static str> {
     calls.iter().map(|c| c.hook).collect()
 }
 
-fn first(calls: &[Call], hook: &str) -> usize {
+pub(super) fn first(calls: &[Call], hook: &str) -> usize {
     calls.iter().position(|c| c.hook == hook).unwrap_or_else(|| panic!("no {hook} in {:?}", hooks(calls)))
 }
 
-fn shared_file(file: crate::mm::FileId, pages: u64) -> MmapArgs {
+pub(super) fn shared_file(file: crate::mm::FileId, pages: u64) -> MmapArgs {
     MmapArgs { pages, file: Some((file, 0)), shared: true, writable: true, fixed: None }
 }
 
-fn private_file(file: crate::mm::FileId, pages: u64) -> MmapArgs {
+pub(super) fn private_file(file: crate::mm::FileId, pages: u64) -> MmapArgs {
     MmapArgs { pages, file: Some((file, 0)), shared: false, writable: true, fixed: None }
 }
 
