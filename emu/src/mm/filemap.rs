@@ -12,6 +12,44 @@ use crate::pte::{PteFlags, PteKind};
 const MAX_LOOKUP_RETRIES: usize = 16;
 
 impl Kernel {
+    /// `add_to_page_cache_lru` of the new frame `page` at `pgoff` of `file`, locked by `cpu`
+    /// (`__filemap_add_folio` with the folio locked): the caller fills it.
+    pub(crate) fn add_new_page_to_cache_locked(&self, cpu: CpuId, file: FileId, pgoff: u64, page: Pfn) {
+        let mut s = self.state();
+        let d = &mut s.pages[page.index()];
+        d.mapping = Mapping::File(file);
+        d.index = pgoff;
+        d.refcount += 1; // the page cache's reference
+        s.files[file.index()].pages[pgoff as usize] = Some(page);
+        let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
+        debug_assert!(ok);
+        s.pages[page.index()].flags.insert(PageFlags::LOCKED);
+    }
+
+    /// The new frame `page` joins the swap cache for `slot`, locked by `cpu`, owned by
+    /// `mapping` at `index` (`add_to_swap_cache`), and `swap_read_folio` reads the slot into it
+    /// by DMA (zeros for a slot never written); the page is then up to date.
+    pub(crate) async fn swap_read_new_page(
+        &self, cpu: CpuId, page: Pfn, mapping: Mapping, index: u64, slot: u32,
+    ) {
+        let data = {
+            let mut s = self.state();
+            let d = &mut s.pages[page.index()];
+            d.mapping = mapping;
+            d.index = index;
+            d.private = slot;
+            d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
+            d.refcount += 1; // the swap cache's reference
+            s.swap[slot as usize].cache = Some(page);
+            let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
+            debug_assert!(ok);
+            s.swap[slot as usize].data.clone()
+        };
+        let data = data.unwrap_or_else(|| vec![0u64; WORDS_PER_PAGE].into_boxed_slice());
+        self.dma_page_in(cpu, page, &data).await;
+        self.set_page_flags(page, PageFlags::UPTODATE);
+    }
+
     // ----- DMA with the generic DMA-API cache maintenance -------------------------------
 
     /// The DMA API's cache maintenance for `page`: every line flushed (or purged) in real mode
@@ -85,17 +123,7 @@ impl Kernel {
                 continue;
             }
             let page = self.alloc_page().ok_or(Errno::NoMem)?;
-            {
-                let mut s = self.state();
-                let d = &mut s.pages[page.index()];
-                d.mapping = Mapping::File(file);
-                d.index = pgoff;
-                d.refcount += 1; // the page cache's reference
-                s.files[file.index()].pages[pgoff as usize] = Some(page);
-                let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
-                debug_assert!(ok);
-                s.pages[page.index()].flags.insert(PageFlags::LOCKED);
-            }
+            self.add_new_page_to_cache_locked(cpu, file, pgoff, page);
             let data = self.state().files[file.index()].disk.get(pgoff as usize).cloned();
             let data = data.unwrap_or_else(|| vec![0u64; WORDS_PER_PAGE].into_boxed_slice());
             self.dma_page_in(cpu, page, &data).await;
@@ -131,22 +159,7 @@ impl Kernel {
             }
             let page = self.alloc_page().ok_or(Errno::NoMem)?;
             let anon = vma.anon.ok_or(Errno::Segv)?;
-            let data = {
-                let mut s = self.state();
-                let d = &mut s.pages[page.index()];
-                d.mapping = Mapping::Anon(anon);
-                d.index = vma.pgoff_of(va);
-                d.private = slot;
-                d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
-                d.refcount += 1; // the swap cache's reference
-                s.swap[slot as usize].cache = Some(page);
-                let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
-                debug_assert!(ok);
-                s.swap[slot as usize].data.clone()
-            };
-            let data = data.unwrap_or_else(|| vec![0u64; WORDS_PER_PAGE].into_boxed_slice());
-            self.dma_page_in(cpu, page, &data).await;
-            self.set_page_flags(page, PageFlags::UPTODATE);
+            self.swap_read_new_page(cpu, page, Mapping::Anon(anon), vma.pgoff_of(va), slot).await;
             return Ok(page);
         }
         Err(Errno::Again)

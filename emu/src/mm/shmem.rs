@@ -34,7 +34,7 @@ use crate::addr::{CpuId, PAGE_SIZE, Pfn, SHM_COLOUR, VirtAddr};
 use crate::choice::ChoiceKind;
 use crate::mm::situations::Situation;
 use crate::mm::types::Mapping;
-use crate::mm::{Errno, FileId, Kernel, LockId, LockMode, PageFlags};
+use crate::mm::{Errno, FileId, Kernel, LockId, PageFlags};
 
 /// How often a shmem lookup may find its page or swap entry changed under it before giving up.
 const MAX_SHMEM_RETRIES: usize = 16;
@@ -95,17 +95,7 @@ impl Kernel {
                 return Ok(None);
             }
             let page = self.alloc_page().ok_or(Errno::NoMem)?;
-            {
-                let mut s = self.state();
-                let d = &mut s.pages[page.index()];
-                d.mapping = Mapping::File(file);
-                d.index = pgoff;
-                d.refcount += 1; // the page cache's reference
-                s.files[file.index()].pages[pgoff as usize] = Some(page);
-                let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
-                debug_assert!(ok);
-                s.pages[page.index()].flags.insert(PageFlags::LOCKED);
-            }
+            self.add_new_page_to_cache_locked(cpu, file, pgoff, page);
             // `clear_highpage` through the kernel alias, then `flush_dcache_page`.
             self.clear_page_via(cpu, page.kernel_va()).await;
             {
@@ -140,23 +130,7 @@ impl Kernel {
             }
             None => {
                 let page = self.alloc_page().ok_or(Errno::NoMem)?;
-                let data = {
-                    let mut s = self.state();
-                    let d = &mut s.pages[page.index()];
-                    d.mapping = Mapping::File(file);
-                    d.index = pgoff;
-                    d.private = slot;
-                    d.flags.insert(PageFlags::SWAPCACHE | PageFlags::LOCKED);
-                    d.refcount += 1; // the swap cache's reference
-                    s.swap[slot as usize].cache = Some(page);
-                    let ok = s.locks.try_acquire(LockId::Page(page), cpu, LockMode::Exclusive);
-                    debug_assert!(ok);
-                    s.swap[slot as usize].data.clone()
-                };
-                let data = data.unwrap_or_else(|| vec![0u64; crate::addr::WORDS_PER_PAGE].into_boxed_slice());
-                // `swap_read_folio`: the slot read by DMA.
-                self.dma_page_in(cpu, page, &data).await;
-                self.set_page_flags(page, PageFlags::UPTODATE);
+                self.swap_read_new_page(cpu, page, Mapping::File(file), pgoff, slot).await;
                 (page, false)
             }
         };
