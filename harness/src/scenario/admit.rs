@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn a_tracer_read_overlaps_the_truncation_of_its_file_only() {
         let sh = shadow();
-        let rules = Rules { racy_teardown: false, racy_poke: false };
+        let rules = Rules { racy_teardown: false, racy_poke: false, move_shared_anon: false };
         let truncate = teardown(Teardown::File(0));
         let munmap = teardown(Teardown::Map(0, 0));
         let exit = teardown(Teardown::Proc(0));
@@ -176,7 +176,7 @@ mod tests {
             assert!(!rules.may_start(&sh, t, [&access(0, true)]));
         }
         // Racy teardowns admit everything.
-        let racy = Rules { racy_teardown: true, racy_poke: false };
+        let racy = Rules { racy_teardown: true, racy_poke: false, move_shared_anon: false };
         assert!(racy.may_start(&sh, &access(0, false), [&truncate, &munmap]));
     }
 }
