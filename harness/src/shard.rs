@@ -91,6 +91,9 @@ pub struct RunSettings {
     pub racy_teardown: bool,
     /// `--racy-poke`.
     pub racy_poke: bool,
+    /// `--move-shared-anon` (absent: off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub move_shared_anon: bool,
     /// `--max-steps`, when given.
     pub max_steps: Option<u64>,
     /// `--family`, when given: the workload family every lineage drew its seeds from (absent:

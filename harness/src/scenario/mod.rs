@@ -65,6 +65,12 @@ pub struct RunConfig {
     /// a shared file page) may cache a line that goes stale once the store is written back.
     /// With the option off, pokes into shared file mappings are skipped.
     pub racy_poke: bool,
+    /// Let `mremap` move a `MAP_SHARED | MAP_ANONYMOUS` mapping. Off by default (workload
+    /// rule 4): the move is placed by the colour of the mapping's shmem object, while its
+    /// `mmap`, and every `fork` copy of it, has colour 0, so the moved mapping and the others
+    /// are inequivalent aliases of the shared pages on every lineage (a placement hazard of
+    /// the kernel, not a flush routine's: README, *Known windows*).
+    pub move_shared_anon: bool,
     /// Fault injection for testing the oracle: flip the top bit of the value the `n`-th user
     /// load (counting from 0) returned before it is judged. No workload writes a value with
     /// that bit set, so the corrupted value is never one the oracle may allow (flipping the low
@@ -86,6 +92,7 @@ impl Default for RunConfig {
             trace: false,
             racy_teardown: false,
             racy_poke: false,
+            move_shared_anon: false,
             corrupt_load: None,
             family: None,
         }
@@ -348,6 +355,33 @@ mod tests {
     #[test]
     fn any_sharing_workload_on_pipt_and_whole_cache_is_clean() {
         QuickCheck::new().tests(100).quickcheck(sharing_clean as fn(u64) -> TestResult);
+    }
+
+    /// Rule 4 keeps shared anonymous mappings in place; lifting it lets `mremap` move them to
+    /// their shmem object's colour, so pages are mapped at two colours and `linux-6.x` fails
+    /// seeds through it while `pipt` stays clean.
+    #[test]
+    fn moving_shared_anonymous_memory_maps_it_at_two_colours_only_when_the_rule_is_lifted() {
+        use vipt_emu::mm::situations::Situation;
+        let reg = Registry::builtin();
+        let kept = RunConfig { family: Some(Family::Sharing), ..RunConfig::default() };
+        let moved = RunConfig { move_shared_anon: true, ..kept.clone() };
+        let l = reg.get("linux-6.x").unwrap();
+        let (mut colours_kept, mut colours_moved, mut failed) = (0, 0, 0);
+        for seed in 0..400 {
+            colours_kept +=
+                run_seed(l, &kept, SchedulerKind::Random, seed).situations.get(Situation::SharedAnonColours);
+            let o = run_seed(l, &moved, SchedulerKind::Random, seed);
+            colours_moved += o.situations.get(Situation::SharedAnonColours);
+            failed += u32::from(!o.violations.is_empty() && o.situations.get(Situation::DirtyDropped) == 0);
+        }
+        assert_eq!(colours_kept, 0);
+        assert!(colours_moved > 0 && failed > 0, "{colours_moved} two-colour maps, {failed} failed seeds");
+        let pipt = reg.get("pipt").unwrap();
+        for seed in 0..100 {
+            let o = run_seed(pipt, &moved, SchedulerKind::Random, seed);
+            assert!(o.violations.is_empty() && o.unfinished.is_none(), "pipt seed {seed}");
+        }
     }
 
     /// The oracle judges shmem and shared anonymous words across swap-out and swap-in: on
