@@ -299,6 +299,15 @@ fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) 
                 r.violations
             );
         }
+        if r.violations_shared_anon_colours > 0 {
+            outln!(
+                out,
+                "{:<18} {} of the {} mapped shared anonymous memory at two colours (shared_anon.colours; see docs/FINDINGS.md, section 4)",
+                "",
+                r.violations_shared_anon_colours,
+                r.violations
+            );
+        }
         if let (Some(seed), Some(what)) = (r.first_unfinished_seed, &r.first_unfinished) {
             let k = &r.unfinished_kinds;
             outln!(

@@ -244,15 +244,30 @@ mod tests {
         run_seed(reg.get(lineage).unwrap(), cfg, SchedulerKind::Random, seed)
     }
 
-    fn clean(lineage: &str, seed: u64) -> TestResult {
-        let o = outcome(lineage, seed, &RunConfig::default());
+    /// Passed when the run `o` of `lineage` on `seed` finished without a violation.
+    fn verdict(lineage: &str, seed: u64, o: &Outcome) -> TestResult {
         if let Some(v) = o.violations.first() {
             return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
         }
-        if let Some(u) = o.unfinished {
+        if let Some(u) = &o.unfinished {
             return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
         }
         TestResult::passed()
+    }
+
+    /// [`verdict`] of each of `lineages` on `seed` under `cfg`, the first failure if any.
+    fn all_clean(lineages: &[&str], seed: u64, cfg: &RunConfig) -> TestResult {
+        for lineage in lineages {
+            let r = verdict(lineage, seed, &outcome(lineage, seed, cfg));
+            if r.is_failure() {
+                return r;
+            }
+        }
+        TestResult::passed()
+    }
+
+    fn clean(lineage: &str, seed: u64) -> TestResult {
+        all_clean(&[lineage], seed, &RunConfig::default())
     }
 
     fn pipt_clean(seed: u64) -> TestResult {
@@ -289,16 +304,7 @@ mod tests {
 
     fn clean_on_pa8700(seed: u64) -> TestResult {
         let cfg = RunConfig { preset: Preset::Pa8700, ..RunConfig::default() };
-        for lineage in ["linux-6.x", "whole-cache"] {
-            let o = outcome(lineage, seed, &cfg);
-            if let Some(v) = o.violations.first() {
-                return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
-            }
-            if let Some(u) = o.unfinished {
-                return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
-            }
-        }
-        TestResult::passed()
+        all_clean(&["linux-6.x", "whole-cache"], seed, &cfg)
     }
 
     /// On a machine with 6144 sets per cache, where a flush of every cache passes 24 576 sets,
@@ -309,13 +315,9 @@ mod tests {
     }
 
     fn family_variants_clean(seed: u64) -> TestResult {
-        for l in ["hash-cas", "gather-range", "gather-fullmm", "clean-flush-locked", "clean-external-lock"] {
-            let r = clean(l, seed);
-            if r.is_failure() {
-                return r;
-            }
-        }
-        TestResult::passed()
+        let correct =
+            ["hash-cas", "gather-range", "gather-fullmm", "clean-flush-locked", "clean-external-lock"];
+        all_clean(&correct, seed, &RunConfig::default())
     }
 
     /// The correct variants of the MMU race families never violate, whatever the workload of
@@ -339,11 +341,9 @@ mod tests {
             if o.situations.get(vipt_emu::mm::situations::Situation::DirtyDropped) > 0 {
                 return TestResult::discard();
             }
-            if let Some(v) = o.violations.first() {
-                return TestResult::error(format!("{lineage} seed {seed}: {}", v.summary()));
-            }
-            if let Some(u) = o.unfinished {
-                return TestResult::error(format!("{lineage} seed {seed}: {}", u.summary()));
+            let r = verdict(lineage, seed, &o);
+            if r.is_failure() {
+                return r;
             }
         }
         TestResult::passed()
