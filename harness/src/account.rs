@@ -172,8 +172,17 @@ pub fn account(o: &Outcome, lineage: &str, line_bytes: u64) -> Vec<String> {
     if o.situations.get(Situation::DirtyDropped) > 0 {
         out.push(DIRTY_DROPPED.to_string());
     }
+    if o.situations.get(Situation::SharedAnonColours) > 0 {
+        out.push(SHARED_ANON_COLOURS.to_string());
+    }
     out
 }
+
+/// What the account adds when the run met [`Situation::SharedAnonColours`].
+pub const SHARED_ANON_COLOURS: &str = "This run mapped a page of shared anonymous memory at two colours (situation \
+     shared_anon.colours): an mremap placed a MAP_SHARED|MAP_ANONYMOUS mapping by its shmem object's colour while its \
+     other mappings have colour 0, so they are inequivalent aliases that no flush routine keeps coherent. The current \
+     parisc placement does this: docs/FINDINGS.md, section 4.";
 
 /// What the account adds when the run met [`Situation::DirtyDropped`].
 pub const DIRTY_DROPPED: &str = "This run dropped a dirty bit (situation pte.dirty_dropped): a plain PTE store \

@@ -203,6 +203,11 @@ pub struct LineageResult {
     /// windows rather than a new bug.
     #[serde(default)]
     pub violations_dirty_dropped: u64,
+    /// Scenarios with a violation that also mapped a shared anonymous page at two colours
+    /// (`shared_anon.colours`, reachable only with `move_shared_anon`): the placement hazard
+    /// of docs/FINDINGS.md section 4 rather than a flush routine's bug.
+    #[serde(default)]
+    pub violations_shared_anon_colours: u64,
 }
 
 /// Situation counts, serialised as a JSON object `{name: count}` in report order
@@ -266,6 +271,7 @@ struct Tally {
     situations: Situations,
     situation_seeds: Situations,
     violations_dirty_dropped: u64,
+    violations_shared_anon_colours: u64,
 }
 
 impl Tally {
@@ -278,6 +284,7 @@ impl Tally {
         self.situations.merge(&local.situations);
         self.situation_seeds.merge(&local.situation_seeds);
         self.violations_dirty_dropped += local.violations_dirty_dropped;
+        self.violations_shared_anon_colours += local.violations_shared_anon_colours;
         for (k, v) in local.classes {
             *self.classes.entry(k).or_default() += v;
         }
@@ -370,6 +377,9 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
                     if o.situations.get(Situation::DirtyDropped) > 0 {
                         local.violations_dirty_dropped += 1;
                     }
+                    if o.situations.get(Situation::SharedAnonColours) > 0 {
+                        local.violations_shared_anon_colours += 1;
+                    }
                     *local.classes.entry(v.class()).or_default() += 1;
                     if local.first.is_none_or(|(s, _)| seed < s) {
                         local.first = Some((seed, start.elapsed()));
@@ -430,6 +440,7 @@ fn run_lineage(cfg: &CampaignConfig, lineage: &Lineage, bar: &indicatif::Progres
         situations: SituationCounts(t.situations),
         situation_seeds: SituationCounts(t.situation_seeds),
         violations_dirty_dropped: t.violations_dirty_dropped,
+        violations_shared_anon_colours: t.violations_shared_anon_colours,
     };
     LineageRun { result, spawned, save_errors, notes }
 }

@@ -58,6 +58,7 @@ pub fn scenario_from_bytes_in(data: &[u8], lineage: &Lineage, family: Option<Fam
         speculation,
         racy_teardown: false,
         racy_poke: false,
+        move_shared_anon: false,
         max_steps: None,
         family: family.map(|f| f.name().to_string()),
         workload,

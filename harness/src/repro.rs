@@ -63,6 +63,9 @@ pub struct Reproducer {
     /// Racy pokes allowed ([`RunConfig::racy_poke`]).
     #[serde(default)]
     pub racy_poke: bool,
+    /// `mremap` may move shared anonymous mappings ([`RunConfig::move_shared_anon`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub move_shared_anon: bool,
     /// The step limit the run had, when one was given ([`RunConfig::max_steps`]; otherwise
     /// the budget of the workload on the machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +225,7 @@ impl Reproducer {
             trace,
             racy_teardown: self.racy_teardown,
             racy_poke: self.racy_poke,
+            move_shared_anon: self.move_shared_anon,
             max_steps: self.max_steps,
             family: self.family.as_deref().and_then(|f| f.parse().ok()),
             ..RunConfig::default()
@@ -258,6 +262,7 @@ impl Reproducer {
             speculation: cfg.speculation,
             racy_teardown: cfg.racy_teardown,
             racy_poke: cfg.racy_poke,
+            move_shared_anon: cfg.move_shared_anon,
             max_steps: cfg.max_steps,
             family: cfg.family.map(|f| f.name().to_string()),
             workload,

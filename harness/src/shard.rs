@@ -91,6 +91,9 @@ pub struct RunSettings {
     pub racy_teardown: bool,
     /// `--racy-poke`.
     pub racy_poke: bool,
+    /// `--move-shared-anon` (absent: off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub move_shared_anon: bool,
     /// `--max-steps`, when given.
     pub max_steps: Option<u64>,
     /// `--family`, when given: the workload family every lineage drew its seeds from (absent:
@@ -191,6 +194,7 @@ fn merge_lineage<'a>(seeds: SeedRange, parts: impl Iterator<Item = &'a LineageRe
         acc.situations.0.merge(&p.situations.0);
         acc.situation_seeds.0.merge(&p.situation_seeds.0);
         acc.violations_dirty_dropped += p.violations_dirty_dropped;
+        acc.violations_shared_anon_colours += p.violations_shared_anon_colours;
         acc.seconds = acc.seconds.max(p.seconds);
         for (k, v) in &p.classes {
             *acc.classes.entry(k.clone()).or_default() += v;

@@ -782,3 +782,31 @@ fn a_campaign_of_another_family_records_it_and_its_reproducers_replay_it() {
     assert!(names.contains(&"linux-6.x") && names.contains(&"pipt"), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("gather-") || n.starts_with("hash-")), "{names:?}");
 }
+
+/// `--move-shared-anon` lifts the rule that keeps shared anonymous memory in place: the
+/// campaign then meets the placement hazard, records the option, and says in its table, JSON
+/// and account which violations met it.
+#[test]
+fn moving_shared_anonymous_memory_is_recorded_and_its_violations_are_told_apart() {
+    let d = tmpdir("move-shared-anon");
+    let out = d.to_str().unwrap();
+    let args =
+        ["campaign", "--lineage", "linux-6.x", "--family", "sharing", "--seeds", "340..345", "--out", out];
+    let moved: Vec<&str> = args.iter().copied().chain(["--move-shared-anon"]).collect();
+    let kept = json(&vipt(&[&args[..], &["--json"]].concat()));
+    assert_eq!(kept["lineages"][0]["violations"], 0, "{kept}");
+    assert!(kept["run"].get("move_shared_anon").is_none(), "{kept}");
+    let j = json(&vipt(&[&moved[..], &["--json"]].concat()));
+    let l = &j["lineages"][0];
+    assert_eq!(j["run"]["move_shared_anon"], true, "{j}");
+    assert!(l["violations_shared_anon_colours"].as_u64().unwrap() >= 1, "{l}");
+    assert!(l["situation_seeds"]["shared_anon.colours"].as_u64().unwrap() >= 1, "{l}");
+    let table = String::from_utf8_lossy(&vipt(&moved).stdout).into_owned();
+    assert!(table.contains("mapped shared anonymous memory at two colours"), "{table}");
+    let repro = std::path::Path::new(out).join("linux-6.x-seed342.json");
+    let text = std::fs::read_to_string(&repro).unwrap();
+    assert!(text.contains("\"move_shared_anon\": true"), "{text}");
+    let replay = vipt(&["replay", repro.to_str().unwrap()]);
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("section 4"));
+}

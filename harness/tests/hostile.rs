@@ -396,6 +396,7 @@ fn options(command: &str, d: &Path) -> Vec<(&'static str, Vec<String>)> {
             ("--no-speculation", none.clone()),
             ("--racy-teardown", none.clone()),
             ("--racy-poke", none.clone()),
+            ("--move-shared-anon", none.clone()),
         ],
         "replay" => vec![("", files), ("--json", none.clone()), ("--steps", none.clone())],
         "shrink" => vec![("", files), ("-o", outs), ("--max-runs", v(&["0", "1", "3", "x"]))],

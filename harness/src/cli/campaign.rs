@@ -80,6 +80,9 @@ pub(crate) struct RunArgs {
     /// Let user accesses overlap access_process_vm writes (known window, see README).
     #[arg(long)]
     racy_poke: bool,
+    /// Let mremap move MAP_SHARED|MAP_ANONYMOUS mappings (known placement hazard, see README).
+    #[arg(long)]
+    move_shared_anon: bool,
     /// Stop each scenario after N micro-steps (default: a budget that follows from its
     /// workload and the machine); a scenario stopped there is unfinished.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -101,6 +104,7 @@ impl Default for RunArgs {
             no_speculation: false,
             racy_teardown: false,
             racy_poke: false,
+            move_shared_anon: false,
             max_steps: None,
         }
     }
@@ -168,6 +172,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
             speculation: !a.no_speculation,
             racy_teardown: a.racy_teardown,
             racy_poke: a.racy_poke,
+            move_shared_anon: a.move_shared_anon,
             max_steps: a.max_steps,
             family: a.family,
             ..RunConfig::default()
@@ -198,6 +203,7 @@ fn run(registry: &Registry, names: &[String], a: &RunArgs, check: bool, out: &mu
                 speculation: !a.no_speculation,
                 racy_teardown: a.racy_teardown,
                 racy_poke: a.racy_poke,
+                move_shared_anon: a.move_shared_anon,
                 max_steps: a.max_steps,
                 family: a.family.map(|f| f.name().to_string()),
             },
@@ -290,6 +296,15 @@ fn print_table(out: &mut Out, results: &[LineageResult], lineages: &[&Lineage]) 
                 "{:<18} {} of the {} dropped a dirty bit in a plain PTE store (pte.dirty_dropped; see docs/FINDINGS.md, section 3)",
                 "",
                 r.violations_dirty_dropped,
+                r.violations
+            );
+        }
+        if r.violations_shared_anon_colours > 0 {
+            outln!(
+                out,
+                "{:<18} {} of the {} mapped shared anonymous memory at two colours (shared_anon.colours; see docs/FINDINGS.md, section 4)",
+                "",
+                r.violations_shared_anon_colours,
                 r.violations
             );
         }

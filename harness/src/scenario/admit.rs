@@ -70,6 +70,8 @@ pub(super) struct Rules {
     pub(super) racy_teardown: bool,
     /// Rule 3 lifted: pokes may overlap other accesses and go to shared file mappings.
     pub(super) racy_poke: bool,
+    /// Rule 4's shared anonymous half lifted: `mremap` may move such a mapping.
+    pub(super) move_shared_anon: bool,
 }
 
 impl Rules {

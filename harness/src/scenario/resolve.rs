@@ -165,9 +165,10 @@ pub(super) fn resolve(
                 MapKind::File { shared: false, .. } => {
                     (maymove, fixed.map(|a| a - a % SHM_COLOUR + va.colour(SHM_COLOUR)))
                 }
-                // A shared anonymous mapping only grows in place: a move places it by its
-                // shmem object's colour, not the colour 0 its mmap (and a fork's copy) has.
-                MapKind::SharedAnon => (false, None),
+                // A shared anonymous mapping only grows in place, unless the rule is lifted:
+                // a move places it by its shmem object's colour, not the colour 0 its mmap
+                // (and a fork's copy) has.
+                MapKind::SharedAnon if !rules.move_shared_anon => (false, None),
                 _ => (maymove, fixed),
             };
             let args = Shadow::mremap_args(m.pages, pages, maymove, fixed);

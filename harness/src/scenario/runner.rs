@@ -70,7 +70,11 @@ impl<'k> Runner<'k> {
             shadow: Shadow::new(w.cpus as usize),
             flights: vec![None; w.cpus as usize],
             judge: Judge::new(cfg.corrupt_load, check),
-            rules: Rules { racy_teardown: cfg.racy_teardown, racy_poke: cfg.racy_poke },
+            rules: Rules {
+                racy_teardown: cfg.racy_teardown,
+                racy_poke: cfg.racy_poke,
+                move_shared_anon: cfg.move_shared_anon,
+            },
             colours,
             pc: vec![0; w.cpus as usize],
             obs: Vec::new(),
