@@ -56,6 +56,17 @@ fn the_sharing_family_zaps_a_page_inside_flush_anon_page() {
     assert_eq!(scenarios_meeting(Family::Mixed, Situation::ZapFlushAnonPage, 200), 0);
 }
 
+/// The sharing family's stale-TLB group: a thread loads and stores one word of a page while
+/// another CPU reclaims it, and now and then an access lands between `ptep_clear_flush`'s PTE
+/// clear and its TLB purge, through the entry the old PTE gave; the default workloads never
+/// bring that about.
+#[test]
+fn the_sharing_family_accesses_a_page_through_a_tlb_entry_whose_pte_was_cleared() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::StaleAfterClear, 300);
+    assert!(sharing >= 4, "{sharing} of 300 sharing scenarios met stale_tlb.after_clear");
+    assert_eq!(scenarios_meeting(Family::Mixed, Situation::StaleAfterClear, 300), 0);
+}
+
 /// How many of `linux-6.x`'s seeds `0..seeds` of `family` meet `s`, with the random scheduler.
 fn scenarios_meeting(family: Family, s: Situation, seeds: u64) -> usize {
     let r = Registry::builtin();
