@@ -56,6 +56,17 @@ fn the_sharing_family_zaps_a_page_inside_flush_anon_page() {
     assert_eq!(scenarios_meeting(Family::Mixed, Situation::ZapFlushAnonPage, 200), 0);
 }
 
+/// The sharing family's stale-TLB group: a thread loads and stores one word of a page while
+/// another CPU reclaims it, and now and then an access lands between `ptep_clear_flush`'s PTE
+/// clear and its TLB purge, through the entry the old PTE gave; the default workloads never
+/// bring that about.
+#[test]
+fn the_sharing_family_accesses_a_page_through_a_tlb_entry_whose_pte_was_cleared() {
+    let sharing = scenarios_meeting(Family::Sharing, Situation::StaleAfterClear, 300);
+    assert!(sharing >= 4, "{sharing} of 300 sharing scenarios met stale_tlb.after_clear");
+    assert_eq!(scenarios_meeting(Family::Mixed, Situation::StaleAfterClear, 300), 0);
+}
+
 /// The sharing family's race group, truncate against a tracer: a private mapping's page
 /// COWed just before is read by `access_process_vm` (`flush_anon_page`, then
 /// `copy_from_user_page`) while `truncate` unmaps it with the file's pages (`even_cows`), which

@@ -162,7 +162,70 @@ impl Gen {
         self.race_group(&mut w);
         self.remaps(&mut w);
         self.rings(&mut w);
+        self.stale_group(&mut w);
         w
+    }
+
+    /// The stale-TLB group (two workloads of three, on two CPUs or more): one program changes
+    /// the PTE of a page of an initial process while another, a thread of the same process,
+    /// stores to one word of that page and then loads and stores it 24 to 40 times more, both
+    /// near the start of their programs so that they overlap (a reclaim's flush loops take far
+    /// more steps than a few accesses). The change is one of: a load and two reclaims of the
+    /// page (the first finds it young and only ages it, the second unmaps it: `try_to_unmap`'s
+    /// `flush_cache_page` and `ptep_clear_flush`); a store, a `fork` of the process, a store
+    /// (fork write-protects the PTE, the store copies the page: `wp_page_copy`) and the
+    /// child's exit, so that the child keeps no copy of the other mappings; or an `munmap` of
+    /// the mapping, an `mmap` of it again and a store that faults the page in anew. Each
+    /// access of the thread that lands between a PTE change and the TLB purge after it goes
+    /// through the entry the old PTE gave.
+    fn stale_group(&mut self, w: &mut Workload) {
+        if w.programs.len() < 2 || self.rng.random_range(0..3) == 0 {
+            return;
+        }
+        let a = self.rng.random_range(0..w.programs.len());
+        let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        let p = self.rng.random_range(0..w.procs);
+        let mine: Vec<u8> = w
+            .maps
+            .iter()
+            .filter(|m| m.proc == p)
+            .enumerate()
+            .filter(|(_, m)| !matches!(m.kind, MapKind::Ring { .. }))
+            .map(|(i, _)| i as u8)
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        let map = self.pick(&mine);
+        let page = self.rng.random_range(0..2u8);
+        let word = self.pick(&WORDS);
+        let proc = Proc::Init(p);
+        let store = WOp::Store { proc, map, page, word, value: self.value(a) };
+        let load = WOp::Load { proc, map, page, word };
+        let pos_a = self.rng.random_range(0..=w.programs[a].len().min(2));
+        // The index of the child a fork inserted at `pos_a` makes.
+        let child = w.programs[a][..pos_a].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8;
+        let change = match self.rng.random_range(0..3) {
+            0 => {
+                let reclaim = WOp::Reclaim { target: Target::User { proc, map, page } };
+                vec![load, reclaim, reclaim]
+            }
+            // The child exits at once, so that it keeps no copy of the other mappings.
+            1 => vec![store, WOp::Fork { proc }, store, WOp::Exit { proc: Proc::Child(child) }],
+            _ => vec![WOp::Munmap { proc, map }, WOp::Remap { proc, map }, store],
+        };
+        // A store first, so that the thread's entry is a writable one.
+        let mut accesses = vec![WOp::Store { proc, map, page, word, value: self.value(b) }];
+        for _ in 0..self.rng.random_range(24..=40) {
+            accesses.push(if self.rng.random_range(0..3) == 0 {
+                WOp::Store { proc, map, page, word, value: self.value(b) }
+            } else {
+                WOp::Load { proc, map, page, word }
+            });
+        }
+        w.programs[a].splice(pos_a..pos_a, change);
+        let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        w.programs[b].splice(pos_b..pos_b, accesses);
     }
 
     /// The race group (every other workload, on two CPUs or more): operations that unmap a
