@@ -241,9 +241,10 @@ impl Gen {
     ///   of a private mapping of the file, which `truncate` unmaps too (`even_cows`). The
     ///   reads may overlap the truncation (the refined second workload rule); the load and
     ///   store only with racy teardowns;
-    /// * an `msync` of a shared mapping of a file, whose `flush_cache_page` of a page dirtied
-    ///   just before runs while a `truncate` to 0 or a reclaim of that page unmaps it from
-    ///   another process's shared mapping (dirtied too).
+    /// * three stores to a page through a shared mapping of a file, each followed by an
+    ///   `msync`, whose `flush_cache_page` of the page runs while a `truncate` to 0 (two times
+    ///   in three) or a reclaim of the page unmaps it from another process's shared mapping
+    ///   (dirtied too).
     fn race_group(&mut self, w: &mut Workload) {
         if w.programs.len() < 2 || self.rng.random_range(0..2) == 0 {
             return;
@@ -340,14 +341,13 @@ impl Gen {
             _ => {
                 let ((q1, m1, pg1), (q2, m2, pg2), file, pgoff) = self.pick(&shared);
                 let (v1, v2) = (self.value(a), self.value(b));
-                let v3 = self.value(a);
-                let ops_a = vec![
-                    WOp::Store { proc: Proc::Init(q1), map: m1, page: pg1, word, value: v1 },
-                    WOp::Msync { proc: Proc::Init(q1), map: m1 },
-                    WOp::Store { proc: Proc::Init(q1), map: m1, page: pg1, word, value: v3 },
-                    WOp::Msync { proc: Proc::Init(q1), map: m1 },
-                ];
-                let unmap = if self.rng.random_range(0..2) == 0 {
+                let mut ops_a = Vec::new();
+                for v in [v1, self.value(a), self.value(a)] {
+                    ops_a.push(WOp::Store { proc: Proc::Init(q1), map: m1, page: pg1, word, value: v });
+                    ops_a.push(WOp::Msync { proc: Proc::Init(q1), map: m1 });
+                }
+                // Truncate twice as often: reclaim meets flush_cache_page elsewhere too.
+                let unmap = if self.rng.random_range(0..3) != 0 {
                     WOp::Truncate { file, pages: 0 }
                 } else {
                     WOp::Reclaim { target: Target::File { file, pgoff } }
