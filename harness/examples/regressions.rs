@@ -11,7 +11,7 @@
 //! | `cow-no-source-flush` | `copy_user_highpage` copies without flushing the source's user alias |
 //! | `fork-no-flush` | `flush_cache_mm` does nothing: fork write-protects PTEs whose dirty lines were never flushed |
 //! | `range-flush-none` | `flush_cache_range` does nothing: munmap, mprotect and `mremap`'s `move_page_tables` leave the old colour's dirty lines |
-//! | `io-uring-file-colour` | io_uring's placement before 6.5: a ring is mapped at the colour of its file, not of its kernel address (a knob, not a routine) |
+//! | `io-uring-file-colour` | io_uring's placement before 6.4: a ring is mapped at the colour of its file, not of its kernel address (a knob, not a routine) |
 //!
 //! `cargo run --release -p vipt-harness --example regressions -- [SEEDS] [SCHEDULER...]
 //! [--family NAME]` (default `2000`, every scheduler, the lineage's own family): per regression

@@ -3,7 +3,7 @@
 //! them shows up.
 
 use vipt_emu::config::Preset;
-use vipt_emu::mm::situations::Situation;
+use vipt_emu::mm::situations::{Situation, Situations};
 use vipt_harness::scenario::{RunConfig, run_seed};
 use vipt_harness::sched::SchedulerKind;
 use vipt_tmpalias::{Family, Registry};
@@ -65,6 +65,64 @@ fn the_sharing_family_accesses_a_page_through_a_tlb_entry_whose_pte_was_cleared(
     let sharing = scenarios_meeting(Family::Sharing, Situation::StaleAfterClear, 300);
     assert!(sharing >= 4, "{sharing} of 300 sharing scenarios met stale_tlb.after_clear");
     assert_eq!(scenarios_meeting(Family::Mixed, Situation::StaleAfterClear, 300), 0);
+}
+
+/// The sharing family's race group, truncate against a tracer: a private mapping's page
+/// COWed just before is read by `access_process_vm` (`flush_anon_page`, then
+/// `copy_from_user_page`) while `truncate` unmaps it with the file's pages (`even_cows`), which
+/// the refined second workload rule admits; and against `msync`: reclaim unmaps a file page
+/// from one process while `msync` runs `flush_cache_page` on it in another.
+#[test]
+fn the_sharing_family_truncates_a_page_a_tracer_reads_and_reclaims_one_msync_flushes() {
+    let met = situations(Family::Sharing, RunConfig::default(), 0..300);
+    for (s, least) in [
+        (Situation::TruncateFlushAnonPage, 5),
+        (Situation::TruncateCopyUserPage, 3),
+        (Situation::ReclaimFlushCachePage, 3),
+    ] {
+        let n = met.iter().filter(|m| m.get(s) > 0).count();
+        assert!(n >= least, "{n} of 300 sharing scenarios met {}", s.name());
+    }
+    let mixed = situations(Family::Mixed, RunConfig::default(), 0..100);
+    assert!(mixed.iter().all(|m| m.get(Situation::TruncateFlushAnonPage) == 0));
+    // Seed 333: truncate zaps one process's shared mapping of a page while the other
+    // process's msync flushes it.
+    let m = &situations(Family::Sharing, RunConfig::default(), 333..334)[0];
+    assert!(m.get(Situation::TruncateFlushCachePage) > 0);
+}
+
+/// The COW copy of a page that `truncate` unmaps meanwhile needs a user store overlapping the
+/// truncation: the second workload rule excludes it, racy teardowns let the race group's
+/// store meet it (seed 29 of the sharing family).
+#[test]
+fn truncate_unmaps_a_page_inside_its_cow_copy_only_with_racy_teardowns() {
+    let racy = RunConfig { racy_teardown: true, ..RunConfig::default() };
+    let with = &situations(Family::Sharing, racy, 29..30)[0];
+    assert!(with.get(Situation::TruncateCopyUserHighpage) > 0);
+    let without = situations(Family::Sharing, RunConfig::default(), 0..100);
+    assert!(without.iter().all(|m| m.get(Situation::TruncateCopyUserHighpage) == 0));
+}
+
+/// A tracer's read overlapping a truncate can pin the page-cache page a fault mapped again
+/// between the truncate's unmaps, where the COWed page was (seed 17650 of the sharing family on
+/// PA8800 with the window scheduler): the read is judged against the file, and `whole-cache`
+/// stays clean.
+#[test]
+fn a_tracer_read_of_the_page_cache_page_a_truncate_refaulted_is_judged_against_the_file() {
+    let r = Registry::builtin();
+    let cfg = RunConfig { preset: Preset::Pa8800, family: Some(Family::Sharing), ..RunConfig::default() };
+    let o = run_seed(r.get("whole-cache").unwrap(), &cfg, SchedulerKind::Window, 17650);
+    assert!(o.violations.is_empty() && o.unfinished.is_none(), "whole-cache: {:?}", o.violations.first());
+    assert!(o.situations.get(Situation::ApvmReadFile) > 0);
+}
+
+/// The situations `linux-6.x` met on each seed of `seeds` of `family` under `cfg`, with the
+/// random scheduler.
+fn situations(family: Family, cfg: RunConfig, seeds: std::ops::Range<u64>) -> Vec<Situations> {
+    let r = Registry::builtin();
+    let l = r.get("linux-6.x").unwrap();
+    let cfg = RunConfig { family: Some(family), ..cfg };
+    seeds.map(|seed| run_seed(l, &cfg, SchedulerKind::Random, seed).situations).collect()
 }
 
 /// How many of `linux-6.x`'s seeds `0..seeds` of `family` meet `s`, with the random scheduler.

@@ -101,8 +101,9 @@ pub async fn flush_kernel_page_tmpalias(cx: ArchCtx<'_>, page: Pfn) {
     pacache::flush_dcache_page_asm(cx, page, kva).await;
 }
 
-/// `page_mapping()` for `flush_dcache_page`: the file of a page-cache page; `None` for
-/// anonymous and swap-cache pages.
+/// `page_mapping()` for `flush_dcache_page` (`folio_flush_mapping()` today): the file of a
+/// page-cache page; `None` for anonymous pages and for a shmem page in the swap cache, whose
+/// `folio->mapping` `shmem_delete_from_page_cache` cleared ([`ArchCtx::page_mapping`]).
 pub fn page_file(cx: ArchCtx<'_>, page: Pfn) -> Option<FileId> {
     match cx.page_mapping(page) {
         Mapping::File(f) => Some(f),
@@ -148,13 +149,13 @@ pub fn pte_needs_cache_flush(pte: Pte) -> bool {
 }
 
 /// `arch_get_unmapped_area` as at `torvalds/linux` @ `1da177e4` (2.6.12-rc2,
-/// `arch/parisc/kernel/sys_parisc.c`), the tree the 2.6 lineages are modelled from: `MAP_FIXED`
-/// is returned as asked (no colour check); a file mapping, shared or private, starts at the
-/// file's colour offset (`get_offset(mapping)`, `get_shared_area`) *whatever its page
-/// offset*, so two mappings of one file at page offsets that differ modulo the colours are not
-/// equivalent aliases; a private anonymous mapping goes first-fit (`get_unshared_area`). The
-/// page offset entered the colour later (it is there by 3.7: `offset = (offset + (pgoff <<
-/// PAGE_SHIFT)) & 0x3FF000`).
+/// `arch/parisc/kernel/sys_parisc.c`), the tree the 2.6 lineages are modelled from, and as in
+/// v3.0 (unchanged up to v3.6), the placement of the `tmpalias` lineages: `MAP_FIXED` is
+/// returned as asked (no colour check); a file mapping, shared or private, starts at the file's
+/// colour offset (`get_offset(mapping)`, `get_shared_area`) *whatever its page offset*, so two
+/// mappings of one file at page offsets that differ modulo the colours are not equivalent
+/// aliases; a private anonymous mapping goes first-fit (`get_unshared_area`). The page offset
+/// entered the colour in 3.7 (`offset = (offset + (pgoff << PAGE_SHIFT)) & 0x3FF000`).
 ///
 /// `MAP_SHARED | MAP_ANONYMOUS` (no file yet) goes to `get_shared_area(NULL, ...)`, whose
 /// offset is 0: colour 0.
@@ -164,12 +165,13 @@ pub fn get_unmapped_area_2612(cx: ArchCtx<'_>, mm: MmId, args: &MmapArgs) -> Res
     cx.unmapped_area(mm, args, colour)
 }
 
-/// `arch_get_unmapped_area` of the `GET_LAST_MMAP` era (3.10 to 6.4, as at `torvalds/linux` @
+/// `arch_get_unmapped_area` of the `GET_LAST_MMAP` era (3.14 to 6.3, as at `torvalds/linux` @
 /// `072cf06e`, `arch/parisc/kernel/sys_parisc.c`): file mappings as today
 /// ([`ArchCtx::get_unmapped_area_coloured`]: `last_mmap` is the file's `f_mapping` address,
 /// never 0), but `MAP_SHARED | MAP_ANONYMOUS` has no file, so `last_mmap` is 0 and
-/// `info.align_mask = last_mmap ? ... : 0` leaves it uncoloured: first fit. The 6.5 rewrite
-/// (567b3515, `GET_FILP_PGOFF`) aligns it at colour 0.
+/// `info.align_mask = last_mmap ? ... : 0` leaves it uncoloured: first fit. The rewrite
+/// 567b35159e76 ("parisc: Cleanup mmap implementation regarding color alignment", v6.4, and
+/// 6.1.51 in 6.1-stable) aligns it at colour 0 (`do_color_align`, `GET_FILP_PGOFF(NULL)`).
 pub fn get_unmapped_area_last_mmap(cx: ArchCtx<'_>, mm: MmId, args: &MmapArgs) -> Result<VirtAddr, Errno> {
     if args.file.is_none() {
         return cx.unmapped_area(mm, args, None);

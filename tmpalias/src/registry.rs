@@ -322,7 +322,7 @@ impl Registry {
                 Linux3x::CONFIG,
                 || Box::new(Linux3x::TMPALIAS),
             )
-            .kernel("3.0-3.9")
+            .kernel("3.0-3.9 (placement 3.0-3.6)")
             .bugs(&["B7", "B13"]),
             Lineage::new(
                 "tmpalias+purge",
@@ -348,7 +348,7 @@ impl Registry {
                 Linux60::CONFIG,
                 || Box::new(Linux60),
             )
-            .kernel("5.19-6.9")
+            .kernel("5.19-6.9 (placement 5.19-6.3)")
             .bugs(&["B17"]),
             Lineage::new(
                 "linux-6.10",

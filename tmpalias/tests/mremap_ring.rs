@@ -5,9 +5,9 @@
 //!   address on the correct lineages, whose `flush_cache_range` (called by `move_page_tables`
 //!   before the PTEs move) writes the old colour's lines back; a lineage that skips that flush
 //!   reads stale memory there.
-//! * A ring mapped the way io_uring has placed it since 6.5 is an equivalent alias of the
+//! * A ring mapped the way io_uring has placed it since 6.4 is an equivalent alias of the
 //!   kernel address, so the kernel's fetch sees a user store and a user load sees the kernel's
-//!   post; placed by the ring file's colour (6.0, and every kernel before 6.5), neither does.
+//!   post; placed by the ring file's colour (6.0, and every kernel before 6.4), neither does.
 //! * A `MAP_SHARED | MAP_ANONYMOUS` mapping is placed at colour 0 by `mmap`, which has no file
 //!   yet, but a move by `mremap` is placed by the colour of the shmem object `shmem_zero_setup`
 //!   gave it: the moved mapping and a fork's copy of the original are inequivalent aliases, and

@@ -44,12 +44,13 @@ fn current_placement_colours_by_page_offset_and_refuses_fixed_aliases() {
     assert_eq!(fixed, OpResult::Err(Errno::Inval));
 }
 
-/// 2.6.12's `get_shared_area` starts every mapping of the file at the file's colour whatever
-/// its page offset: page 1 lands a page apart in the two mappings (inequivalent on `tiny`),
-/// and `MAP_FIXED` is taken as asked.
+/// 2.6.12's `get_shared_area`, unchanged in 3.0 to 3.6 (the `tmpalias` lineages), starts every
+/// mapping of the file at the file's colour whatever its page offset: page 1 lands a page apart
+/// in the two mappings (inequivalent on `tiny`), and `MAP_FIXED` is taken as asked.
 #[test]
-fn placement_of_2_6_ignores_the_page_offset_and_checks_no_fixed_colour() {
-    for name in ["linux-2.6.14", "linux-2.6.15", "recheck"] {
+fn placement_of_2_6_and_3_0_ignores_the_page_offset_and_checks_no_fixed_colour() {
+    for name in ["linux-2.6.14", "linux-2.6.15", "recheck", "tmpalias", "tmpalias+purge", "tmpalias+precopy"]
+    {
         let (p_a, p_b, fixed) = place(name);
         assert_eq!(p_a.colour(SHM_COLOUR), 2 * PAGE_SIZE, "{name}");
         assert_eq!(p_b.colour(SHM_COLOUR), PAGE_SIZE, "{name}: the mapping at offset 1 starts at colour 1");
@@ -79,10 +80,12 @@ fn place_shared_anon(lineage: &str) -> (VirtAddr, VirtAddr, OpResult) {
     (private, va, mmap(true, Some(odd)))
 }
 
-/// Shared anonymous memory has no file when it is placed: colour 0 in the 2.6 and 3.x
-/// `get_shared_area(NULL, ...)` and since the 6.5 rewrite (`GET_FILP_PGOFF(NULL)` is 0), first
-/// fit in the `GET_LAST_MMAP` era that `linux-6.0` models (`last_mmap` 0: no alignment).
-/// `MAP_FIXED` of it is never refused for its colour: every era's check needs a file.
+/// Shared anonymous memory has no file when it is placed: colour 0 in the 2.6 and 3.0
+/// `get_shared_area(NULL, ...)` and since the 6.4 rewrite 567b35159e76 (`GET_FILP_PGOFF(NULL)`
+/// is 0), first fit in the `GET_LAST_MMAP` era (3.14 to 6.3) that `linux-6.0` models
+/// (`last_mmap` 0: no alignment). `MAP_FIXED` of it is never refused for its colour in the eras
+/// modelled: 2.6 and 3.0 check nothing, the `GET_LAST_MMAP` check and today's need a file (only
+/// 3.9 to 3.13, which no lineage stands for, checked shared anonymous memory too).
 #[test]
 fn shared_anonymous_memory_is_placed_at_colour_0_except_in_the_last_mmap_era() {
     for name in ["linux-2.6.14", "recheck", "tmpalias", "linux-6.10", "linux-6.x", "whole-cache"] {

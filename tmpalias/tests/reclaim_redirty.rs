@@ -51,3 +51,47 @@ fn a_page_redirtied_during_pageout_stays_in_the_swap_cache() {
     // The swap-in finds the page in the swap cache, with the poked value.
     assert_eq!(run(&mut ex, C2, Op::Load { mm, va }), OpResult::Value(POKED));
 }
+
+/// Picks 1 for every choice of kind `Other` (a swap write completes later, so the written-out
+/// page stays in the swap cache), 0 for the rest.
+struct Later;
+
+impl vipt_emu::choice::Chooser for Later {
+    fn choose(&mut self, kind: vipt_emu::choice::ChoiceKind, n: u32) -> u32 {
+        u32::from(kind == vipt_emu::choice::ChoiceKind::Other && n > 1)
+    }
+}
+
+/// A shmem page in the swap cache has no mapping (`shmem_delete_from_page_cache` sets
+/// `folio->mapping = NULL`), so 6.x's `flush_dcache_folio` finds no `folio_flush_mapping()`: it
+/// does not defer but flushes the kernel alias, even though the file it came from is mapped by
+/// nobody (for a page-cache page of such a file it would set `PG_dcache_dirty` and return
+/// without a flush).
+#[test]
+fn flush_dcache_page_of_a_shmem_page_in_the_swap_cache_flushes_the_kernel_alias() {
+    use vipt_emu::mm::PageFlags;
+    for name in ["linux-6.x", "linux-6.10", "linux-6.0"] {
+        let k = Registry::builtin().get(name).unwrap().boot(Preset::Tiny.config(), Box::new(Later));
+        let f = k.create_shmem_file(1, 0);
+        let mut ex = Executor::new(&k);
+        ex.spawn(C0, Op::Write { file: f, pgoff: 0, word: 0, value: POKED });
+        assert_eq!(ex.run_to_completion(C0).unwrap(), OpResult::Done);
+        let page = k.state().files[f.index()].cached(0).expect("the page is cached");
+        ex.spawn(C1, Op::Reclaim { target: ReclaimTarget::FilePage { file: f, pgoff: 0 } });
+        assert_eq!(ex.run_to_completion(C1).unwrap(), OpResult::Done);
+        assert!(k.page(page).flags.contains(PageFlags::SWAPCACHE), "{name}: still in the swap cache");
+        let kernel = &k;
+        ex.spawn_task(
+            C2,
+            "flush_dcache_page",
+            Box::pin(async move {
+                kernel.arch(C2).flush_dcache_page(page).await;
+                OpResult::Done
+            }),
+        );
+        let fdc_before = k.machine().counters;
+        assert_eq!(ex.run_to_completion(C2).unwrap(), OpResult::Done);
+        let c = k.machine().counters.since(&fdc_before);
+        assert!(c.fdc > 0, "{name}: the kernel alias is flushed: {c:?}");
+    }
+}

@@ -82,12 +82,13 @@ pub struct ArchConfig {
     /// interrupt every CPU (broadcast invalidation).
     pub tlb_table_sync: bool,
     /// Does io_uring place a ring's user mapping congruent with the ring's kernel address?
-    /// When true (`io_uring_get_unmapped_area` since 6.5, with d808459b2e31 "io_uring: Adjust
-    /// mapping wrt architecture aliasing requirements", 32832a407a71 and 56675f8b9f9b
-    /// "io_uring/parisc: Adjust pgoff in io_uring mmap() for parisc"; in 6.1-stable too), it
-    /// asks `get_unmapped_area` with no file, `MAP_SHARED` and `pgoff` = the kernel address's
-    /// page number, which parisc colours by: post-condition, the user and kernel addresses of
-    /// every ring page are equivalent. When false (before those commits) the mapping is placed
+    /// When true (since 6.4: d808459b2e31 "io_uring: Adjust mapping wrt architecture aliasing
+    /// requirements" gave io_uring a `get_unmapped_area` aligned to the kernel address; since
+    /// 6.5, 32832a407a71 and 56675f8b9f9b "io_uring/parisc: Adjust pgoff in io_uring mmap() for
+    /// parisc", it asks the architecture's `get_unmapped_area` with no file, `MAP_SHARED` and
+    /// `pgoff` = the kernel address's page number, which parisc colours by; in 6.1-stable from
+    /// 6.1.51): post-condition, the user and kernel addresses of every ring page are
+    /// equivalent. When false (before those commits) the mapping is placed
     /// by the colour of the file it is mapped through, whatever the kernel address, and the
     /// kernel, which flushes nothing around ring accesses, sees stale lines.
     pub io_uring_coloured: bool,

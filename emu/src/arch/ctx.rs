@@ -252,9 +252,22 @@ impl<'a> ArchCtx<'a> {
 
     // ----- what arch code knows of pages and mappings -----------------------------------
 
-    /// `page->mapping`: the file of a page-cache page, the anon object of an anonymous page.
+    /// `page->mapping`: the file of a page-cache page, the anon object of an anonymous page,
+    /// and nothing for a shmem page in the swap cache. `shmem_writepage` (`shmem_writeout`
+    /// since 6.15, `mm/shmem.c`) puts the page in the swap cache (`add_to_swap_cache`:
+    /// `PG_swapcache`, the entry in `folio->swap`), then `shmem_delete_from_page_cache` puts
+    /// the swap entry in the file's place and sets `folio->mapping = NULL`; a page read back
+    /// from a slot is in the swap cache with no mapping until `shmem_add_to_page_cache`. So
+    /// `folio_flush_mapping()` (`page_mapping_file()` from 4.17, cb9f753a3731) is `NULL` for
+    /// it, as for any swap-cache page, and `PageAnon()` false. The model keeps the owner in the
+    /// descriptor for its own bookkeeping (the kernel finds it by the swap entry); arch code
+    /// does not see it.
     pub fn page_mapping(self, page: Pfn) -> Mapping {
-        self.k.page(page).mapping
+        let d = self.k.page(page);
+        match d.mapping {
+            Mapping::File(_) if d.flags.contains(PageFlags::SWAPCACHE) => Mapping::None,
+            m => m,
+        }
     }
 
     /// `mapping_mapped`: does any VMA map file `f`?

@@ -69,17 +69,20 @@ impl Kernel {
         Err(Errno::NoMem)
     }
 
-    /// The current parisc `arch_get_unmapped_area` (`arch/parisc/kernel/sys_parisc.c`, 3.10
-    /// and later, as `arch_get_unmapped_area_common` today): file mappings, shared or private,
+    /// The current parisc `arch_get_unmapped_area` (`arch/parisc/kernel/sys_parisc.c`, 6.4
+    /// and later, `arch_get_unmapped_area_common`; for file mappings the same since 3.7):
+    /// file mappings, shared or private,
     /// are placed so that file page `k` lands at colour `(file colour + k) mod 4 MiB`
     /// (`COLOR_ALIGN` / `shared_align_offset`); private anonymous ones first-fit. `MAP_FIXED`
     /// of a shared file mapping at another colour is refused when the lineage checks it
-    /// ([`crate::arch::ArchConfig::map_fixed_checks_colour`]; the check came in 3.9).
+    /// ([`crate::arch::ArchConfig::map_fixed_checks_colour`]; the check with the file's own
+    /// offset came in 3.13, 3.9 checked the page offset alone).
     ///
     /// `MAP_SHARED | MAP_ANONYMOUS` comes here without a file (`shmem_zero_setup` runs after
-    /// the placement) and with page offset 0: it is colour aligned at colour 0
-    /// (`do_color_align` with `GET_FILP_PGOFF(NULL) == 0`, as rewritten by 567b3515 in 6.5 and
-    /// stable), and its `MAP_FIXED` is never refused (the check needs `filp`).
+    /// the placement) and with page offset 0 (`get_unmapped_area` sets it since c01d5b300774,
+    /// 4.8): it is colour aligned at colour 0 (`do_color_align` with
+    /// `GET_FILP_PGOFF(NULL) == 0`, as rewritten by 567b35159e76 in 6.4, and 6.1.51 in
+    /// 6.1-stable), and its `MAP_FIXED` is never refused (the check needs `filp`).
     pub fn get_unmapped_area_coloured(&self, mm: MmId, a: &MmapArgs) -> Result<VirtAddr, Errno> {
         let colour = a.file.map(|(f, pgoff)| file_colour(self.state().files[f.index()].colour, pgoff));
         if let (Some(addr), Some(c)) = (a.fixed, colour)

@@ -12,12 +12,15 @@
 //!   `flush_dcache_folio`, then under the page-table lock `insert_page_into_pte_locked`: the
 //!   page gains a reference and a mapping, `set_pte_at`; no `update_mmu_cache`). 6.1–6.9
 //!   mapped with `remap_pfn_range`, which sets the same PTEs without the flush.
-//! * Placement ([`crate::arch::ArchConfig::io_uring_coloured`]): since 6.5 (and 6.1-stable),
-//!   `io_uring_get_unmapped_area` passes no file, `MAP_SHARED` and `pgoff` = the kernel
-//!   address's page number, so parisc's `arch_get_unmapped_area` (`do_color_align` for
-//!   `MAP_SHARED`, `shared_align_offset(0, pgoff)`) places the mapping congruent with the
-//!   kernel address; before (up to 6.4), the mapping was placed by the file it is mapped
-//!   through, at that file's colour whatever the kernel address.
+//! * Placement ([`crate::arch::ArchConfig::io_uring_coloured`]): since 6.4 the mapping is
+//!   placed congruent with the kernel address. 6.4's `io_uring_mmu_get_unmapped_area`
+//!   (d808459b2e31) searched itself (`vm_unmapped_area` with `align_offset` = the kernel
+//!   address, `align_mask` the colour mask); since 6.5 (32832a407a71, 56675f8b9f9b; in
+//!   6.1-stable from 6.1.51) it passes no file, `MAP_SHARED` and `pgoff` = the kernel address's
+//!   page number to parisc's `arch_get_unmapped_area` (`do_color_align` for `MAP_SHARED`,
+//!   `shared_align_offset(0, pgoff)`), with the same result. Before (up to 6.3), the mapping
+//!   was placed by the file it is mapped through, at that file's colour whatever the kernel
+//!   address.
 //! * [`Kernel::io_fill_cqe`]: the kernel posts a completion, a store through the kernel
 //!   address (`io_fill_cqe_aux` → `io_get_cqe`, `WRITE_ONCE`; `io_commit_cqring`'s
 //!   `smp_store_release` of the tail is an ordinary store too).
@@ -57,7 +60,7 @@ impl Kernel {
         r.pages.get(page as usize).copied().ok_or(Errno::Inval)
     }
 
-    /// `io_uring_get_unmapped_area` (6.5 and later) or the file's own placement (before): the
+    /// `io_uring_get_unmapped_area` (6.4 and later) or the file's own placement (before): the
     /// start of a free range for the whole of `ring` in `mm`.
     pub fn io_uring_get_unmapped_area(&self, mm: MmId, ring: RingId) -> Result<VirtAddr, Errno> {
         let (first, file_colour, pages) = {

@@ -151,7 +151,7 @@ situations! {
     /// at the old address's colour (what the move's `flush_cache_range` must write back).
     MremapDirtyOtherColour = "mremap.moved_dirty_other_colour",
     /// A kernel buffer (an io_uring ring) is mapped into user space at a colour other than its
-    /// kernel address's (io_uring's placement before 6.5).
+    /// kernel address's (io_uring's placement before 6.4).
     RingUserOtherColour = "kernel_buffer.mapped_other_colour",
     /// The kernel reads or writes a word of a kernel buffer while a cache holds a dirty line of
     /// that word at a user mapping's colour other than the kernel address's.

@@ -240,7 +240,7 @@ pub struct RingObj {
     /// Its pages; the buffer holds a reference to each for its life.
     pub pages: Vec<Pfn>,
     /// The colour offset in pages of the file user space maps it through (the io_uring anon
-    /// inode's `f_mapping`), by which kernels before 6.5 placed the mapping.
+    /// inode's `f_mapping`), by which kernels before 6.4 placed the mapping.
     pub file_colour: u64,
 }
 

@@ -8,7 +8,8 @@
 //!
 //! 1. two writers of one page through inequivalent aliases never overlap ([`Class`]);
 //! 2. no user access to a mapping overlaps its teardown ([`Teardown`]), unless
-//!    [`RunConfig::racy_teardown`](super::RunConfig::racy_teardown);
+//!    [`RunConfig::racy_teardown`](super::RunConfig::racy_teardown); a tracer's read
+//!    ([`Claims::kernel_read`]) may overlap the truncation of the mapping's file;
 //! 3. a poke overlaps no other access to its mapping, and goes to anonymous and private
 //!    mappings only, unless [`RunConfig::racy_poke`](super::RunConfig::racy_poke);
 //!
@@ -53,6 +54,17 @@ pub(super) struct Claims {
     pub(super) gate: Option<(PageLoc, Class)>,
     /// A user access to mapping `.1` of process `.0`.
     pub(super) access: Option<(usize, usize)>,
+    /// With `access`: the access is a kernel read through the page `get_user_pages` pins (a
+    /// tracer's `access_process_vm` read), which the refined second rule lets overlap a
+    /// `truncate` of the mapping's file ([`Teardown::File`]). It leaves no dirty line: the
+    /// read goes through the kernel's alias of a page it holds a reference on, and what it
+    /// leaves cached there is clean, as after any read. The `truncate` keeps the VMA, so the
+    /// address still names the same mapping: the pin comes either before the zap (the page
+    /// read is the one the mapping showed, kept alive by the pin) or after it, when the fault
+    /// finds the page beyond the end of the file (the size shrinks before the zap) and the
+    /// read fails. A `munmap` or exit removes the VMA, and a new mapping may take the address;
+    /// the rule still holds those back.
+    pub(super) kernel_read: bool,
     /// The teardown of mappings.
     pub(super) teardown: Option<Teardown>,
     /// A poke (`access_process_vm` write): the target is stopped, as under ptrace, so no
@@ -92,14 +104,19 @@ impl Rules {
             let writes_clash =
                 matches!((f.gate, g.gate), (Some((p1, c1)), Some((p2, c2))) if p1 == p2 && c1 != c2);
             let teardown_clash = !self.racy_teardown
-                && (matches!((f.access, g.teardown), (Some((p, m)), Some(t)) if tears(sh, t, p, m))
-                    || matches!((g.access, f.teardown), (Some((p, m)), Some(t)) if tears(sh, t, p, m)));
+                && (matches!((f.access, g.teardown), (Some((p, m)), Some(t)) if clashes(sh, t, f, p, m))
+                    || matches!((g.access, f.teardown), (Some((p, m)), Some(t)) if clashes(sh, t, g, p, m)));
             let poke_clash =
                 !self.racy_poke && (f.poke || g.poke) && f.access.is_some() && f.access == g.access;
             let remap_clash = f.remaps.is_some() && f.remaps == g.remaps;
             !writes_clash && !teardown_clash && !poke_clash && !remap_clash
         })
     }
+}
+
+/// Must access `a` (to mapping `map` of process `p`) wait for teardown `t`?
+fn clashes(sh: &Shadow, t: Teardown, a: &Claims, p: usize, map: usize) -> bool {
+    !(a.kernel_read && matches!(t, Teardown::File(_))) && tears(sh, t, p, map)
 }
 
 /// Does teardown `t` remove mapping `map` of process `p`?
@@ -110,5 +127,56 @@ fn tears(sh: &Shadow, t: Teardown, p: usize, map: usize) -> bool {
         Teardown::File(file) => {
             matches!(sh.procs[p].maps.get(map).map(|m| m.kind), Some(MapKind::File { file: f, .. }) if f == file)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vipt_emu::addr::VirtAddr;
+    use vipt_emu::mm::MmId;
+
+    use super::*;
+    use crate::oracle::Oracle;
+
+    /// One process with one private mapping of file 0 and one anonymous mapping.
+    fn shadow() -> Shadow {
+        let mut sh = Shadow::new(2);
+        let mut oracle = Oracle::new();
+        sh.add_proc(MmId(0));
+        let file = MapKind::File { file: 0, pgoff: 0, shared: false };
+        sh.add_map(0, file, 1, Some(VirtAddr::new(0x1000_0000)), &mut oracle);
+        sh.add_map(0, MapKind::Anon, 1, Some(VirtAddr::new(0x2000_0000)), &mut oracle);
+        sh
+    }
+
+    fn access(map: usize, kernel_read: bool) -> Claims {
+        Claims { access: Some((0, map)), kernel_read, ..Claims::default() }
+    }
+
+    fn teardown(t: Teardown) -> Claims {
+        Claims { teardown: Some(t), ..Claims::default() }
+    }
+
+    #[test]
+    fn a_tracer_read_overlaps_the_truncation_of_its_file_only() {
+        let sh = shadow();
+        let rules = Rules { racy_teardown: false, racy_poke: false, move_shared_anon: false };
+        let truncate = teardown(Teardown::File(0));
+        let munmap = teardown(Teardown::Map(0, 0));
+        let exit = teardown(Teardown::Proc(0));
+        // Either way round: a tracer's read and a truncate of the file it maps.
+        assert!(rules.may_start(&sh, &access(0, true), [&truncate]));
+        assert!(rules.may_start(&sh, &truncate, [&access(0, true)]));
+        // A user access (or a read not marked as a tracer's) waits for the truncate.
+        assert!(!rules.may_start(&sh, &access(0, false), [&truncate]));
+        assert!(!rules.may_start(&sh, &truncate, [&access(0, false)]));
+        // A munmap or exit removes the VMA: even the tracer's read waits for those.
+        for t in [&munmap, &exit] {
+            assert!(!rules.may_start(&sh, &access(0, true), [t]));
+            assert!(!rules.may_start(&sh, t, [&access(0, true)]));
+        }
+        // Racy teardowns admit everything.
+        let racy = Rules { racy_teardown: true, racy_poke: false, move_shared_anon: false };
+        assert!(racy.may_start(&sh, &access(0, false), [&truncate, &munmap]));
     }
 }

@@ -11,7 +11,7 @@
 
 use vipt_emu::addr::{CpuId, Pfn};
 use vipt_emu::machine::Machine;
-use vipt_emu::mm::{Errno, Kernel, Obs, Observation, Op, OpResult};
+use vipt_emu::mm::{Errno, Kernel, Mapping, Obs, Observation, Op, OpResult};
 
 use super::explain::read_source;
 use super::family::FamilyCheck;
@@ -273,6 +273,23 @@ impl Judge {
                 if let Some(f) = &mut flights[cpu.index()] {
                     f.pinned = pl;
                     f.unjudged = pl.is_none();
+                }
+            }
+            Obs::Pinned { cpu, mm, va, .. }
+                if flights[cpu.index()].as_ref().is_some_and(|f| f.claims.kernel_read) =>
+            {
+                // A tracer's read may overlap a truncate of the mapping's file (the refined
+                // second rule). Between the truncate's first unmap and its last, a fault that
+                // passed the size check before the file shrank maps the page-cache page where
+                // the COWed page was (`truncate_inode_pages` unmaps it once more): what the
+                // read pinned is the page the PTE maps at this step.
+                let file_page = k.follow_pfn(mm, va).map(|pfn| k.page(pfn)).and_then(|d| match d.mapping {
+                    Mapping::File(f) => sh.file_index(f).map(|file| PageLoc::File { file, pgoff: d.index }),
+                    _ => None,
+                });
+                let loc = file_page.or_else(|| flight_loc(sh, flights, cpu.index()).map(|(l, _, _)| l.page));
+                if let Some(f) = &mut flights[cpu.index()] {
+                    f.pinned = loc;
                 }
             }
             Obs::Pinned { cpu, .. } => {

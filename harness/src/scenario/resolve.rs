@@ -82,7 +82,7 @@ pub(super) fn resolve(
         WOp::Load { proc, map, page, word }
         | WOp::Store { proc, map, page, word, .. }
         | WOp::Futex { proc, map, page, word, .. }
-        | WOp::Peek { proc, map, page, word }
+        | WOp::Peek { proc, map, page, word, .. }
         | WOp::Poke { proc, map, page, word, .. } => {
             let (pi, mi, pg, va) = user(proc, map, page)?;
             let va = va.with_word(word as usize);
@@ -100,7 +100,10 @@ pub(super) fn resolve(
                     f.claims.gate = Some((pl, Class::User(va.vpn().raw() % colours)));
                     Op::Futex { mm, va, value }
                 }
-                WOp::Peek { .. } => Op::AccessVm { mm, va, store: None },
+                WOp::Peek { racy, .. } => {
+                    f.claims.kernel_read = racy;
+                    Op::AccessVm { mm, va, store: None }
+                }
                 WOp::Poke { value, .. } => {
                     if !rules.may_poke(sh.procs[pi].maps[mi].kind) {
                         return None;

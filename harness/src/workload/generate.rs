@@ -129,7 +129,7 @@ impl Gen {
                         20..=41 => WOp::Store { proc, map, page, word, value: self.value(cpu) },
                         42..=49 => WOp::Write { file, pgoff, word, value: self.value(cpu) },
                         50..=57 => WOp::Read { file, pgoff, word },
-                        58..=61 => WOp::Peek { proc, map, page, word },
+                        58..=61 => WOp::Peek { proc, map, page, word, racy: false },
                         62..=64 => WOp::Poke { proc, map, page, word, value: self.value(cpu) },
                         65..=70 => {
                             forks += 1;
@@ -232,57 +232,136 @@ impl Gen {
 
     /// The race group (every other workload, on two CPUs or more): operations that unmap a
     /// page while another CPU is inside a flush routine for it, placed near the start of two
-    /// programs so that they overlap. Either a `truncate` to 0 of a mapped file against the
-    /// reclaim of its first page (`try_to_unmap` flushes the page in one mapping while the
-    /// truncate zaps another), or a `munmap` of an anonymous mapping against an
-    /// `access_process_vm` read of the same page in a child forked just before
-    /// (`flush_anon_page` of a page the parent's zap unmaps).
+    /// programs so that they overlap. One of:
+    ///
+    /// * a `munmap` of an anonymous mapping against an `access_process_vm` read of the same
+    ///   page in a child forked just before (`flush_anon_page` of a page the parent's zap
+    ///   unmaps);
+    /// * a `truncate` to 0 of a file against a load, a store (the COW copy,
+    ///   `copy_user_highpage`, of the page the load mapped) and tracer reads
+    ///   (`access_process_vm`: `flush_anon_page`, `copy_from_user_page`) of that COWed page
+    ///   of a private mapping of the file, which `truncate` unmaps too (`even_cows`). The
+    ///   reads may overlap the truncation (the refined second workload rule); the load and
+    ///   store only with racy teardowns;
+    /// * an `msync` of a shared mapping of a file, whose `flush_cache_page` of a page dirtied
+    ///   just before runs while a `truncate` to 0 or a reclaim of that page unmaps it from
+    ///   another process's shared mapping (dirtied too).
     fn race_group(&mut self, w: &mut Workload) {
         if w.programs.len() < 2 || self.rng.random_range(0..2) == 0 {
             return;
         }
         let a = self.rng.random_range(0..w.programs.len());
         let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        // Every set-up mapping as (process, its index in the process, spec).
+        let mut all: Vec<(u8, u8, MapSpec)> = Vec::new();
+        for p in 0..w.procs {
+            for (i, m) in w.maps.iter().filter(|m| m.proc == p).enumerate() {
+                all.push((p, i as u8, m.clone()));
+            }
+        }
+        let file_pages = |f: u8| w.files[f as usize].pages;
         let p = self.rng.random_range(0..w.procs);
-        let mine: Vec<(u8, MapKind)> =
-            w.maps.iter().filter(|m| m.proc == p).enumerate().map(|(i, m)| (i as u8, m.kind)).collect();
-        let anon: Vec<u8> = mine.iter().filter(|(_, k)| *k == MapKind::Anon).map(|&(i, _)| i).collect();
-        // Files mapped twice or more, so that the truncate zaps one mapping while reclaim
-        // flushes the page in another.
-        let mapped = |f: u8| {
-            w.maps.iter().filter(|m| matches!(m.kind, MapKind::File { file, .. } if file == f)).count()
-        };
-        let files: Vec<u8> =
-            (0..w.files.len() as u8).filter(|&f| !w.files[f as usize].shmem && mapped(f) >= 2).collect();
-        let (ops_a, ops_b) = if !anon.is_empty() && (files.is_empty() || self.rng.random_range(0..2) == 0) {
-            let map = self.pick(&anon);
-            let page = self.rng.random_range(0..2u8);
-            let word = self.pick(&WORDS);
-            // The child's index among the forks of program `a` before the inserted ones.
-            let forks_before = |prog: &[WOp], pos: usize| {
-                prog[..pos].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8
-            };
-            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
-            let child = forks_before(&w.programs[a], pos);
-            let value = self.value(a);
-            let ops_a = vec![
-                WOp::Store { proc: Proc::Init(p), map, page, word, value },
-                WOp::Fork { proc: Proc::Init(p) },
-                WOp::Peek { proc: Proc::Child(child), map, page, word },
-            ];
-            ((pos, ops_a), vec![WOp::Munmap { proc: Proc::Init(p), map }])
-        } else if !files.is_empty() {
-            let file = self.pick(&files);
-            let pos = self.rng.random_range(0..=w.programs[a].len().min(2));
-            // The first reclaim finds the page young and only ages it; the second unmaps it.
-            let reclaim = WOp::Reclaim { target: Target::File { file, pgoff: 0 } };
-            ((pos, vec![reclaim, reclaim]), vec![WOp::Truncate { file, pages: 0 }])
-        } else {
+        let anon: Vec<u8> =
+            all.iter().filter(|(q, _, m)| *q == p && m.kind == MapKind::Anon).map(|&(_, i, _)| i).collect();
+        // (process, mapping, page, file) of the pages inside their file of private file
+        // mappings.
+        let private: Vec<(u8, u8, u8, u8)> = all
+            .iter()
+            .flat_map(|(q, i, m)| match m.kind {
+                MapKind::File { file, pgoff, shared: false } => (0..m.pages)
+                    .filter(|pg| pgoff + pg < file_pages(file))
+                    .map(|pg| (*q, *i, pg as u8, file))
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        // Pairs of shared mappings of one file page in two processes: ((process, mapping,
+        // page) twice, file, page offset).
+        let mut shared = Vec::new();
+        for (q1, i1, m1) in &all {
+            let MapKind::File { file: f1, pgoff: o1, shared: true } = m1.kind else { continue };
+            for (q2, i2, m2) in &all {
+                let MapKind::File { file: f2, pgoff: o2, shared: true } = m2.kind else { continue };
+                if q1 == q2 || f1 != f2 {
+                    continue;
+                }
+                for pg1 in 0..m1.pages {
+                    let at = o1 + pg1;
+                    if at < file_pages(f1) && (o2..o2 + m2.pages).contains(&at) {
+                        shared.push(((*q1, *i1, pg1 as u8), (*q2, *i2, (at - o2) as u8), f1, at));
+                    }
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        if !anon.is_empty() {
+            kinds.push(0);
+        }
+        if !private.is_empty() {
+            kinds.push(1);
+        }
+        if !shared.is_empty() {
+            kinds.push(2);
+        }
+        if kinds.is_empty() {
             return;
+        }
+        let word = self.pick(&WORDS);
+        let pos_a = self.rng.random_range(0..=w.programs[a].len().min(2));
+        let kind = self.pick(&kinds);
+        let at_start = kind == 2;
+        let (ops_a, ops_b) = match kind {
+            0 => {
+                let map = self.pick(&anon);
+                let page = self.rng.random_range(0..2u8);
+                // The child's index among the forks of program `a` before the inserted ones.
+                let child =
+                    w.programs[a][..pos_a].iter().filter(|o| matches!(o, WOp::Fork { .. })).count() as u8;
+                let value = self.value(a);
+                let ops_a = vec![
+                    WOp::Store { proc: Proc::Init(p), map, page, word, value },
+                    WOp::Fork { proc: Proc::Init(p) },
+                    WOp::Peek { proc: Proc::Child(child), map, page, word, racy: false },
+                ];
+                (ops_a, vec![WOp::Munmap { proc: Proc::Init(p), map }])
+            }
+            1 => {
+                let (q, map, page, file) = self.pick(&private);
+                let proc = Proc::Init(q);
+                let value = self.value(a);
+                let peek = WOp::Peek { proc, map, page, word, racy: true };
+                let ops_a = vec![
+                    WOp::Load { proc, map, page, word },
+                    WOp::Store { proc, map, page, word, value },
+                    peek,
+                    peek,
+                    peek,
+                ];
+                (ops_a, vec![WOp::Truncate { file, pages: 0 }])
+            }
+            _ => {
+                let ((q1, m1, pg1), (q2, m2, pg2), file, pgoff) = self.pick(&shared);
+                let (v1, v2) = (self.value(a), self.value(b));
+                let v3 = self.value(a);
+                let ops_a = vec![
+                    WOp::Store { proc: Proc::Init(q1), map: m1, page: pg1, word, value: v1 },
+                    WOp::Msync { proc: Proc::Init(q1), map: m1 },
+                    WOp::Store { proc: Proc::Init(q1), map: m1, page: pg1, word, value: v3 },
+                    WOp::Msync { proc: Proc::Init(q1), map: m1 },
+                ];
+                let unmap = if self.rng.random_range(0..2) == 0 {
+                    WOp::Truncate { file, pages: 0 }
+                } else {
+                    WOp::Reclaim { target: Target::File { file, pgoff } }
+                };
+                let store = WOp::Store { proc: Proc::Init(q2), map: m2, page: pg2, word, value: v2 };
+                (ops_a, vec![store, unmap])
+            }
         };
-        let (pos_a, ops_a) = ops_a;
+        let pos_a = if at_start { 0 } else { pos_a };
         w.programs[a].splice(pos_a..pos_a, ops_a);
         let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        let pos_b = if at_start { 0 } else { pos_b };
         w.programs[b].splice(pos_b..pos_b, ops_b);
     }
 
@@ -397,7 +476,7 @@ impl Gen {
                 0..=34 => WOp::Store { proc, map, page, word, value: g.value(cpu) },
                 35..=69 => WOp::Load { proc, map, page, word },
                 70..=84 => WOp::Reclaim { target: Target::User { proc, map, page } },
-                85..=92 => WOp::Peek { proc, map, page, word },
+                85..=92 => WOp::Peek { proc, map, page, word, racy: false },
                 _ => WOp::Futex { proc, map, page, word, value: g.value(cpu) },
             }
         };

@@ -208,6 +208,11 @@ pub enum WOp {
         page: u8,
         /// Word.
         word: u16,
+        /// May overlap a `truncate` of the mapping's file (the README's second workload
+        /// rule, refined for kernel reads): a tracer's `PTRACE_PEEKDATA`, which does not wait
+        /// for the file's truncation.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        racy: bool,
     },
     /// `access_process_vm` write.
     Poke {
@@ -575,7 +580,7 @@ impl Workload {
                     WOp::Load { proc, map, page, word }
                     | WOp::Store { proc, map, page, word, .. }
                     | WOp::Futex { proc, map, page, word, .. }
-                    | WOp::Peek { proc, map, page, word }
+                    | WOp::Peek { proc, map, page, word, .. }
                     | WOp::Poke { proc, map, page, word, .. }
                     | WOp::GupFast { proc, map, page, word } => access(proc, map, page).and(word_ok(word)),
                     WOp::Write { file, pgoff, word, .. } | WOp::Read { file, pgoff, word } => {

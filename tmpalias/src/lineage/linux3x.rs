@@ -2,7 +2,8 @@
 
 use vipt_emu::addr::{Pfn, SHM_COLOUR, SpaceId, VirtAddr};
 use vipt_emu::arch::{ArchConfig, ArchCtx, ArchHooks, HookFuture};
-use vipt_emu::mm::{LockId, MmId, Vma};
+use vipt_emu::mm::mmap::MmapArgs;
+use vipt_emu::mm::{Errno, LockId, MmId, Vma};
 use vipt_emu::pte::Pte;
 
 use crate::pacache;
@@ -26,6 +27,17 @@ use crate::parisc;
 ///   "minifail", fixed in 3.10 by `6d2ddc2f9414` and the TLB patch `7139bc15`);
 /// * `flush_cache_range` of the current mm flushes by **user address**, so the `fdc`s of a
 ///   page whose PTE is gone are nullified while its lines may still be cached (B13).
+///
+/// Placement (`arch_get_unmapped_area`) is that of 3.0–3.6 (`arch/parisc/kernel/sys_parisc.c`
+/// of v3.0, unchanged in v3.2 and v3.6), the 2.6.12 rule
+/// ([`parisc::get_unmapped_area_2612`]): a file mapping starts at the file's colour whatever
+/// its page offset, `MAP_SHARED | MAP_ANONYMOUS` at colour 0, and `MAP_FIXED` is taken as
+/// asked (no colour check). Later 3.x kernels of the range differ: 3.7 adds the page offset to
+/// the colour (`offset = (offset + (pgoff << PAGE_SHIFT)) & 0x3FF000`), and 3.9 (with the
+/// `vm_unmapped_area` conversion) refuses a `MAP_FIXED` shared mapping, file or anonymous,
+/// whose address is not at the colour of its page offset alone
+/// (`(addr - (pgoff << PAGE_SHIFT)) & (SHMLBA - 1)`, the file's own offset left out; SHMLBA
+/// was 4 MiB then); the check with the file's offset came in 3.13 (`shared_align_offset`).
 ///
 /// `clear_user_page` purges the kernel alias and its kernel TLB entry, then zeroes the page
 /// through the tmpalias window at the user's colour. The miss handlers of this era serve the
@@ -55,10 +67,12 @@ impl Linux3x {
     /// With the pre-copy source flush only (B7 half-fix ii).
     pub const PRECOPY: Linux3x = Linux3x { purge_on_pte_change: false, flush_source_before_copy: true };
 
-    /// The knobs: the current miss handlers (tmpalias for loads, stores and flushes). A kernel
-    /// buffer is placed by the colour of the file it is mapped through (3.x has no io_uring; a
-    /// driver `mmap` without a `get_unmapped_area` of its own is placed so).
-    pub const CONFIG: ArchConfig = ArchConfig { io_uring_coloured: false, ..ArchConfig::GENERIC };
+    /// The knobs: the current miss handlers (tmpalias for loads, stores and flushes); no colour
+    /// check of `MAP_FIXED` (3.0–3.8). A kernel buffer is placed by the colour of the file it
+    /// is mapped through (3.x has no io_uring; a driver `mmap` without a `get_unmapped_area` of
+    /// its own is placed so).
+    pub const CONFIG: ArchConfig =
+        ArchConfig { map_fixed_checks_colour: false, io_uring_coloured: false, ..ArchConfig::GENERIC };
 
     async fn flush_page_tmpalias(&self, cx: ArchCtx<'_>, vma: &Vma, va: VirtAddr, page: Pfn) {
         cx.purge_tlb(vma.space, va).await;
@@ -67,6 +81,12 @@ impl Linux3x {
 }
 
 impl ArchHooks for Linux3x {
+    /// `arch_get_unmapped_area` of v3.0 (to v3.6): the 2.6.12 rule.
+    fn arch_get_unmapped_area<'a>(
+        &'a self, cx: ArchCtx<'a>, mm: MmId, args: MmapArgs,
+    ) -> HookFuture<'a, Result<VirtAddr, Errno>> {
+        Box::pin(async move { parisc::get_unmapped_area_2612(cx, mm, &args) })
+    }
     fn set_pte_at<'a>(&'a self, cx: ArchCtx<'a>, mm: MmId, va: VirtAddr, pte: Pte) -> HookFuture<'a, ()> {
         Box::pin(async move {
             cx.write_pte(mm, va, pte).await;

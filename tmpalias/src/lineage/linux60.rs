@@ -56,6 +56,10 @@ use crate::parisc;
 /// PA8800/PA8900 every PTE check is racy and the flushes go through the user address, so a PTE
 /// cleared or aged between check and flush leaves lines behind.
 ///
+/// Placement (`arch_get_unmapped_area`, io_uring's ring placement) is that of 6.0 (5.19–6.3):
+/// shared anonymous memory first fit, rings at their file's colour; 6.4–6.9 differ there (see
+/// [`Linux60::CONFIG`] and the `arch_get_unmapped_area` hook).
+///
 /// Sources: `torvalds/linux` `arch/parisc/kernel/cache.c` @ `03ab8e62`,
 /// `arch/parisc/include/asm/pgtable.h` @ `f05ff964` (a 5.16–6.2 state) and
 /// `arch/parisc/include/asm/cacheflush.h` @ `0604aa87`; the v2 posting of the 6.10 fix (based
@@ -66,7 +70,8 @@ pub struct Linux60;
 impl Linux60 {
     /// The knobs: the current miss handlers and generic mm, with io_uring's placement of 6.0
     /// (by the ring file's colour, not the kernel address's: the congruent placement came with
-    /// 6.5, d808459b2e31 and 56675f8b9f9b).
+    /// d808459b2e31 in 6.4, routed through the architecture's `get_unmapped_area` by
+    /// 32832a407a71 and 56675f8b9f9b in 6.5; 6.1-stable has it from 6.1.51).
     pub const CONFIG: ArchConfig = ArchConfig { io_uring_coloured: false, ..ArchConfig::GENERIC };
 }
 
@@ -140,7 +145,9 @@ async fn flush_cache_pages(cx: ArchCtx<'_>, vma: &Vma, start: VirtAddr, end: Vir
 }
 
 impl ArchHooks for Linux60 {
-    /// The placement of 5.19–6.4 ([`parisc::get_unmapped_area_last_mmap`]).
+    /// The placement of 5.19–6.3 ([`parisc::get_unmapped_area_last_mmap`]): the lineage stands
+    /// for 6.0 here. 6.4–6.9 (and 6.1.51 on) place `MAP_SHARED | MAP_ANONYMOUS` at colour 0
+    /// (567b35159e76), as `linux-6.10` does.
     fn arch_get_unmapped_area<'a>(
         &'a self, cx: ArchCtx<'a>, mm: MmId, args: MmapArgs,
     ) -> HookFuture<'a, Result<VirtAddr, Errno>> {

@@ -50,3 +50,21 @@ fn b21_fixed_in_linux_6x_and_whole_cache() {
         assert_eq!(loads(&mut ex), [NEW; 3], "{name}");
     }
 }
+
+/// 3.0 (the `tmpalias` lineages) takes B's `MAP_FIXED` at another colour too, but its
+/// `flush_dcache_page` flushes one mapping per colour through the tmpalias window: both read NEW.
+#[test]
+fn b21_tmpalias_takes_the_non_congruent_alias_and_flushes_every_colour() {
+    for name in ["tmpalias", "tmpalias+purge", "tmpalias+precopy"] {
+        let k = kernel(name);
+        let f = file(&k, 1, 0);
+        let (a, b) = (k.create_mm().unwrap(), k.create_mm().unwrap());
+        let mut ex = Executor::new(&k);
+        let va_a = map_file(&mut ex, C0, a, f, true);
+        let va_b = mapped(mmap_file(&mut ex, C1, b, f, true, Some(ODD)));
+        assert_eq!((load(&mut ex, C0, a, va_a), load(&mut ex, C1, b, va_b)), (OLD, OLD));
+        assert_eq!([user_colour(va_a), user_colour(va_b)], [0, 1], "{name}");
+        write(&mut ex, C2, f, 0, NEW);
+        assert_eq!((load(&mut ex, C0, a, va_a), load(&mut ex, C1, b, va_b)), (NEW, NEW), "{name}");
+    }
+}

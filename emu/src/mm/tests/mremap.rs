@@ -195,7 +195,7 @@ fn a_move_to_another_colour_with_dirty_lines_at_the_old_one_is_counted() {
 }
 
 /// A kernel buffer's `mmap` (`vm_insert_pages`): placed congruent with the kernel address when
-/// io_uring colours (6.5 and later), at the ring file's colour before; each page
+/// io_uring colours (6.4 and later), at the ring file's colour before; each page
 /// `flush_dcache_page`d, then its PTE set under the page-table lock; the buffer holds its
 /// reference for life, the mapping one more. Fork copies the PTE; a fault on a hole is
 /// `SIGBUS`; the kernel's post and fetch go through the kernel address.

@@ -107,6 +107,26 @@ fn a_shmem_page_still_in_the_swap_cache_comes_back_as_the_same_frame() {
     assert_eq!(one(&k, C0, Op::Load { mm: a, va: va.with_word(1) }), OpResult::Value(10));
 }
 
+/// Arch code sees no mapping on a shmem page in the swap cache (`shmem_delete_from_page_cache`
+/// clears `folio->mapping`), nor while it is read back from its slot, and the file again once
+/// the swap-in has put it back in the page cache.
+#[test]
+fn arch_code_sees_no_mapping_on_a_shmem_page_in_the_swap_cache() {
+    let k = kernel_with(true);
+    let f = k.create_shmem_file(1, 0);
+    let mm = k.create_mm().unwrap();
+    let va = mapped(one(&k, C0, Op::Mmap { mm, args: shared(f, 1) }));
+    one(&k, C0, Op::Store { mm, va, value: 7 });
+    let page = k.follow_pfn(mm, va).unwrap();
+    assert_eq!(k.cx(C0).page_mapping(page), Mapping::File(f));
+    assert_eq!(one(&k, C1, reclaim_file(f, 0)), OpResult::Done);
+    assert!(k.page(page).flags.contains(PageFlags::SWAPCACHE), "still in the swap cache");
+    assert_eq!(k.cx(C0).page_mapping(page), Mapping::None);
+    assert_eq!(one(&k, C0, Op::Load { mm, va }), OpResult::Value(7));
+    assert_eq!(k.follow_pfn(mm, va), Some(page));
+    assert_eq!(k.cx(C0).page_mapping(page), Mapping::File(f));
+}
+
 #[test]
 fn holes_read_as_zeros_fsync_writes_nothing_and_truncate_frees_swap() {
     let k = kernel_with(false);
