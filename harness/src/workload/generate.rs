@@ -689,10 +689,11 @@ impl Gen {
 
     /// The address-reuse group: an anonymous mapping of two pages added to an initial process;
     /// near the start of one program a thread of it stores to both pages and then loads and
-    /// stores the second 24 to 40 times; near the start of another, the mapping is unmapped,
-    /// mapped again (at the same address, the lowest free one) and its second page stored to,
-    /// which faults in a new page. If the `munmap` left a TLB entry of the old second page
-    /// behind, the thread's next access goes through it while the PTE maps the new page.
+    /// stores (mostly the second) 24 to 40 times; near the start of another, the mapping is
+    /// unmapped, mapped again (where `mmap` places it, often the address it just left) and its
+    /// second page stored to, which faults in a new page. If the `munmap` left a TLB entry of
+    /// the old second page behind, the thread's next access goes through it while the PTE maps
+    /// the new page.
     fn reuse_group(&mut self, w: &mut Workload) {
         if w.programs.len() < 2 || w.maps.len() >= MAX_MAPS {
             return;
