@@ -132,3 +132,31 @@ fn scenarios_meeting(family: Family, s: Situation, seeds: u64) -> usize {
     let cfg = RunConfig { family: Some(family), ..RunConfig::default() };
     (0..seeds).filter(|&seed| run_seed(l, &cfg, SchedulerKind::Random, seed).situations.get(s) > 0).count()
 }
+
+/// The reuse family's address-reuse group: a thread's TLB entry for a page that `munmap` left
+/// behind (`gather-first-page` purges only the first page of the range) is used after the
+/// address was mapped again and faulted in to another page; the gather family almost never
+/// gets there, and `gather-range`, which purges the whole range, stays clean.
+#[test]
+fn the_reuse_family_uses_a_tlb_entry_of_an_unmapped_page_after_the_address_maps_another() {
+    let r = Registry::builtin();
+    let meeting = |lineage: &str, family: Family| {
+        let l = r.get(lineage).unwrap();
+        let cfg = RunConfig { family: Some(family), ..RunConfig::default() };
+        (0..200)
+            .map(|seed| run_seed(l, &cfg, SchedulerKind::Random, seed))
+            .map(|o| {
+                (
+                    o.situations.get(Situation::StaleAfterRemap) > 0,
+                    o.violations.is_empty() && o.unfinished.is_none(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let reuse = meeting("gather-first-page", Family::Reuse).iter().filter(|(met, _)| *met).count();
+    assert!(reuse >= 5, "{reuse} of 200 reuse scenarios met stale_tlb.after_remap");
+    let gather = meeting("gather-first-page", Family::Gather).iter().filter(|(met, _)| *met).count();
+    assert!(gather * 4 < reuse, "the gather family: {gather}");
+    let range = meeting("gather-range", Family::Reuse);
+    assert!(range.iter().all(|&(met, clean)| !met && clean), "gather-range met it or failed");
+}

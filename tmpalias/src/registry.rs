@@ -39,6 +39,10 @@ pub enum Family {
     /// MAP_ANONYMOUS` mappings. Opt-in (no lineage draws from it by default): every lineage of
     /// the mixed family can run it ([`Lineage::can_run`]).
     Sharing,
+    /// The gather workloads with an address reused: a thread keeps accessing a mapping that
+    /// another CPU unmaps, maps again at the same address and faults in anew. Opt-in: every
+    /// lineage of the gather family can run it, judged by the gather family's checks.
+    Reuse,
 }
 
 impl Family {
@@ -50,12 +54,13 @@ impl Family {
             Family::Clean => "clean",
             Family::Hash => "hash",
             Family::Sharing => "sharing",
+            Family::Reuse => "reuse",
         }
     }
 
     /// Every family, in the order `vipt lineages` documents them.
     pub const ALL: &'static [Family] =
-        &[Family::Mixed, Family::Gather, Family::Clean, Family::Hash, Family::Sharing];
+        &[Family::Mixed, Family::Gather, Family::Clean, Family::Hash, Family::Sharing, Family::Reuse];
 
     /// The family named `name` ([`Family::name`]).
     pub fn from_name(name: &str) -> Option<Family> {
@@ -63,22 +68,25 @@ impl Family {
     }
 
     /// The families whose workloads a lineage of this family can run: its own and, for the
-    /// mixed family, [`Family::Sharing`] (the same operations and checks, and more of them).
+    /// mixed family, [`Family::Sharing`], for the gather family [`Family::Reuse`] (the same
+    /// operations and checks, and more of them).
     pub fn runs(self) -> &'static [Family] {
         match self {
             Family::Mixed => &[Family::Mixed, Family::Sharing],
-            Family::Gather => &[Family::Gather],
+            Family::Gather => &[Family::Gather, Family::Reuse],
             Family::Clean => &[Family::Clean],
             Family::Hash => &[Family::Hash],
             Family::Sharing => &[Family::Sharing],
+            Family::Reuse => &[Family::Reuse],
         }
     }
 
     /// The family whose checks apply to workloads of this one: the mixed family's for
-    /// [`Family::Sharing`], else its own.
+    /// [`Family::Sharing`], the gather family's for [`Family::Reuse`], else its own.
     pub fn checks(self) -> Family {
         match self {
             Family::Sharing => Family::Mixed,
+            Family::Reuse => Family::Gather,
             f => f,
         }
     }
@@ -560,14 +568,18 @@ mod tests {
             } else {
                 let e = ok.unwrap_err();
                 assert!(e.contains("cannot run the sharing workload family"), "{e}");
-                assert!(e.ends_with(&format!("it runs {}", l.family.name())), "{e}");
+                let runs: Vec<&str> = l.family.runs().iter().map(|f| f.name()).collect();
+                assert!(e.ends_with(&format!("it runs {}", runs.join(", "))), "{e}");
             }
+            // The reuse family: the gather lineages, and no other.
+            assert_eq!(l.can_run(Family::Reuse), l.family == Family::Gather, "{}", l.name);
         }
         for &f in Family::ALL {
             assert_eq!(f.name().parse::<Family>(), Ok(f));
         }
         assert!("shmem".parse::<Family>().unwrap_err().contains("known: mixed, gather"));
         assert_eq!(Family::Sharing.checks(), Family::Mixed);
+        assert_eq!(Family::Reuse.checks(), Family::Gather);
         assert_eq!(Family::Clean.checks(), Family::Clean);
     }
 

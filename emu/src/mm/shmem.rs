@@ -13,7 +13,9 @@
 //!   file PTEs are cleared, not turned into swap entries), then `pageout` calls
 //!   `shmem_writepage` (`shmem_writeout` since 6.15): a swap slot (`get_swap_page`,
 //!   `folio_alloc_swap`), the page into the swap cache (`add_to_swap_cache`), the slot into
-//!   the mapping in the page's place (`shmem_delete_from_page_cache`), and `swap_writepage`,
+//!   the mapping in the page's place (`shmem_delete_from_page_cache`, which also clears
+//!   `folio->mapping`: arch code sees no mapping on it, [`crate::arch::ArchCtx::page_mapping`],
+//!   though the descriptor keeps the owner for the model's bookkeeping), and `swap_writepage`,
 //!   which writes the slot by DMA. No cache flush of its own: only the DMA API's, as for any
 //!   page written out. Whether the write completed by the time reclaim looks again is a
 //!   seeded choice (a synchronous device frees the page from the swap cache in the same pass;

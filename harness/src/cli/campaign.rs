@@ -53,7 +53,9 @@ pub(crate) struct RunArgs {
     scheduler: SchedulerKind,
     /// Workload family to draw every lineage's seeds from instead of its own: `sharing` (the
     /// mixed workloads with shmem files and shared anonymous memory) is run by every lineage of
-    /// the mixed family. Without --lineage, the default lineages that can run it.
+    /// the mixed family, `reuse` (the gather workloads with an address unmapped and mapped again
+    /// under a thread that keeps accessing it) by every lineage of the gather family. Without
+    /// --lineage, the default lineages that can run it.
     #[arg(long, value_name = "NAME", value_parser = parse_family)]
     family: Option<Family>,
     /// Machine preset: tiny, pa8700, pa8800, pa8800-64m (hypothetical: no kernel can be clean

@@ -16,6 +16,7 @@ pub(super) fn generate(seed: u64, max_cpus: usize, family: Family) -> Workload {
         Family::Clean => 0xc1ea_0d17_0000_0004,
         Family::Hash => 0x4a54_0000_0000_0002,
         Family::Sharing => 0x54a2_ed00_0000_0005,
+        Family::Reuse => 0x2e05_e000_0000_0006,
     };
     let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed ^ salt), next_value: 0 };
     match family {
@@ -24,6 +25,7 @@ pub(super) fn generate(seed: u64, max_cpus: usize, family: Family) -> Workload {
         Family::Clean => g.clean(max_cpus),
         Family::Hash => g.hash(max_cpus),
         Family::Sharing => g.sharing(max_cpus),
+        Family::Reuse => g.reuse(max_cpus),
     }
 }
 
@@ -675,6 +677,55 @@ impl Gen {
             },
         );
         Workload { cpus, files, procs, rings: Vec::new(), maps, programs }
+    }
+
+    /// [`Family::Reuse`]: the gather workload of the seed's own draw with the address-reuse
+    /// group added.
+    fn reuse(&mut self, max_cpus: usize) -> Workload {
+        let mut w = self.gather(max_cpus);
+        self.reuse_group(&mut w);
+        w
+    }
+
+    /// The address-reuse group: an anonymous mapping of two pages added to an initial process;
+    /// near the start of one program a thread of it stores to both pages and then loads and
+    /// stores (mostly the second) 24 to 40 times; near the start of another, the mapping is
+    /// unmapped, mapped again (where `mmap` places it, often the address it just left) and its
+    /// second page stored to, which faults in a new page. If the `munmap` left a TLB entry of
+    /// the old second page behind, the thread's next access goes through it while the PTE maps
+    /// the new page.
+    fn reuse_group(&mut self, w: &mut Workload) {
+        if w.programs.len() < 2 || w.maps.len() >= MAX_MAPS {
+            return;
+        }
+        let a = self.rng.random_range(0..w.programs.len());
+        let b = (a + self.rng.random_range(1..w.programs.len())) % w.programs.len();
+        let p = self.rng.random_range(0..w.procs);
+        let map = w.maps.iter().filter(|m| m.proc == p).count() as u8;
+        w.maps.push(MapSpec { proc: p, kind: MapKind::Anon, pages: 2, fixed: None });
+        let proc = Proc::Init(p);
+        let word = self.pick(&WORDS);
+        let mut accesses = vec![
+            WOp::Store { proc, map, page: 0, word, value: self.value(a) },
+            WOp::Store { proc, map, page: 1, word, value: self.value(a) },
+        ];
+        for _ in 0..self.rng.random_range(24..=40) {
+            let page = u8::from(self.rng.random_range(0..4) != 0);
+            accesses.push(if self.rng.random_range(0..3) == 0 {
+                WOp::Store { proc, map, page, word, value: self.value(a) }
+            } else {
+                WOp::Load { proc, map, page, word }
+            });
+        }
+        let pos_a = self.rng.random_range(0..=w.programs[a].len().min(2));
+        w.programs[a].splice(pos_a..pos_a, accesses);
+        let change = vec![
+            WOp::Munmap { proc, map },
+            WOp::Remap { proc, map },
+            WOp::Store { proc, map, page: 1, word, value: self.value(b) },
+        ];
+        let pos_b = self.rng.random_range(0..=w.programs[b].len().min(2));
+        w.programs[b].splice(pos_b..pos_b, change);
     }
 
     /// [`Family::Hash`]: threads of one or two processes load and store while others unmap,

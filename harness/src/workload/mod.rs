@@ -700,7 +700,7 @@ mod tests {
 
     #[test]
     fn each_family_generates_valid_workloads_with_its_own_operations() {
-        for family in [Family::Gather, Family::Clean, Family::Hash, Family::Sharing] {
+        for family in [Family::Gather, Family::Clean, Family::Hash, Family::Sharing, Family::Reuse] {
             assert_eq!(Workload::generate_for(9, 4, family), Workload::generate_for(9, 4, family));
             assert_ne!(Workload::generate_for(9, 4, family), Workload::generate(9, 4));
             let mut own = 0;
@@ -712,7 +712,7 @@ mod tests {
                     .iter()
                     .flatten()
                     .filter(|op| match family {
-                        Family::Gather => matches!(op, WOp::GupFast { .. }),
+                        Family::Gather | Family::Reuse => matches!(op, WOp::GupFast { .. }),
                         Family::Clean => matches!(op, WOp::Clean { .. }),
                         Family::Hash => matches!(op, WOp::Mprotect { .. }),
                         Family::Sharing => {
