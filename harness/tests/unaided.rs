@@ -160,3 +160,15 @@ fn the_reuse_family_uses_a_tlb_entry_of_an_unmapped_page_after_the_address_maps_
     let range = meeting("gather-range", Family::Reuse);
     assert!(range.iter().all(|&(met, clean)| !met && clean), "gather-range met it or failed");
 }
+
+/// A reclaim of a page that many processes map reads many PTEs before the one it clears: seed
+/// 26 617 (sharing, pa8800, window) loses a dirty bit in a PTE its reclaim reads after more than
+/// four others, and its violation is still told apart as the lost-dirty-bit window.
+#[test]
+fn a_dirty_bit_dropped_by_a_reclaim_of_a_widely_mapped_page_is_counted() {
+    let r = Registry::builtin();
+    let cfg = RunConfig { preset: Preset::Pa8800, family: Some(Family::Sharing), ..RunConfig::default() };
+    let o = run_seed(r.get("linux-6.x").unwrap(), &cfg, SchedulerKind::Window, 26_617);
+    assert!(!o.violations.is_empty(), "the seed still fails");
+    assert!(o.situations.get(Situation::DirtyDropped) > 0, "its dropped dirty bit is counted");
+}

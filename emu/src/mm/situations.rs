@@ -13,7 +13,7 @@
 //! sequence itself: no lineage marks anything. The counters are plain `u64`s indexed by
 //! [`Situation`]; nothing here allocates or hashes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::addr::{CpuId, Pfn, SpaceId, VirtAddr};
 use crate::mm::{Kernel, Mapping, MmId, Op, PageFlags};
@@ -264,11 +264,13 @@ pub(crate) struct SitSlot {
     pub(crate) hits: Cell<u8>,
     /// The first PTEs the operation read (page of `va` of `mm`) and whether each was dirty
     /// then, in the order read; the rest of the array is `None`.
-    pub(crate) first_reads: Cell<[Option<(MmId, VirtAddr, bool)>; FIRST_READS]>,
+    pub(crate) first_reads: RefCell<[Option<(MmId, VirtAddr, bool)>; FIRST_READS]>,
 }
 
-/// How many distinct PTEs an operation's first reads are kept of.
-const FIRST_READS: usize = 4;
+/// How many distinct PTEs an operation's first reads are kept of: enough for reclaim's rmap
+/// walks over every mapping of a page in the workloads (a PTE read after the array is full is
+/// not judged, and a dirty bit its operation drops goes uncounted).
+const FIRST_READS: usize = 16;
 
 /// A speculative move-in of the page inside the window.
 const HIT_SPEC: u8 = 1;
@@ -282,7 +284,7 @@ impl SitSlot {
         self.flushed.set(None);
         self.checked.set(None);
         self.hits.set(0);
-        self.first_reads.set([None; FIRST_READS]);
+        *self.first_reads.borrow_mut() = [None; FIRST_READS];
     }
 }
 
@@ -521,12 +523,11 @@ impl Kernel {
         let me = &self.slots[cpu.index()].sit;
         let page = va.page_base();
         me.checked.set(Some((mm, page, pte)));
-        let mut reads = me.first_reads.get();
+        let mut reads = me.first_reads.borrow_mut();
         if let Some(free) = reads.iter().position(|r| r.is_none_or(|(m, v, _)| (m, v) == (mm, page)))
             && reads[free].is_none()
         {
             reads[free] = Some((mm, page, pte.has(PteFlags::DIRTY)));
-            me.first_reads.set(reads);
         }
     }
 
@@ -540,7 +541,7 @@ impl Kernel {
         let unseen = self.slots[cpu.index()]
             .sit
             .first_reads
-            .get()
+            .borrow()
             .iter()
             .flatten()
             .any(|&(m, v, dirty)| (m, v) == (mm, page) && !dirty);
