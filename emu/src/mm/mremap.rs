@@ -168,23 +168,13 @@ impl Kernel {
         if let Some(f) = old.file {
             self.lock(cpu, LockId::IMmap(f)).await;
             self.lock(cpu, LockId::FlushDcacheMmap(f)).await;
-            {
-                let mut s = self.state();
-                let list = &mut s.files[f.index()].i_mmap;
-                let pos = list.iter().position(|&v| v == old.id).map_or(list.len(), |p| p + 1);
-                list.insert(pos, id);
-            }
+            insert_after(&mut self.state().files[f.index()].i_mmap, old.id, id);
             self.unlock(cpu, LockId::FlushDcacheMmap(f));
             self.unlock(cpu, LockId::IMmap(f));
         }
         if let Some(an) = old.anon {
             self.lock(cpu, LockId::AnonVma(an)).await;
-            {
-                let mut s = self.state();
-                let list = &mut s.anons[an.index()].vmas;
-                let pos = list.iter().position(|&v| v == old.id).map_or(list.len(), |p| p + 1);
-                list.insert(pos, id);
-            }
+            insert_after(&mut self.state().anons[an.index()].vmas, old.id, id);
             self.unlock(cpu, LockId::AnonVma(an));
         }
         self.vma(id)
@@ -254,6 +244,13 @@ impl Kernel {
             va = va.add_pages(1);
         }
     }
+}
+
+/// Links `id` into an rmap list (`i_mmap`, an `anon_vma`'s VMAs) right after `after`, or at
+/// the end if `after` is not in it.
+fn insert_after(list: &mut Vec<VmaId>, after: VmaId, id: VmaId) {
+    let pos = list.iter().position(|&v| v == after).map_or(list.len(), |p| p + 1);
+    list.insert(pos, id);
 }
 
 /// The `get_unmapped_area` arguments `mremap` asks with (`vrm_set_new_addr`): the VMA's file
